@@ -1,0 +1,24 @@
+# `make demo` and `make test` each do all the set-up on a fresh machine: a virtual environment in
+# .venv with the pinned versions of constraints.txt, then the package in editable mode.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[workflow,test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/cycle world
+	$(BIN)/cycle pretrain
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check cycle_pkg tests benchmarks

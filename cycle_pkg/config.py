@@ -1,0 +1,313 @@
+"""Typed, validated configuration read from ``params.yaml``.
+
+The effective configuration of a job is built in layers, each validated on its own so that an
+error names the layer and the key: the dataclass defaults below (the paper's settings), the
+top-level sections of ``params.yaml``, the active scale's section ``scales.<scale>``, then
+command-line overrides ``key.sub=value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+LossComponents = Literal["intra_image", "intra_video", "intra_video+cycle", "cycle"]
+
+
+@dataclass
+class WorldConfig:
+    """The synthetic world: seeded datasets in the real on-disk formats."""
+
+    root: str = "resources/synthetic"
+    seed: int = 0
+    classes: int = 12
+    videos: int = 1200  # R2V2-format training videos
+    val_videos: int = 120
+    frame_height: int = 96
+    frame_width: int = 128
+    images_per_class: int = 40  # ImageNet-format training images per class
+    val_images_per_class: int = 10
+
+
+@dataclass
+class DataConfig:
+    """Where the datasets live."""
+
+    r2v2_root: str = "resources/r2v2"
+    r2v2_split: str = "train"
+    imagenet_root: str = "resources/imagenet"
+
+
+@dataclass
+class ModelConfig:
+    """Backbone, projection heads and the momentum encoder's queues."""
+
+    backbone: Literal["resnet18", "resnet50"] = "resnet18"
+    head: Literal["linear", "mlp"] = "linear"  # paper: one FC 512x64; authors' code: MLP to 128
+    embed_dim: int = 64
+    momentum: float = 0.999
+    intra_queue: int = 65536
+    cycle_queue: int = 81920
+    key_bn_splits: int = 1  # single process: key batch normalised in this many shuffled groups
+
+
+@dataclass
+class LossConfig:
+    """The paper's objective (Eq. 1-6) and its ablation switches (Tables 2, 5-8)."""
+
+    components: LossComponents = "intra_video+cycle"
+    lambda_cycle: float = 0.1
+    temperature: float = 0.07
+    nn_temperature: float | None = None  # soft nearest neighbour temperature; None = temperature
+    neighbors: int = 16384  # m, the size of the neighbour set U
+    topk: int | None = None  # Table 7: only the K most similar neighbours form q_hat
+    query_view_in_neighbors: bool = False  # Table 5: a view k_++ of the query joins U
+
+
+@dataclass
+class PretrainConfig:
+    """The optimisation recipe (MoCo's, with the paper's batch and learning rate)."""
+
+    epochs: int = 200
+    batch_size: int = 256  # global, over all processes
+    lr: float = 0.06
+    sgd_momentum: float = 0.9
+    weight_decay: float = 1e-4
+    image_size: int = 224
+    workers: int = 8  # data loader processes per training process
+    seed: int = 0
+    checkpoint_every: int = 1000  # steps
+    log_every: int = 50  # steps
+    max_steps: int | None = None  # stop early (benchmarks, smoke runs); None = all epochs
+    amp: bool = True  # bf16 autocast on GPU
+    channels_last: bool = True  # on GPU
+
+
+@dataclass
+class MlflowConfig:
+    """Experiment tracking; MLFLOW_TRACKING_URI in the environment wins over tracking_uri."""
+
+    enabled: bool = True
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "cycle-contrast"
+
+
+@dataclass
+class Config:
+    scale: str = "paper"
+    results: str = "results"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_value(value: Any, hint: Any, where: str) -> Any:
+    """Return ``value`` converted to ``hint`` or raise a ConfigError naming ``where``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _check_value(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches no allowed type")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")
+
+
+def _check_section(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """Validate a (partial) dict against dataclass ``cls``; returns the checked, converted dict."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    checked: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"{where}.{key}: unknown setting (known here: {known})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            checked[key] = _check_section(hint, value, f"{where}.{key}")
+        else:
+            checked[key] = _check_value(value, hint, f"{where}.{key}")
+    return checked
+
+
+def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _build(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"loss.lambda_cycle=0.3"`` -> (["loss", "lambda_cycle"], 0.3); values are read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. loss.lambda_cycle=0.3")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = nested
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return nested
+
+
+def load_config(
+    params_path: str | Path | None = "params.yaml",
+    scale: str | None = None,
+    overrides: list[str] | None = None,
+) -> Config:
+    """The effective configuration: defaults <- params.yaml <- its scale <- overrides."""
+    merged: dict[str, Any] = {}
+    scales: dict[str, Any] = {}
+    if params_path is not None:
+        path = Path(params_path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: parameter file not found (run from the project root or pass --params)")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        raw = dict(raw)
+        scales = raw.pop("scales", {}) or {}
+        if not isinstance(scales, dict):
+            raise ConfigError(f"{path}: scales: expected a mapping of scale names to settings")
+        merged = _check_section(Config, raw, str(path))
+    chosen = scale or merged.get("scale") or "paper"
+    if scales or params_path is not None:
+        if chosen not in scales:
+            raise ConfigError(
+                f"scale {chosen!r} is not defined under 'scales' in {params_path} "
+                f"(defined: {', '.join(scales) or 'none'})"
+            )
+        merged = _merge(merged, _check_section(Config, scales[chosen] or {}, f"{params_path}: scales.{chosen}"))
+    merged["scale"] = chosen
+    if overrides:
+        merged = _merge(merged, _check_section(Config, overrides_to_dict(overrides), "override"))
+    config = _build(Config, merged)
+    validate(config)
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config saved with ``to_dict`` (e.g. inside a checkpoint)."""
+    config = _build(Config, _check_section(Config, data, "config"))
+    validate(config)
+    return config
+
+
+def validate(config: Config) -> None:
+    """Cross-field checks that a type check cannot express."""
+    model, loss, pretrain = config.model, config.loss, config.pretrain
+    if loss.neighbors < 1:
+        raise ConfigError("loss.neighbors: the neighbour set needs at least one element")
+    if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
+        raise ConfigError(
+            f"loss.neighbors ({loss.neighbors}) must be smaller than model.cycle_queue ({model.cycle_queue}): "
+            "the rest of the cycle queue are the backward step's negatives"
+        )
+    if loss.topk is not None and not 1 <= loss.topk <= loss.neighbors:
+        raise ConfigError(f"loss.topk ({loss.topk}) must lie in [1, loss.neighbors={loss.neighbors}]")
+    for name in ("intra_queue", "cycle_queue"):
+        size = getattr(model, name)
+        if size % pretrain.batch_size:
+            raise ConfigError(
+                f"model.{name} ({size}) must be divisible by the global batch pretrain.batch_size "
+                f"({pretrain.batch_size}) so that whole batches are enqueued"
+            )
+    if pretrain.batch_size < 1 or pretrain.epochs < 1:
+        raise ConfigError("pretrain.batch_size and pretrain.epochs must be positive")
+    if model.key_bn_splits < 1:
+        raise ConfigError("model.key_bn_splits must be at least 1")
+
+
+SHORT_NAMES = {
+    "components": "",
+    "lambda_cycle": "lambda",
+    "neighbors": "m",
+    "topk": "top",
+    "query_view_in_neighbors": "kpp",
+    "temperature": "t",
+    "nn_temperature": "tnn",
+    "head": "",
+    "embed_dim": "d",
+    "momentum": "mom",
+}
+
+
+def run_name(config: Config, reference: Config) -> str:
+    """A readable run name: the backbone, then how the method differs from ``reference`` (the
+    scale's own settings), e.g. ``r18``, ``r18-lambda0.3``, ``r18-cycle-m256-kpp``."""
+    parts = [config.model.backbone.replace("resnet", "r")]
+    for section in ("loss", "model"):
+        ours, theirs = getattr(config, section), getattr(reference, section)
+        for key in SHORT_NAMES:
+            if not hasattr(ours, key) or getattr(ours, key) == getattr(theirs, key):
+                continue
+            value = getattr(ours, key)
+            if isinstance(value, bool):
+                parts.append(SHORT_NAMES[key] if value else f"no{SHORT_NAMES[key]}")
+            else:
+                parts.append(f"{SHORT_NAMES[key]}{value}".replace("+", "_"))
+    return "-".join(parts)

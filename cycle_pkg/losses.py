@@ -1,0 +1,75 @@
+"""The paper's objectives as pure functions of tensors (Wu & Wang, Eq. 1-5).
+
+Similarity is cosine throughout, so inputs need not be normalised. Shapes: ``query`` and
+``positive`` (n, c), ``neighbors`` (m, c), ``negatives`` (r, c). Everything is computed in float32,
+whatever the autocast dtype of the encoders, because logits divided by a temperature of 0.07 lose
+too much in bfloat16.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _unit(x: Tensor) -> Tensor:
+    return F.normalize(x.float(), dim=-1)
+
+
+def info_nce(query: Tensor, positive: Tensor, negatives: Tensor, temperature: float) -> Tensor:
+    """Eq. 1 / Eq. 2: mean over the batch of -log softmax, the positive at index 0."""
+    q, k, neg = _unit(query), _unit(positive), _unit(negatives)
+    positive_logit = (q * k).sum(dim=1, keepdim=True)
+    logits = torch.cat([positive_logit, q @ neg.T], dim=1) / temperature
+    labels = torch.zeros(len(q), dtype=torch.long, device=q.device)
+    return F.cross_entropy(logits, labels)
+
+
+def soft_nearest_neighbor(
+    query: Tensor,
+    neighbors: Tensor,
+    temperature: float,
+    topk: int | None = None,
+    query_view: Tensor | None = None,
+) -> Tensor:
+    """Eq. 3-4: q_hat = sum_u softmax_u(sim(q, u) / T) u, over the unit-norm neighbours u.
+
+    ``topk`` (Table 7) keeps, for each query, only its K most similar neighbours. ``query_view``
+    (n, c) (Table 5's k_++) adds to each query's neighbour set a view of that query itself.
+    Returns (n, c), not normalised.
+    """
+    q, u = _unit(query), _unit(neighbors)
+    similarity = q @ u.T  # (n, m): the same U for every query ...
+    view = None
+    if query_view is not None:  # ... plus, with k_++, the query's own view as column m
+        view = _unit(query_view)
+        similarity = torch.cat([similarity, (q * view).sum(dim=1, keepdim=True)], dim=1)
+    if topk is None:
+        weights = torch.softmax(similarity / temperature, dim=1)
+        q_hat = weights[:, : len(u)] @ u
+        return q_hat if view is None else q_hat + weights[:, len(u) :] * view
+    similarity, index = similarity.topk(topk, dim=1)
+    weights = torch.softmax(similarity / temperature, dim=1)
+    chosen = u[index.clamp(max=len(u) - 1)]  # (n, K, c)
+    if view is not None:
+        chosen = torch.where((index == len(u)).unsqueeze(-1), view.unsqueeze(1), chosen)
+    return torch.einsum("nk,nkc->nc", weights, chosen)
+
+
+def cycle_loss(
+    query: Tensor,
+    positive: Tensor,
+    neighbors: Tensor,
+    negatives: Tensor,
+    temperature: float,
+    nn_temperature: float | None = None,
+    topk: int | None = None,
+    query_view: Tensor | None = None,
+) -> Tensor:
+    """Eq. 5: the soft nearest neighbour q_hat of the query in U (forward step) must pick the
+    positive, another frame of the query's video, out of the negatives (backward step)."""
+    q_hat = soft_nearest_neighbor(
+        query, neighbors, temperature if nn_temperature is None else nn_temperature, topk, query_view
+    )
+    return info_nce(q_hat, positive, negatives, temperature)

@@ -1,0 +1,319 @@
+"""The pretraining loop: DDP (NCCL on GPU, gloo on CPU), bf16 autocast, checkpoint / resume,
+preemption signals, progress and MLflow.
+
+A job is identified by its run folder. Restarting the same command resumes from the folder's last
+checkpoint; with a fixed seed on CPU the resumed run ends with the same weights as an
+uninterrupted one, because every random draw is either saved in the checkpoint (the neighbour
+sampler) or derived from (seed, epoch, index) (the data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import resource
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import CHECKPOINT, config_differences, load_checkpoint, save_checkpoint
+from .config import Config
+from .data.augment import moco_v2
+from .data.pairs import StepSampler, VideoPairs
+from .data.r2v2 import load_videos
+from .errors import ConfigError, Preempted
+from .io_utils import write_json_atomic, write_text_atomic
+from .model import CycleContrast, uses_same_frame_positive
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+SUMMARY = "summary.json"
+
+
+@dataclass
+class Runtime:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_runtime() -> Runtime:
+    """Join the process group that torchrun describes in the environment, if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Runtime(dist.get_rank() if world > 1 else 0, world, device)
+
+
+class PreemptionFlag:
+    """Set by SIGTERM / SIGUSR1 (SLURM preemption, torchrun shutdown); acted on between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {s: signal.signal(s, self._handle) for s in PREEMPTION_SIGNALS}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)
+        self.requested = True
+
+    def agreed(self, runtime: Runtime) -> bool:
+        """True on every process as soon as any process was signalled."""
+        if runtime.world == 1:
+            return self.requested
+        flag = torch.tensor([float(self.requested)], device=runtime.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+
+def ignore_preemption_in_worker(_: int) -> None:
+    """Data workers outlive the signal until the trainer has saved and shuts them down."""
+    for s in PREEMPTION_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    return base * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def build_dataset(config: Config) -> VideoPairs:
+    videos = load_videos(config.data.r2v2_root, config.data.r2v2_split)
+    return VideoPairs(
+        videos,
+        moco_v2(config.pretrain.image_size),
+        same_frame=uses_same_frame_positive(config.loss),
+        query_view=config.loss.query_view_in_neighbors,
+        seed=config.pretrain.seed,
+    )
+
+
+def grid_tags(config: Config, run: str) -> dict[str, str]:
+    loss, model = config.loss, config.model
+    return {
+        "cycle.job": "pretrain",
+        "cycle.run": run,
+        "cycle.scale": config.scale,
+        "grid.backbone": model.backbone,
+        "grid.components": loss.components,
+        "grid.lambda": str(loss.lambda_cycle),
+        "grid.neighbors": str(loss.neighbors),
+        "grid.topk": str(loss.topk),
+        "grid.query_view_in_neighbors": str(loss.query_view_in_neighbors),
+    }
+
+
+def pretrain(config: Config, run: str, run_dir: str | Path, extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """Train (or resume, or recognise as finished) the run in ``run_dir``; returns its summary."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / SUMMARY
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        differences = config_differences(summary["config"], config)
+        if differences:
+            raise ConfigError(
+                f"{summary_path}: this run finished with other settings ({'; '.join(differences)}); "
+                "delete its folder to train it again"
+            )
+        log.info("%s is complete (%s exists); nothing to do", run, summary_path)
+        return summary
+    runtime = init_runtime()
+    try:
+        return _pretrain(config, run, run_dir, runtime, extra_tags or {})
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> dict[str, Any]:
+    p = config.pretrain
+    checkpoint_path = run_dir / CHECKPOINT
+    state = load_checkpoint(checkpoint_path) if checkpoint_path.is_file() else None
+    if state is not None:
+        differences = config_differences(state["config"], config)
+        if differences:
+            raise ConfigError(
+                f"{checkpoint_path} was written with other settings ({'; '.join(differences)}). "
+                "Resume with the same settings, or delete the run folder to start over"
+            )
+
+    dataset = build_dataset(config)
+    start_step = state["step"] if state else 0
+    steps_per_epoch = len(dataset) // p.batch_size
+    total_steps = steps_per_epoch * p.epochs if p.max_steps is None else min(steps_per_epoch * p.epochs, p.max_steps)
+    sampler = StepSampler(len(dataset), p.batch_size, runtime.rank, runtime.world, p.seed, start_step, total_steps)
+    cuda = runtime.device.type == "cuda"
+    loader = DataLoader(
+        dataset,
+        batch_size=sampler.local_batch,
+        sampler=sampler,
+        num_workers=p.workers,
+        pin_memory=cuda,
+        worker_init_fn=ignore_preemption_in_worker if p.workers else None,
+        prefetch_factor=4 if p.workers else None,
+    )
+
+    torch.manual_seed(p.seed)
+    model = CycleContrast(config.model, config.loss, seed=p.seed).to(runtime.device)
+    memory_format = torch.channels_last if (cuda and p.channels_last) else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = torch.optim.SGD(
+        [q for q in model.parameters() if q.requires_grad],
+        lr=p.lr,
+        momentum=p.sgd_momentum,
+        weight_decay=p.weight_decay,
+    )
+    counters = {"skipped_frames": 0, "train_seconds": 0.0}
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        counters = state["counters"]
+        log.info("resuming %s from step %d of %d", run, start_step, total_steps)
+    network = (
+        DistributedDataParallel(model, device_ids=[runtime.device.index] if cuda else None, broadcast_buffers=False)
+        if runtime.world > 1
+        else model
+    )
+
+    tracker = Tracker(config.mlflow, active=runtime.is_main)
+    run_id_file = run_dir / "mlflow_run_id"
+    previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
+    run_id = tracker.start(run, previous_run_id, config.to_dict(), {**grid_tags(config, run), **extra_tags})
+    if runtime.is_main and run_id and run_id != previous_run_id:
+        write_text_atomic(run_id_file, run_id)
+
+    def save(step: int) -> None:
+        if runtime.is_main:
+            save_checkpoint(
+                checkpoint_path,
+                {
+                    "step": step,
+                    "total_steps": total_steps,
+                    "steps_per_epoch": steps_per_epoch,
+                    "run": run,
+                    "config": config.to_dict(),
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "counters": counters,
+                },
+            )
+        if runtime.world > 1:
+            dist.barrier()
+
+    preemption = PreemptionFlag()
+    progress = tqdm(total=total_steps, initial=start_step, desc=run, disable=not runtime.is_main, dynamic_ncols=True)
+    window: dict[str, torch.Tensor] = {}
+    window_steps, window_start = 0, time.perf_counter()
+    last_metrics: dict[str, float] = {}
+    step = start_step
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and p.amp)
+    try:
+        model.train()
+        for batch in loader:
+            lr = cosine_lr(p.lr, step, total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            views = {
+                k: batch[k].to(runtime.device, non_blocking=True, memory_format=memory_format)
+                for k in ("query", "positive", "query_view")
+                if k in batch
+            }
+            with autocast:
+                losses = network(**views)
+            optimizer.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            optimizer.step()
+            step += 1
+            window_steps += 1
+            for name, value in losses.items():
+                window[name] = window.get(name, 0) + value.detach()
+            counters["skipped_frames"] += int(batch["skipped"].sum())
+            progress.update(1)
+
+            if step % p.log_every == 0 or step == total_steps:
+                elapsed = time.perf_counter() - window_start
+                counters["train_seconds"] += elapsed
+                last_metrics = {
+                    f"loss_{k}" if k != "total" else "loss": float(v) / window_steps for k, v in window.items()
+                }
+                last_metrics.update(
+                    lr=lr,
+                    pairs_per_second=window_steps * p.batch_size / elapsed,
+                    epoch=step / steps_per_epoch,
+                    skipped_frames=counters["skipped_frames"],
+                )
+                tracker.log_metrics(last_metrics, step=step)
+                progress.set_postfix(
+                    loss=f"{last_metrics['loss']:.3f}", pairs_s=f"{last_metrics['pairs_per_second']:.0f}"
+                )
+                log.info("step %d/%d %s", step, total_steps, " ".join(f"{k}={v:.4g}" for k, v in last_metrics.items()))
+                window, window_steps, window_start = {}, 0, time.perf_counter()
+
+            stopping = preemption.agreed(runtime)
+            if step % p.checkpoint_every == 0 or step == total_steps or stopping:
+                save(step)
+            if stopping:
+                raise Preempted(f"{run}: checkpoint saved at step {step}; rerun the same command to resume")
+    except BaseException:
+        tracker.end("KILLED")
+        raise
+    finally:
+        progress.close()
+        preemption.restore()
+
+    if step < total_steps:
+        raise RuntimeError(f"{run}: the data ran out at step {step} of {total_steps}")
+    summary = {
+        "run": run,
+        "scale": config.scale,
+        "steps": total_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "epochs": total_steps / steps_per_epoch,
+        "pairs_seen": total_steps * p.batch_size,
+        "processes": runtime.world,
+        "device": str(runtime.device),
+        "train_seconds": counters["train_seconds"],
+        "pairs_per_second": total_steps * p.batch_size / max(counters["train_seconds"], 1e-9),
+        "peak_memory_mb": peak_memory_mb(runtime.device),
+        "skipped_frames": counters["skipped_frames"],
+        "final_metrics": last_metrics,
+        "checkpoint": str(checkpoint_path),
+        "mlflow_run_id": run_id,
+        "config": config.to_dict(),
+    }
+    if runtime.is_main:
+        write_json_atomic(run_dir / SUMMARY, summary)
+        tracker.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
+        tracker.end("FINISHED")
+    if runtime.world > 1:
+        dist.barrier()
+    return summary

@@ -1,0 +1,46 @@
+"""Shared fixtures: the test scale's synthetic world (written once per session) and an isolated
+MLflow store per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cycle_pkg.config import load_config
+from cycle_pkg.data.synthetic import generate_world
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    """The test scale's synthetic world, in a temporary folder."""
+    config = load_config(PARAMS, "test", [f"world.root={tmp_path_factory.mktemp('world')}"])
+    return generate_world(config.world)
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def cycle_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cycle_pkg.cli", *args]
+
+
+def pretrain_args(world: Path, results: Path, *overrides: str) -> list[str]:
+    """`cycle pretrain` on the test scale, reading ``world`` and writing under ``results``."""
+    sets = [f"data.r2v2_root={world / 'r2v2'}", f"results={results}", *overrides]
+    return ["pretrain", "--params", str(PARAMS), "--scale", "test", *(a for s in sets for a in ("--set", s))]
+
+
+def run_cycle(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cycle_command(*args), cwd=cwd, env=env, capture_output=True, text=True, timeout=600, **kwargs)

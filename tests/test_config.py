@@ -1,0 +1,97 @@
+import textwrap
+
+import pytest
+
+from cycle_pkg.config import Config, config_from_dict, load_config, run_name
+from cycle_pkg.errors import ConfigError
+
+from .conftest import PARAMS
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_layers_apply_in_order():
+    config = load_config(PARAMS, "test", ["loss.lambda_cycle=0.3", "loss.topk=null"])
+    assert config.scale == "test"
+    assert config.pretrain.batch_size == 16  # from scales.test
+    assert config.model.momentum == 0.99  # scale refines the top-level value
+    assert config.loss.lambda_cycle == 0.3  # override
+    assert config.loss.temperature == 0.07  # top level
+    assert config.pretrain.weight_decay == 1e-4  # package default
+
+
+def test_paper_scale_has_the_papers_settings():
+    config = load_config(PARAMS, "paper")
+    assert (config.model.intra_queue, config.model.cycle_queue, config.loss.neighbors) == (65536, 81920, 16384)
+    assert (config.pretrain.batch_size, config.pretrain.lr, config.pretrain.epochs) == (256, 0.06, 200)
+    assert (config.model.momentum, config.loss.temperature, config.loss.lambda_cycle) == (0.999, 0.07, 0.1)
+    assert config.model.head == "linear" and config.model.embed_dim == 64
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = write(tmp_path, "scale: s\npretrain:\n  bach_size: 3\nscales:\n  s: {}\n")
+    with pytest.raises(ConfigError, match=r"pretrain\.bach_size: unknown setting .*batch_size"):
+        load_config(path)
+
+
+def test_wrong_type_is_named(tmp_path):
+    path = write(tmp_path, "scale: s\nscales:\n  s:\n    pretrain: {batch_size: big}\n")
+    with pytest.raises(ConfigError, match=r"scales\.s\.pretrain\.batch_size: expected an integer, got 'big'"):
+        load_config(path)
+
+
+def test_bool_is_not_an_integer_and_int_is_a_float():
+    with pytest.raises(ConfigError, match="pretrain.epochs: expected an integer"):
+        load_config(PARAMS, "test", ["pretrain.epochs=true"])
+    assert load_config(PARAMS, "test", ["loss.lambda_cycle=1"]).loss.lambda_cycle == 1.0
+
+
+def test_choice_lists_the_allowed_values():
+    with pytest.raises(ConfigError, match="loss.components: 'cycles' is not one of .*'intra_video\\+cycle'"):
+        load_config(PARAMS, "test", ["loss.components=cycles"])
+
+
+def test_unknown_scale_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="scale 'huge' is not defined"):
+        load_config(PARAMS, "huge")
+    with pytest.raises(ConfigError, match="parameter file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_queue_must_hold_whole_batches():
+    with pytest.raises(ConfigError, match=r"model.intra_queue \(256\) must be divisible by .*batch_size \(24\)"):
+        load_config(PARAMS, "test", ["pretrain.batch_size=24"])
+
+
+def test_neighbors_leave_negatives_and_topk_fits():
+    with pytest.raises(ConfigError, match="loss.neighbors .* smaller than model.cycle_queue"):
+        load_config(PARAMS, "test", ["loss.neighbors=320"])
+    with pytest.raises(ConfigError, match=r"loss.topk \(65\) must lie in \[1, loss.neighbors=64\]"):
+        load_config(PARAMS, "test", ["loss.topk=65"])
+
+
+def test_override_needs_key_and_value():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(PARAMS, "test", ["loss.lambda_cycle"])
+
+
+def test_round_trip_through_a_dict():
+    config = load_config(PARAMS, "test", ["loss.topk=8"])
+    assert config_from_dict(config.to_dict()) == config
+
+
+def test_run_names_say_how_a_run_differs():
+    base = load_config(PARAMS, "test")
+    assert run_name(base, base) == "r18"
+    assert run_name(load_config(PARAMS, "test", ["loss.lambda_cycle=0.3"]), base) == "r18-lambda0.3"
+    table5 = load_config(
+        PARAMS, "test", ["loss.components=cycle", "loss.neighbors=32", "loss.query_view_in_neighbors=true"]
+    )
+    assert run_name(table5, base) == "r18-cycle-m32-kpp"
+    r50 = load_config(PARAMS, "test", ["model.backbone=resnet50", "model.head=mlp", "model.embed_dim=128"])
+    assert run_name(r50, base) == "r50-mlp-d128"
+    assert run_name(Config(), Config()) == "r18"
