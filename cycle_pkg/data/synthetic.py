@@ -28,7 +28,7 @@ SHAPES = ("disk", "square", "triangle", "ring", "cross", "diamond", "star", "cre
 PATTERNS = ("solid", "stripes", "checker", "dots", "rings", "diagonal")
 YOUTUBE_ALPHABET = string.ascii_letters + string.digits + "-_"
 FRAME_GAP = 150  # R2V2 frames are usually 150 apart
-GENERATOR_VERSION = 2  # bump when the drawing changes, so that existing worlds are rewritten
+GENERATOR_VERSION = 3  # bump when the drawing changes, so that existing worlds are rewritten
 
 
 def imagenet100_wnids() -> list[str]:
