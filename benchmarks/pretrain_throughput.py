@@ -67,7 +67,7 @@ def model_step_times(config: Config, device: torch.device, batch: int, steps: in
     positive = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     variants = {name: build(config, name, device) for name in ("intra_video", "intra_video+cycle")}
     times: dict[str, list[float]] = {name: [] for name in variants}
-    for name, (model, optimizer) in variants.items():  # warm-up: cudnn autotuning, allocator
+    for model, optimizer in variants.values():  # warm-up: cudnn autotuning, allocator
         for _ in range(3):
             train_step(model, optimizer, query, positive, device, config.pretrain.amp)
     sync(device)

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 F_ = TypeVar("F_", bound=Callable[..., Tensor])
 
 

@@ -70,17 +70,20 @@ def test_killed_run_resumes_to_identical_weights(world, tmp_path):
     resumed = run_cycle(pretrain_args(world, tmp_path / "killed", *overrides), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming r18 from step" in resumed.stderr
-    assert_same_weights(weights(tmp_path / "killed" / "pretrain" / "r18"), weights(tmp_path / "straight" / "pretrain" / "r18"))
+    assert_same_weights(
+        weights(tmp_path / "killed" / "pretrain" / "r18"), weights(tmp_path / "straight" / "pretrain" / "r18")
+    )
 
 
-def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_path, mlflow_uri):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_preemption_signal_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_path, mlflow_uri, signum):
     args = pretrain_args(world, tmp_path / "results", "pretrain.epochs=40", "pretrain.checkpoint_every=1000")
     stderr_file = (tmp_path / "stderr.txt").open("w")
     process = subprocess.Popen(cycle_command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr_file)
     log = tmp_path / "logs" / "pretrain" / "r18.log"
     while (not log.exists() or "step 2/" not in log.read_text()) and process.poll() is None:
         time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signum)
     process.wait(timeout=120)
     stderr = (tmp_path / "stderr.txt").read_text()
     assert process.returncode == 143, stderr
@@ -101,10 +104,9 @@ def test_sigterm_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_path, mlflow
 
 def test_two_process_ddp_on_cpu(world, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-        "-m", "cycle_pkg.cli", *pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4"),
-    ]  # fmt: skip
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4")
+    command = [*launcher, "-m", "cycle_pkg.cli", *args]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = tmp_path / "results" / "pretrain" / "r18"
