@@ -79,10 +79,13 @@ def download(
     timeout: float = 60.0,
     backoff: float = 1.0,
     progress: bool = True,
+    warn_unpinned: bool = True,
 ) -> Path:
     """Fetch ``source`` to ``dest`` unless it is there already; returns ``dest``.
 
-    ``setting`` names where the URL and checksum come from, for the error messages.
+    ``setting`` names where the URL and checksum come from, for the error messages; a download
+    without a checksum logs its sha256, as a warning unless ``warn_unpinned`` is false (for sources
+    that publish none).
     """
     source = parse_source(source, setting) if isinstance(source, str) else source
     dest = Path(dest)
@@ -103,7 +106,8 @@ def download(
     if source.checksum:
         _verify(part, source, setting, remove=True, shown_as=dest)
     else:
-        log.warning(
+        log.log(
+            logging.WARNING if warn_unpinned else logging.INFO,
             "%s: no checksum configured; its sha256 is %s (append #sha256=<that> to %s to pin it)",
             source.url,
             file_digest(part),
