@@ -19,10 +19,8 @@ from pathlib import Path
 
 from ...config import WorldConfig
 from ...io_utils import atomic_dir, write_text_atomic
-from .action import write_ucf101
 from .images import class_wnids, write_imagefolder, write_r2v2
 from .scene import latent_classes, new_instance, render, video_frames
-from .tracking import write_got10k, write_otb
 
 log = logging.getLogger(__name__)
 GENERATOR_VERSION = 2  # bump when the drawing changes, so that existing worlds are rewritten
@@ -46,10 +44,16 @@ def write_part(part: str, world: WorldConfig) -> str:
         if part == "r2v2":
             write_r2v2(folder, "train", world.videos, world, classes)
             write_r2v2(folder, "val", world.val_videos, world, classes)
+        elif part == "imagenet":
+            write_imagefolder(folder, world, classes)
+        elif part == "ucf101":
+            from .action import write_ucf101  # PyAV, needed by this part only
+
+            write_ucf101(folder, world, classes)
         else:
-            {"imagenet": write_imagefolder, "ucf101": write_ucf101, "got10k": write_got10k, "otb": write_otb}[part](
-                folder, world, classes
-            )
+            from .tracking import write_got10k, write_otb  # the got10k toolkit, needed by these parts only
+
+            (write_got10k if part == "got10k" else write_otb)(folder, world, classes)
     return part
 
 
