@@ -151,7 +151,7 @@ def data_imagenet_val(args: argparse.Namespace, config: Config) -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
-    setup_logging(args.log)
+    setup_logging(args.log or f"logs/data/{args.dataset}.log")
     args.prepare(args, _config(args))
 
 
@@ -162,7 +162,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     def add(name: str, prepare, help: str) -> argparse.ArgumentParser:
         parser = datasets.add_parser(name, help=help)
         _add_config_arguments(parser)
-        parser.add_argument("--log", help="also log to this file")
+        parser.add_argument("--log", help=f"log file (default: logs/data/{name}.log)")
         parser.set_defaults(func=cmd_data, prepare=prepare)
         return parser
 

@@ -105,10 +105,11 @@ class ShardPairs(IterableDataset):
     def shard_order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch, STREAM_TAG]).permutation(len(self.index.shards))
 
-    def stream_steps(self, epoch: int, stream: int) -> int:
-        """How many steps of ``epoch`` stream ``stream`` serves."""
+    def stream_steps(self, epoch: int, stream: int, before: int | None = None) -> int:
+        """How many steps of ``epoch`` stream ``stream`` serves (of those before step ``before``)."""
         first = epoch * self.steps_per_epoch
-        return len(range(first + (stream - first) % self.streams, first + self.steps_per_epoch, self.streams))
+        end = first + self.steps_per_epoch if before is None else before
+        return len(range(first + (stream - first) % self.streams, end, self.streams))
 
     def stream_range(self, epoch: int, stream: int) -> tuple[int, int]:
         """(start, count): the positions of this rank's stream in the epoch's sequence of videos."""
@@ -189,11 +190,8 @@ class ShardPairs(IterableDataset):
             if epoch != current:
                 streams, current = {}, epoch
             stream = step % self.streams
-            if stream not in streams:
-                done = 0
-                if epoch == start_epoch:  # steps this stream served before the run (re)started
-                    first = epoch * per_epoch
-                    done = len(range(first + (stream - first) % self.streams, plan.start_step, self.streams))
+            if stream not in streams:  # skip the batches it served before the run (re)started
+                done = self.stream_steps(epoch, stream, before=plan.start_step) if epoch == start_epoch else 0
                 streams[stream] = self.stream_batches(epoch, stream, done)
             batch = next(streams[stream], None)
             if batch is None:
