@@ -35,6 +35,13 @@ class WorldConfig:
     frame_width: int = 128
     images_per_class: int = 40  # ImageNet-format training images per class
     val_images_per_class: int = 10
+    ucf101_motions: int = 2  # UCF101-format action classes = classes x motions
+    ucf101_groups: int = 4  # groups per action class (one scene and instance each); the first 7/25 are test
+    ucf101_clips: int = 2  # clips per group
+    ucf101_frames: int = 32  # frames per clip, at 25 fps
+    got10k_sequences: list[int] = field(default_factory=lambda: [24, 6, 6])  # GOT-10k-format train, val, test
+    got10k_frames: int = 30
+    otb_frames: int = 20  # frames of an OTB-format sequence (those with known quirks keep their real lengths)
 
 
 @dataclass
@@ -44,6 +51,25 @@ class DataConfig:
     r2v2_root: str = "resources/r2v2"
     r2v2_split: str = "train"
     imagenet_root: str = "resources/imagenet"
+    r2v2_archives: list[str] = field(default_factory=list)  # tar URLs of an R2V2 mirror, each URL#sha256=<hex>
+    r2v2_subset: bool = False  # train on R2V2-S (the paper's ResNet-18 ablations) instead of the whole split
+    r2v2_subset_videos: int = 109500  # R2V2-S at this scale; the paper's 109.5k videos = 438k frames
+    r2v2_format: Literal["jpeg", "shards"] = "jpeg"  # pretraining reads loose JPEGs or tar shards
+    r2v2_shards: str = "data/shards/r2v2"  # shards of <split> (or <split>-s<count> for R2V2-S) go here
+    shard_videos: int = 2000  # videos per shard
+    shard_short_side: int | None = 256  # frames are resized to this short side when sharded; None keeps them
+    shard_quality: int = 90  # JPEG quality of resized frames
+    shard_streams: int = 8  # sequential readers per process; a multiple of pretrain.workers
+    shard_buffer: int = 1000  # videos in each reader's shuffle buffer
+    ucf101_root: str = "resources/ucf101"
+    ucf101_url: str = "https://www.crcv.ucf.edu/data/UCF101/UCF101.rar"
+    ucf101_splits_url: str = "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip"
+    otb_root: str = "resources/otb"
+    otb_url: str = "http://cvlab.hanyang.ac.kr/tracker_benchmark/seq/{name}.zip"  # the got10k toolkit's source
+    got10k_root: str = "resources/got10k"
+    downloads: str = "resources/downloads"  # archives are kept here until their dataset is in place
+    download_retries: int = 5
+    download_timeout: float = 60.0  # seconds without data before an attempt counts as failed
 
 
 @dataclass
@@ -260,6 +286,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 def validate(config: Config) -> None:
     """Cross-field checks that a type check cannot express."""
     model, loss, pretrain = config.model, config.loss, config.pretrain
+    validate_data(config)
     if loss.neighbors < 1:
         raise ConfigError("loss.neighbors: the neighbour set needs at least one element")
     if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
@@ -280,6 +307,28 @@ def validate(config: Config) -> None:
         raise ConfigError("pretrain.batch_size and pretrain.epochs must be positive")
     if model.key_bn_splits < 1:
         raise ConfigError("model.key_bn_splits must be at least 1")
+
+
+def validate_data(config: Config) -> None:
+    data, world = config.data, config.world
+    positive = ("r2v2_subset_videos", "shard_videos", "shard_streams", "shard_buffer", "download_retries")
+    for name in positive:
+        if getattr(data, name) < 1:
+            raise ConfigError(f"data.{name} must be at least 1")
+    if data.shard_short_side is not None and data.shard_short_side < 16:
+        raise ConfigError(f"data.shard_short_side ({data.shard_short_side}) must be at least 16, or null")
+    if not 1 <= data.shard_quality <= 100 or data.download_timeout <= 0:
+        raise ConfigError("data.shard_quality must lie in [1, 100] and data.download_timeout be positive")
+    workers = max(1, config.pretrain.workers)
+    if data.r2v2_format == "shards" and data.shard_streams % workers:
+        raise ConfigError(
+            f"data.shard_streams ({data.shard_streams}) must be a multiple of pretrain.workers ({workers}) "
+            "so that every loader process reads whole streams"
+        )
+    if "{name}" not in data.otb_url:
+        raise ConfigError(f"data.otb_url ({data.otb_url}) must contain {{name}}, the sequence's name")
+    if len(world.got10k_sequences) != 3 or min(world.got10k_sequences) < 1:
+        raise ConfigError("world.got10k_sequences: expected three positive counts [train, val, test]")
 
 
 SHORT_NAMES = {
