@@ -127,9 +127,22 @@ class MlflowConfig:
 
 
 @dataclass
+class GridConfig:
+    """The paper's grid values mapped to this scale's sizes (paper value -> value here); values
+    missing from a map are used as they are (the paper scale's maps are empty)."""
+
+    neighbors: dict[int, int] = field(default_factory=dict)
+    topk: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     scale: str = "paper"
     results: str = "results"
+    grid: GridConfig = field(default_factory=GridConfig)
+    # Checkpoints of the methods the paper compares with (keys: the rows' `baseline` in
+    # cycle_pkg/paper_tables.yaml, e.g. supervised_resnet50): evaluated when given.
+    baselines: dict[str, str] = field(default_factory=dict)
     world: WorldConfig = field(default_factory=WorldConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -160,6 +173,14 @@ def _check_value(value: Any, hint: Any, where: str) -> Any:
         if value not in allowed:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
         return value
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {
+            _check_value(k, key_hint, f"{where} key"): _check_value(v, value_hint, f"{where}.{k}")
+            for k, v in value.items()
+        }
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -331,17 +352,20 @@ def validate_data(config: Config) -> None:
         raise ConfigError("world.got10k_sequences: expected three positive counts [train, val, test]")
 
 
-SHORT_NAMES = {
-    "components": "",
-    "lambda_cycle": "lambda",
-    "neighbors": "m",
-    "topk": "top",
-    "query_view_in_neighbors": "kpp",
-    "temperature": "t",
-    "nn_temperature": "tnn",
-    "head": "",
-    "embed_dim": "d",
-    "momentum": "mom",
+# How a setting that differs from its scale's appears in a run name, in this order: a prefix for
+# the value, or the words for true and false.
+NAME_PARTS: dict[str, str | tuple[str, str]] = {
+    "data.r2v2_subset": ("r2v2s", "r2v2"),
+    "loss.components": "",
+    "loss.lambda_cycle": "lambda",
+    "loss.neighbors": "m",
+    "loss.topk": "top",
+    "loss.query_view_in_neighbors": ("kpp", "nokpp"),
+    "loss.temperature": "t",
+    "loss.nn_temperature": "tnn",
+    "model.head": "",
+    "model.embed_dim": "d",
+    "model.momentum": "mom",
 }
 
 
@@ -349,14 +373,13 @@ def run_name(config: Config, reference: Config) -> str:
     """A readable run name: the backbone, then how the method differs from ``reference`` (the
     scale's own settings), e.g. ``r18``, ``r18-lambda0.3``, ``r18-cycle-m256-kpp``."""
     parts = [config.model.backbone.replace("resnet", "r")]
-    for section in ("loss", "model"):
-        ours, theirs = getattr(config, section), getattr(reference, section)
-        for key in SHORT_NAMES:
-            if not hasattr(ours, key) or getattr(ours, key) == getattr(theirs, key):
-                continue
-            value = getattr(ours, key)
-            if isinstance(value, bool):
-                parts.append(SHORT_NAMES[key] if value else f"no{SHORT_NAMES[key]}")
-            else:
-                parts.append(f"{SHORT_NAMES[key]}{value}".replace("+", "_"))
+    for key, words in NAME_PARTS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value == getattr(getattr(reference, section), name):
+            continue
+        if isinstance(words, tuple):
+            parts.append(words[0] if value else words[1])
+        else:
+            parts.append(f"{words}{value}".replace("+", "_"))
     return "-".join(parts)
