@@ -28,6 +28,13 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--tag {text!r}: expected KEY=VALUE")
+    return key, value
+
+
 def _config(args: argparse.Namespace) -> Config:
     return load_config(args.params, args.scale, args.overrides)
 
@@ -46,7 +53,45 @@ def setup_logging(log_file: str | None) -> None:
 
 
 def cmd_config(args: argparse.Namespace) -> None:
+    if args.schema:
+        from .config import json_schema
+
+        print(yaml.safe_dump(json_schema(), sort_keys=False), end="")
+        return
     print(yaml.safe_dump(_config(args).to_dict(), sort_keys=False), end="")
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from .grid import Grid
+    from .paper import paper_tables
+    from .tables import ablation_figure, write_table
+
+    setup_logging(args.log)
+    config = _config(args)
+    tables = paper_tables()
+    if args.table not in tables:
+        raise ConfigError(f"unknown table {args.table!r}: expected one of {', '.join(tables)}")
+    table, grid = tables[args.table], Grid(args.params, config.scale)
+    if args.figure:
+        if not table.curve:
+            raise ConfigError(f"{args.table} is not an ablation table: it has no figure")
+        ablation_figure(table, grid, config, args.figure)
+    else:
+        write_table(table, grid, config, args.out_dir or Path(config.results) / "tables")
+
+
+def cmd_mlflow_init(args: argparse.Namespace) -> None:
+    """Create the tracking store and the experiment once, before the jobs that log to it fan out."""
+    from .io_utils import write_json_atomic
+    from .tracking import Tracker, tracking_uri
+
+    setup_logging(args.log)
+    config = _config(args)
+    tracker = Tracker(config.mlflow)
+    record = {"tracking_uri": tracking_uri(config.mlflow), "experiment": config.mlflow.experiment}
+    if tracker.active:
+        record["experiment_id"] = tracker.experiment_id
+    write_json_atomic(args.output, record)
 
 
 def cmd_world(args: argparse.Namespace) -> None:
@@ -66,7 +111,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     run = args.run or run_name(config, reference)
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
-    summary = pretrain(config, run, run_dir)
+    summary = pretrain(config, run, run_dir, extra_tags=dict(_key_value(t) for t in args.tags))
     logging.getLogger("cycle.pretrain").info(
         "%s: %d steps, %.1f pairs/s, checkpoint %s",
         run,
@@ -76,18 +121,20 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     )
 
 
-def data_r2v2(args: argparse.Namespace, config: Config) -> None:
+def data_r2v2(args: argparse.Namespace, config: Config) -> dict | None:
     from .data.r2v2_ingest import prepare_r2v2, write_report
 
     reports = prepare_r2v2(config.data, args.source, keep_archives=args.keep_archives)
     if args.report:
         write_report(reports, args.report)
+    return None
 
 
-def data_r2v2_shards(args: argparse.Namespace, config: Config) -> None:
+def data_r2v2_shards(args: argparse.Namespace, config: Config) -> dict:
     from .data.shards import shard_dir, subset_videos, write_shards
 
     data = config.data
+    folder = shard_dir(data)
     write_shards(
         data.r2v2_root,
         shard_dir(data),
@@ -98,10 +145,11 @@ def data_r2v2_shards(args: argparse.Namespace, config: Config) -> None:
         data.shard_quality,
         jobs=args.jobs,
     )
+    return {"shards": str(folder)}
 
 
-def data_ucf101(args: argparse.Namespace, config: Config) -> None:
-    from .data.ucf101 import prepare_ucf101
+def data_ucf101(args: argparse.Namespace, config: Config) -> dict:
+    from .data.ucf101 import prepare_ucf101, read_split
 
     data = config.data
     prepare_ucf101(
@@ -113,9 +161,11 @@ def data_ucf101(args: argparse.Namespace, config: Config) -> None:
         timeout=data.download_timeout,
         keep_archives=args.keep_archives,
     )
+    classes, train, test = read_split(data.ucf101_root, 1)
+    return {"classes": len(classes), "train_videos": len(train), "test_videos": len(test)}
 
 
-def data_otb(args: argparse.Namespace, config: Config) -> None:
+def data_otb(args: argparse.Namespace, config: Config) -> dict:
     from .data.tracking import download_otb, otb_sequences
 
     data = config.data
@@ -127,33 +177,41 @@ def data_otb(args: argparse.Namespace, config: Config) -> None:
         timeout=data.download_timeout,
     )
     sequences = otb_sequences(data.otb_root)
-    print(json.dumps({"targets": len(sequences), "frames": sum(len(files) for _, files, _ in sequences)}))
+    return {"targets": len(sequences), "frames": sum(len(files) for _, files, _ in sequences)}
 
 
-def data_got10k(args: argparse.Namespace, config: Config) -> None:
+def data_got10k(args: argparse.Namespace, config: Config) -> dict:
     from .data.tracking import got10k_summary
 
     subsets = tuple(args.subset or ("train", "val", "test"))
-    print(json.dumps(got10k_summary(config.data.got10k_root, subsets), indent=2))
+    return got10k_summary(config.data.got10k_root, subsets)
 
 
-def data_imagenet(args: argparse.Namespace, config: Config) -> None:
+def data_imagenet(args: argparse.Namespace, config: Config) -> dict:
     from .data.imagenet import imagenet_summary
 
-    print(json.dumps(imagenet_summary(config.data.imagenet_root), indent=2))
+    return imagenet_summary(config.data.imagenet_root)
 
 
-def data_imagenet_val(args: argparse.Namespace, config: Config) -> None:
+def data_imagenet_val(args: argparse.Namespace, config: Config) -> dict:
     from .data.imagenet import convert_flat_val
 
     val = Path(config.data.imagenet_root) / "val"
     counts = convert_flat_val(args.flat or val, args.labels, args.out or val)
-    print(json.dumps({"images": sum(counts.values()), "classes": len(counts)}))
+    return {"images": sum(counts.values()), "classes": len(counts)}
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    """Prepare or check a dataset; its summary is printed and, with --report, written as JSON
+    (the workflow's data rules declare these reports as their outputs)."""
+    from .io_utils import write_json_atomic
+
     setup_logging(args.log or f"logs/data/{args.dataset}.log")
-    args.prepare(args, _config(args))
+    summary = args.prepare(args, _config(args))
+    if summary is not None:
+        print(json.dumps(summary, indent=2))
+        if args.report:
+            write_json_atomic(args.report, summary)
 
 
 def _add_data_commands(commands: argparse._SubParsersAction) -> None:
@@ -164,6 +222,8 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         parser = datasets.add_parser(name, help=help)
         _add_config_arguments(parser)
         parser.add_argument("--log", help=f"log file (default: logs/data/{name}.log)")
+        if name != "r2v2":
+            parser.add_argument("--report", help="also write the summary to this JSON file")
         parser.set_defaults(func=cmd_data, prepare=prepare)
         return parser
 
@@ -191,7 +251,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("config", help="print the effective configuration")
     _add_config_arguments(show)
+    show.add_argument("--schema", action="store_true", help="print the JSON schema of params.yaml instead")
     show.set_defaults(func=cmd_config)
+
+    table = commands.add_parser("table", help="write one of the paper's tables (or its figure) from the metrics")
+    _add_config_arguments(table)
+    table.add_argument("table", help="table1 ... table11")
+    table.add_argument("--out-dir", help="where tableN.md and tableN.csv go (default: <results>/tables)")
+    table.add_argument("--figure", help="write the ablation figure (tables 5-8) to this PNG instead")
+    table.add_argument("--log", help="also log to this file")
+    table.set_defaults(func=cmd_table)
+
+    init = commands.add_parser("mlflow-init", help="create the MLflow store and experiment before a grid fans out")
+    _add_config_arguments(init)
+    init.add_argument("--output", required=True, help="a JSON record of the tracking URI and experiment")
+    init.add_argument("--log", help="also log to this file")
+    init.set_defaults(func=cmd_mlflow_init)
 
     world = commands.add_parser("world", help="write the synthetic world's datasets")
     _add_config_arguments(world)
@@ -205,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run", help="run name (default: derived from how the settings differ from the scale's)")
     train.add_argument("--run-dir", help="run folder (default: <results>/pretrain/<run>)")
     train.add_argument("--log", help="log file (default: logs/pretrain/<run>.log)")
+    train.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
     train.set_defaults(func=cmd_pretrain)
 
     _add_data_commands(commands)

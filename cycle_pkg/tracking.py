@@ -70,13 +70,14 @@ class Tracker:
         self.active = config.enabled and active
         self.config = config
         self.run_id: str | None = None
+        self.experiment_id: str | None = None
         if self.active:
             import mlflow
 
             self.mlflow = mlflow
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
             mlflow.set_tracking_uri(tracking_uri(config))
-            with_retries(mlflow.set_experiment)(config.experiment)
+            self.experiment_id = with_retries(mlflow.set_experiment)(config.experiment).experiment_id
 
     def start(
         self, run_name: str, run_id: str | None, params: Mapping[str, Any], tags: Mapping[str, str]
@@ -89,7 +90,8 @@ class Tracker:
             run_id = None
         run = with_retries(self.mlflow.start_run)(run_id=run_id, run_name=None if run_id else run_name)
         self.run_id = run.info.run_id
-        with_retries(self.mlflow.set_tags)({"mlflow.source.git.commit": git_commit(), **tags})
+        scheduler = {"slurm.job_id": os.environ["SLURM_JOB_ID"]} if "SLURM_JOB_ID" in os.environ else {}
+        with_retries(self.mlflow.set_tags)({"mlflow.source.git.commit": git_commit(), **scheduler, **tags})
         if run_id is None:
             items = list(flatten(params).items())
             for start in range(0, len(items), 100):

@@ -1,0 +1,133 @@
+"""Settings, the grid and path helpers shared by the rules.
+
+params.yaml is read by the `cycle` package itself (layered and validated as for any `cycle`
+command); Snakemake's own copy of it is only validated here and asked for the scale, which
+`--config scale=...` (the SLURM profile: paper) may change.
+"""
+
+import re
+import shlex
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from cycle_pkg.config import load_config
+from cycle_pkg.data.shards import shard_dir
+from cycle_pkg.grid import Grid
+from cycle_pkg.paper import paper_tables
+
+
+validate(config, "../schemas/params.schema.yaml")
+
+PARAMS = "params.yaml"
+SCALE = config["scale"]
+CFG = load_config(PARAMS, SCALE)
+GRID = Grid(PARAMS, SCALE)
+RESULTS = CFG.results
+TABLES = {name: t for name, t in paper_tables().items() if not CFG.workflow.tables or name in CFG.workflow.tables}
+unknown = set(CFG.workflow.tables) - set(paper_tables())
+if unknown:
+    raise ValueError(f"workflow.tables in {PARAMS}: unknown tables {sorted(unknown)} (expected table1 ... table11)")
+
+# The interpreter running Snakemake is the project's: call the package through it, so that no
+# environment needs activating (on cluster nodes neither).
+PYTHON = shlex.quote(sys.executable)
+CYCLE = f"{PYTHON} -m cycle_pkg.cli"
+SCALE_ARGS = f"--params {PARAMS} --scale {SCALE}"
+MLFLOW_MARKER = f"{RESULTS}/mlflow/experiment.json"
+ENV = "../envs/cycle.yaml"  # used with --sdm conda
+
+
+def set_args(overrides):
+    return " ".join(f"--set {shlex.quote(o)}" for o in overrides)
+
+
+def tag_args(tags):
+    return " ".join(f"--tag {shlex.quote(f'{k}={v}')}" for k, v in tags.items())
+
+
+def alternatives(names):
+    """A wildcard constraint matching exactly these names."""
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
+def data_report(dataset):
+    return f"{RESULTS}/data/{dataset}.json"
+
+
+def run_config(run):
+    return load_config(PARAMS, SCALE, GRID.runs[run])
+
+
+def shard_index(data):
+    return str(shard_dir(data) / "index.json")
+
+
+def table_outputs():
+    return [f"{RESULTS}/tables/{name}.{ext}" for name in TABLES for ext in ("md", "csv")]
+
+
+def figure_outputs():
+    return [f"{RESULTS}/figures/{name}.png" for name, table in TABLES.items() if table.curve]
+
+
+# Pretraining
+
+def pretrain_data(wildcards):
+    data = run_config(wildcards.run).data
+    return shard_index(data) if data.r2v2_format == "shards" else data_report("r2v2")
+
+
+def pretrain_launcher(wildcards, threads, resources):
+    """torchrun with one process per GPU when the job has several (it passes SIGUSR1, SLURM's
+    warning before the time limit, on to them); otherwise the package itself on `threads` cores."""
+    if resources.gpu > 1:
+        return (
+            "TORCHELASTIC_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 "
+            f"{PYTHON} -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m cycle_pkg.cli"
+        )
+    return f"OMP_NUM_THREADS={threads} {CYCLE}"
+
+
+# Evaluations
+
+# evaluation -> (`cycle eval` task, its settings, the datasets it reads)
+EVALUATIONS = {
+    "linear-imagenet": ("linear", ["eval.linear.dataset=imagenet"], ["imagenet"]),
+    "linear-imagenet100": ("linear", ["eval.linear.dataset=imagenet100"], ["imagenet"]),
+    "track": ("track", [], ["got10k", "otb"]),
+    "action": ("action", [], ["ucf101"]),
+    "retrieval": ("retrieval", [], ["ucf101"]),
+}
+BASELINE_PREFIX = "baseline-"
+
+
+def checkpoint_of(model):
+    if model.startswith(BASELINE_PREFIX):
+        return CFG.baselines[model.removeprefix(BASELINE_PREFIX)]
+    return f"{RESULTS}/pretrain/{model}/checkpoint.pt"
+
+
+def model_input(wildcards):
+    if wildcards.model.startswith(BASELINE_PREFIX):
+        return checkpoint_of(wildcards.model)
+    return f"{RESULTS}/pretrain/{wildcards.model}/summary.json"
+
+
+def eval_inputs(wildcards):
+    task, _, datasets = EVALUATIONS[wildcards.evaluation]
+    return {"model": model_input(wildcards), "mlflow": MLFLOW_MARKER, **{d: data_report(d) for d in datasets}}
+
+
+def eval_tags(wildcards):
+    return tag_args({"cycle.tables": ",".join(GRID.tables_of(wildcards.model)), "snakemake.rule": "evaluate"})
+
+
+# Tables
+
+def table_metrics(wildcards):
+    table = TABLES[wildcards.table]
+    models = {GRID.model_of(table.name, i) for i in range(len(table.rows))} - {None}
+    return sorted(f"{RESULTS}/eval/{table.evaluation}/{model}.json" for model in models)

@@ -1,0 +1,81 @@
+"""Datasets: the synthetic world (small scales), or download / link / check the real ones, then
+R2V2 (and R2V2-S) shards. Each rule's output is its dataset's summary report."""
+
+
+DATASET_INPUTS = [str(Path(CFG.world.root) / "world.json")] if CFG.workflow.synthetic else []
+SHARD_VARIANTS = {shard_dir(replace(CFG.data, r2v2_subset=subset)).name: subset for subset in (True, False)}
+
+
+if CFG.workflow.synthetic:
+
+    rule world:
+        output:
+            DATASET_INPUTS[0],
+        log:
+            "logs/data/world.log",
+        threads: 2
+        conda:
+            ENV
+        shell:
+            f"{CYCLE} world {SCALE_ARGS} --jobs {{threads}} --log {{log}}"
+
+
+rule r2v2:
+    input:
+        DATASET_INPUTS,
+    output:
+        data_report("r2v2"),
+    log:
+        "logs/data/r2v2.log",
+    conda:
+        ENV
+    shell:
+        f"{CYCLE} data r2v2 {SCALE_ARGS} --report {{output}} --log {{log}}"
+
+
+rule r2v2_shards:
+    input:
+        data_report("r2v2"),
+    output:
+        f"{CFG.data.r2v2_shards}/{{variant}}/index.json",
+    wildcard_constraints:
+        variant=alternatives(SHARD_VARIANTS),
+    log:
+        "logs/data/r2v2-shards-{variant}.log",
+    threads: 2
+    params:
+        subset=lambda w: str(SHARD_VARIANTS[w.variant]).lower(),
+    conda:
+        ENV
+    shell:
+        f"{CYCLE} data r2v2-shards {SCALE_ARGS} --set data.r2v2_subset={{params.subset}} --jobs {{threads}} --log {{log}}"
+
+
+rule dataset:
+    input:
+        DATASET_INPUTS,
+    output:
+        data_report("{dataset}"),
+    wildcard_constraints:
+        dataset="ucf101|otb|got10k|imagenet",
+    log:
+        "logs/data/{dataset}.log",
+    conda:
+        ENV
+    shell:
+        f"{CYCLE} data {{wildcards.dataset}} {SCALE_ARGS} --report {{output}} --log {{log}}"
+
+
+localrules:
+    mlflow_experiment,
+
+
+rule mlflow_experiment:
+    output:
+        MLFLOW_MARKER,
+    log:
+        "logs/mlflow-init.log",
+    conda:
+        ENV
+    shell:
+        f"{CYCLE} mlflow-init {SCALE_ARGS} --output {{output}} --log {{log}}"

@@ -1,0 +1,27 @@
+"""One pretraining job per unique grid point. A job that fails or is preempted is resubmitted
+(the profile's `retries`) and resumes from its checkpoint; only summary.json is declared, so a
+failed attempt never has its checkpoint removed."""
+
+
+rule pretrain:
+    input:
+        data=pretrain_data,
+        mlflow=MLFLOW_MARKER,
+    output:
+        f"{RESULTS}/pretrain/{{run}}/summary.json",
+    wildcard_constraints:
+        run=alternatives(GRID.runs),
+    log:
+        "logs/pretrain/{run}.log",
+    threads: 1
+    resources:
+        gpu=0,
+    params:
+        launch=pretrain_launcher,
+        sets=lambda w: set_args(GRID.runs[w.run]),
+        tags=lambda w: tag_args({"cycle.tables": ",".join(GRID.tables_of(w.run)), "snakemake.rule": "pretrain"}),
+    conda:
+        ENV
+    shell:
+        f"{{params.launch}} pretrain {SCALE_ARGS} --run {{wildcards.run}} "
+        "{params.sets} {params.tags} --log {log}"
