@@ -26,3 +26,8 @@ rule all:
     input:
         table_outputs(),
         figure_outputs(),
+
+
+rule data:
+    input:
+        data_outputs(),

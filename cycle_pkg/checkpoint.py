@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,10 @@ RESUMABLE_CHANGES = (
     "scale",
     "world.",
     "data.",
+    "workflow.",
+    "grid.",
+    "baselines.",
+    "eval.",
 )
 
 # ...but not these, which decide what data a step sees.
@@ -47,13 +53,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def affects_training(key: str) -> bool:
+    """Whether a (flattened) setting changes what a pretraining run computes from a checkpoint on."""
+    return key in DATA_SETTINGS or not any(
+        key == p or (p.endswith(".") and key.startswith(p)) for p in RESUMABLE_CHANGES
+    )
+
+
+def training_settings(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flatten(config).items() if affects_training(k)}
+
+
 def config_differences(saved: dict[str, Any], current: Config) -> list[str]:
     """Settings that differ between a checkpoint and the current job, ignoring harmless ones."""
-    old, new = flatten(saved), flatten(current.to_dict())
-    keys = sorted(set(old) | set(new))
-    return [
-        f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-        for k in keys
-        if old.get(k) != new.get(k)
-        and (k in DATA_SETTINGS or not any(k == p or (p.endswith(".") and k.startswith(p)) for p in RESUMABLE_CHANGES))
-    ]
+    old, new = training_settings(saved), training_settings(current.to_dict())
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def fingerprint(config: Config) -> str:
+    """A short digest of what a pretraining run computes: the workflow reruns a run whose
+    fingerprint changed (Snakemake's `params` trigger), whatever the files' times."""
+    settings = {**training_settings(config.to_dict()), "pretrain.max_steps": config.pretrain.max_steps}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -111,7 +111,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     run = args.run or run_name(config, reference)
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
-    summary = pretrain(config, run, run_dir, extra_tags=dict(_key_value(t) for t in args.tags))
+    tags = dict(_key_value(t) for t in args.tags)
+    summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
     logging.getLogger("cycle.pretrain").info(
         "%s: %d steps, %.1f pairs/s, checkpoint %s",
         run,
@@ -281,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="run folder (default: <results>/pretrain/<run>)")
     train.add_argument("--log", help="log file (default: logs/pretrain/<run>.log)")
     train.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
+    train.add_argument(
+        "--restart-on-change",
+        action="store_true",
+        help="if the run folder holds other settings, set it aside and start afresh (default: error)",
+    )
     train.set_defaults(func=cmd_pretrain)
 
     _add_data_commands(commands)

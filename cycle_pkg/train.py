@@ -49,6 +49,7 @@ NO_BUFFER_SYNC = (
     else {"broadcast_buffers": False}
 )
 SUMMARY = "summary.json"
+CONFIG = "config.json"  # the settings of a run, written when it starts
 
 
 @dataclass
@@ -165,26 +166,53 @@ def grid_tags(config: Config, run: str) -> dict[str, str]:
     }
 
 
-def pretrain(config: Config, run: str, run_dir: str | Path, extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Train (or resume, or recognise as finished) the run in ``run_dir``; returns its summary."""
+def pretrain(
+    config: Config,
+    run: str,
+    run_dir: str | Path,
+    extra_tags: dict[str, str] | None = None,
+    restart_on_change: bool = False,
+) -> dict[str, Any]:
+    """Train (or resume, or recognise as finished) the run in ``run_dir``; returns its summary.
+
+    A run folder holding another configuration is an error, or, with ``restart_on_change`` (the
+    workflow's choice when params.yaml changed), set aside as ``<run>.replaced-<time>`` so that the
+    run starts afresh.
+    """
     run_dir = Path(run_dir)
     summary_path = run_dir / SUMMARY
-    if summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        differences = config_differences(summary["config"], config)
-        if differences:
-            raise ConfigError(
-                f"{summary_path}: this run finished with other settings ({'; '.join(differences)}); "
-                "delete its folder to train it again"
-            )
+    saved = saved_config(run_dir)
+    differences = config_differences(saved, config) if saved is not None else []
+    if differences and not restart_on_change:
+        raise ConfigError(
+            f"{run_dir} holds a run with other settings ({'; '.join(differences)}). "
+            "Use the same settings to resume it, or delete its folder to train it again"
+        )
+    if not differences and summary_path.is_file():
         log.info("%s is complete (%s exists); nothing to do", run, summary_path)
-        return summary
+        return json.loads(summary_path.read_text())
     runtime = init_runtime()
     try:
+        if differences:
+            if runtime.is_main:
+                aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+                log.warning("%s: settings changed (%s); moving it to %s", run_dir, "; ".join(differences), aside)
+                run_dir.rename(aside)
+            if runtime.world > 1:
+                dist.barrier()
         return _pretrain(config, run, run_dir, runtime, extra_tags or {})
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def saved_config(run_dir: Path) -> dict[str, Any] | None:
+    """The settings a run folder was trained with (its summary's, else those written at its start)."""
+    if (run_dir / SUMMARY).is_file():
+        return json.loads((run_dir / SUMMARY).read_text())["config"]
+    if (run_dir / CONFIG).is_file():
+        return json.loads((run_dir / CONFIG).read_text())
+    return None
 
 
 def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> dict[str, Any]:
@@ -228,6 +256,8 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
         else model
     )
 
+    if runtime.is_main and not (run_dir / CONFIG).is_file():
+        write_json_atomic(run_dir / CONFIG, config.to_dict())
     tracker = Tracker(config.mlflow, active=runtime.is_main)
     run_id_file = run_dir / "mlflow_run_id"
     previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None

@@ -157,9 +157,16 @@ def test_bad_input_is_a_clear_error(world, tmp_path, override, message):
     assert __import__("re").search(message, result.stderr), result.stderr
 
 
-def test_resuming_with_other_settings_is_refused(world, tmp_path):
+def test_a_run_folder_with_other_settings_is_refused_or_set_aside(world, tmp_path):
     args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4")
     assert run_cycle(args, cwd=tmp_path).returncode == 0
     changed = run_cycle([*args, "--set", "pretrain.lr=0.5", "--run", "r18"], cwd=tmp_path)
     assert changed.returncode == 2
     assert "pretrain.lr: 0.03 -> 0.5" in changed.stderr and "delete its folder" in changed.stderr
+
+    restarted = run_cycle([*args, "--set", "pretrain.lr=0.5", "--run", "r18", "--restart-on-change"], cwd=tmp_path)
+    assert restarted.returncode == 0, restarted.stderr
+    runs = tmp_path / "results" / "pretrain"
+    (aside,) = runs.glob("r18.replaced-*")
+    assert json.loads((aside / "summary.json").read_text())["config"]["pretrain"]["lr"] == 0.03
+    assert json.loads((runs / "r18" / "summary.json").read_text())["config"]["pretrain"]["lr"] == 0.5

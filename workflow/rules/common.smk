@@ -13,6 +13,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from cycle_pkg.checkpoint import fingerprint
 from cycle_pkg.config import load_config
 from cycle_pkg.data.shards import shard_dir
 from cycle_pkg.grid import Grid
@@ -73,10 +74,22 @@ def figure_outputs():
     return [f"{RESULTS}/figures/{name}.png" for name, table in TABLES.items() if table.curve]
 
 
+def needed_runs():
+    """The pretraining runs of the selected tables."""
+    return sorted({GRID.model_of(t.name, i) for t in TABLES.values() for i in range(len(t.rows))} & set(GRID.runs))
+
+
+def data_outputs():
+    """Every prepared dataset the selected tables read: R2V2 (or its shards) and the evaluations'."""
+    pretraining = {pretrain_data(run) for run in needed_runs()}
+    evaluations = {data_report(d) for t in TABLES.values() for d in EVALUATIONS[t.evaluation][2]}
+    return sorted(pretraining | evaluations)
+
+
 # Pretraining
 
-def pretrain_data(wildcards):
-    data = run_config(wildcards.run).data
+def pretrain_data(run):
+    data = run_config(run).data
     return shard_index(data) if data.r2v2_format == "shards" else data_report("r2v2")
 
 

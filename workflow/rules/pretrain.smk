@@ -5,7 +5,7 @@ failed attempt never has its checkpoint removed."""
 
 rule pretrain:
     input:
-        data=pretrain_data,
+        data=lambda w: pretrain_data(w.run),
         mlflow=MLFLOW_MARKER,
     output:
         f"{RESULTS}/pretrain/{{run}}/summary.json",
@@ -18,10 +18,11 @@ rule pretrain:
         gpu=0,
     params:
         launch=pretrain_launcher,
+        settings=lambda w: fingerprint(run_config(w.run)),
         sets=lambda w: set_args(GRID.runs[w.run]),
         tags=lambda w: tag_args({"cycle.tables": ",".join(GRID.tables_of(w.run)), "snakemake.rule": "pretrain"}),
     conda:
         ENV
     shell:
-        f"{{params.launch}} pretrain {SCALE_ARGS} --run {{wildcards.run}} "
+        f"{{params.launch}} pretrain {SCALE_ARGS} --run {{wildcards.run}} --restart-on-change "
         "{params.sets} {params.tags} --log {log}"
