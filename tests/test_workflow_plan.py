@@ -1,0 +1,74 @@
+"""The workflow's shape without running it: lint, the schema, the grid, and the paper-scale DAG
+that `snakemake --profile slurm` plans."""
+
+import re
+import subprocess
+import sys
+
+import yaml
+
+from cycle_pkg.config import json_schema
+from cycle_pkg.grid import Grid
+from cycle_pkg.paper import paper_tables
+
+from .conftest import PARAMS, ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    stats = output[output.index("Job stats:") :]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)}
+
+
+def test_lint_is_clean():
+    result = snakemake("--lint")
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_schema_file_is_generated_from_the_settings():
+    committed = yaml.safe_load((ROOT / "workflow" / "schemas" / "params.schema.yaml").read_text())
+    assert committed == json_schema(), "regenerate it: cycle config --schema > workflow/schemas/params.schema.yaml"
+
+
+def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
+    grid = Grid(PARAMS, "paper")
+    tables = paper_tables()
+    assert [t.number for t in tables.values()] == list(range(1, 12))
+    ours = {(name, i): grid.model_of(name, i) for name, t in tables.items() for i in range(len(t.rows))}
+    # Grid points shared between tables are trained once (R18, full loss: Tables 1, 2, 4, 6, 8, 9, 10, 11).
+    assert grid.tables_of("r18") == sorted(["table1", "table2", "table4", "table6", "table8", "table9", "table10", "table11"])
+    assert len(grid.runs) == 24 and len(grid.jobs()) == 39
+    assert ours[("table6", 3)] == ours[("table8", 1)] == "r18"
+    assert grid.runs["r18-m4096"] == ["loss.neighbors=4096"]
+    assert grid.runs["r18-cycle-m128-kpp"] == [
+        'loss.components="cycle"', "loss.neighbors=128", "loss.query_view_in_neighbors=true"
+    ]
+    # paper-only rows: other methods (Tables 1, 3, 9, 11) and baselines without a checkpoint given
+    assert sum(model is None for model in ours.values()) == 38
+
+
+def test_small_scales_map_the_papers_sizes():
+    grid = Grid(PARAMS, "demo")
+    assert grid.runs["r18-m32"] == ["loss.neighbors=32"]  # Table 6, m = 256 at the demo scale
+    assert grid.model_of("table7", 0) == "r18-top2"  # K = 8
+
+
+def test_paper_dag_with_the_slurm_profile():
+    result = snakemake("--profile", "slurm", "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["pretrain"] == 24 and counts["evaluate"] == 39 and counts["table"] == 11
+    assert counts["ablation_figure"] == 4 and counts["r2v2_shards"] == 2 and counts["dataset"] == 4
+    blocks = re.split(r"^\[\w{3} \w{3} .*\]$", result.stdout, flags=re.MULTILINE)
+    pretrain = [b for b in blocks if "rule pretrain:" in b]
+    evaluate = [b for b in blocks if "rule evaluate:" in b]
+    assert len(pretrain) == 24
+    assert all(re.search(r"resources: .*\bgpu=8\b.*cpus_per_gpu=8", b) for b in pretrain)
+    assert all(re.search(r"resources: .*\bgpu=1\b", b) for b in evaluate)
+    assert "--signal=USR1@300" in pretrain[0]
+    assert all("data/shards/r2v2/train-s109500/index.json" in b for b in pretrain if "run=r18" in b)
