@@ -25,6 +25,7 @@ RESUMABLE_CHANGES = (
     "scale",
     "world.",
     "data.",
+    "eval.",
 )
 
 
