@@ -84,7 +84,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     task = runner.task_name(args.task, config)
     setup_logging(args.log or f"logs/eval/{task}/{run}.log")
     output = Path(args.output or Path(config.results) / "eval" / task / f"{run}.json")
-    evaluation = runner.EVALUATIONS[args.task](config)
+    evaluation = runner.EVALUATIONS[args.task](config, output)
     runner.run_evaluation(args.task, config, backbone, run, output, evaluation)
 
 

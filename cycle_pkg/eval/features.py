@@ -163,11 +163,15 @@ class FeatureCache:
     def key(weights: str, dataset: str, transform: str) -> str:
         return hashlib.blake2b(f"{weights}\n{dataset}\n{transform}".encode(), digest_size=12).hexdigest()
 
-    def get(self, name: str, weights: str, dataset: str, transform: str, compute: Callable[[], Tensor]) -> Tensor:
-        """The cached features, or ``compute()``'s, stored for next time."""
+    def get(
+        self, name: str, weights: str, dataset: Callable[[], str], transform: str, compute: Callable[[], Tensor]
+    ) -> Tensor:
+        """The cached features, or ``compute()``'s, stored for next time. ``dataset`` returns the
+        data's identity (e.g. :func:`files_digest`); it is only called when caching is on."""
         if self.root is None:
             self.misses += 1
             return compute()
+        dataset = dataset()
         path = self.root / f"{name}-{self.key(weights, dataset, transform)}.pt"
         if path.is_file():
             try:

@@ -154,11 +154,10 @@ def linear_probe(
     transform = val_transform(cfg.image_size, cfg.resize)
 
     def features_of(name: str, samples: Samples) -> Tensor:
-        dataset = files_digest([p for p, _ in samples], [y for _, y in samples])
         return cache.get(
             name,
             backbone.digest,
-            dataset,
+            lambda: files_digest([p for p, _ in samples], [y for _, y in samples]),
             repr(transform),
             lambda: image_features(
                 backbone, ImageFiles(samples, transform), eval_cfg.batch_size, eval_cfg.workers, desc=name

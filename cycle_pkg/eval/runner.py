@@ -113,7 +113,7 @@ def imagenet_samples(root: str | Path, split: str, wnids: list[str] | None = Non
     return samples, classes
 
 
-def linear_evaluation(config: Config) -> Evaluation:
+def linear_evaluation(config: Config, output: Path) -> Evaluation:
     from ..data.synthetic import imagenet100_wnids
 
     cfg = config.eval.linear
@@ -142,4 +142,68 @@ def linear_evaluation(config: Config) -> Evaluation:
     return evaluate
 
 
-EVALUATIONS: dict[str, Callable[[Config], Evaluation]] = {"linear": linear_evaluation}
+def track_evaluation(config: Config, output: Path) -> Evaluation:
+    from ..data.tracking import got10k_sequences, otb_sequences
+    from .tracking.evaluate import evaluate_tracking
+
+    train = got10k_sequences(config.data.got10k_root, "train")
+    test = otb_sequences(config.data.otb_root)
+
+    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+        metrics, plots = evaluate_tracking(
+            frozen,
+            train,
+            test,
+            config.eval.track,
+            config.eval.workers,
+            output.with_suffix(""),
+            on_epoch=lambda epoch, values: tracker.log_metrics(values, step=epoch),
+        )
+        for plot in plots:
+            tracker.log_artifact(str(plot))
+        return metrics
+
+    return evaluate
+
+
+def action_evaluation(config: Config, output: Path) -> Evaluation:
+    from ..data.ucf101 import read_split, read_video
+    from .action import action_recognition
+
+    classes, train, test = read_split(config.data.ucf101_root, config.eval.action.split)
+
+    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+        return action_recognition(
+            frozen,
+            train,
+            test,
+            len(classes),
+            read_video,
+            config.eval.action,
+            config.eval,
+            FeatureCache(config.eval.cache_dir),
+            on_epoch=lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch),
+        )
+
+    return evaluate
+
+
+def retrieval_evaluation(config: Config, output: Path) -> Evaluation:
+    from ..data.ucf101 import read_split, read_video
+    from .retrieval import retrieval
+
+    _, train, test = read_split(config.data.ucf101_root, config.eval.retrieval.split)
+
+    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+        cache = FeatureCache(config.eval.cache_dir)
+        return retrieval(frozen, train, test, read_video, config.eval.retrieval, config.eval, cache)
+
+    return evaluate
+
+
+EVALUATIONS: dict[str, Callable[[Config, Path], Evaluation]] = {
+    "linear": linear_evaluation,
+    "track": track_evaluation,
+    "action": action_evaluation,
+    "retrieval": retrieval_evaluation,
+}
