@@ -179,7 +179,7 @@ class FeatureCache:
                 self.hits += 1
                 log.info("features of %s from the cache (%s)", name, path)
                 return features
-            except (RuntimeError, KeyError, EOFError) as err:  # a damaged file is recomputed
+            except Exception as err:  # a damaged file, whatever the unpickler says about it, is recomputed
                 log.warning("ignoring unreadable cache file %s (%s)", path, err)
         features = compute()
         buffer = io.BytesIO()

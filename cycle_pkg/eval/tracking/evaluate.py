@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ...config import TrackEvalConfig
 from ...io_utils import atomic_dir
 from ..features import FrozenBackbone
@@ -36,6 +38,7 @@ def evaluate_tracking(
     started = time.perf_counter()
     train = check_sequences(train, "tracking training set")
     test = check_sequences(test, "tracking test set")
+    torch.manual_seed(cfg.seed)  # the head's initialisation
     net = SiamFC(backbone, cfg)
     training = train_siamfc(net, train, cfg, workers, on_epoch)
     tracker = SiamFCTracker(net, cfg, name=TRACKER_NAME)
@@ -47,9 +50,9 @@ def evaluate_tracking(
         plots = [folder / p.relative_to(staging) for p in experiment.plot_files(tracker.name)]
     backbone.check_unchanged()
     metrics = {
-        "precision": 100.0 * overall["precision_score"],
-        "success": 100.0 * overall["success_score"],
-        "success_rate": 100.0 * overall["success_rate"],
+        "precision": float(100 * overall["precision_score"]),
+        "success": float(100 * overall["success_score"]),
+        "success_rate": float(100 * overall["success_rate"]),
         "speed_fps": float(overall["speed_fps"]),
         "test_sequences": len(test),
         "test_frames": sum(len(frames) for _, frames, _ in test),
