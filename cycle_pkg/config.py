@@ -142,6 +142,7 @@ class TrackEvalConfig:
     max_frame_gap: int = 100  # a training pair's frames are fewer than this apart
     min_box_side: float = 20.0  # training frames whose box is smaller or larger (pixels) are skipped
     max_box_side: float = 500.0
+    max_frames: int | None = None  # track only the first frames of each test sequence (CPU scales); None = all
     seed: int = 0
 
 
@@ -391,6 +392,8 @@ def validate_eval(cfg: EvalConfig) -> None:
     if not cfg.retrieval.topk or min(cfg.retrieval.topk) < 1:
         raise ConfigError("eval.retrieval.topk: expected a list of positive integers")
     track = cfg.track
+    if track.max_frames is not None and track.max_frames < 2:
+        raise ConfigError("eval.track.max_frames: a sequence needs at least 2 frames to track (or null for all)")
     if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:
         raise ConfigError(
             "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"

@@ -2,6 +2,7 @@
 pairs' filter and sampling, bad sequences, and the whole evaluation on sequences drawn with the
 synthetic world's renderer (GOT-10k-like training, OTB-like testing)."""
 
+import dataclasses
 import json
 import math
 
@@ -110,9 +111,8 @@ def test_tracking_evaluation_end_to_end(tmp_path, config, frozen):
     test = [draw_sequence(tmp_path / "otb", f"Seq{i}", 100 + i, frames=10, velocity=4) for i in range(3)]
     folder = tmp_path / "eval" / "r18"
     epochs = []
-    metrics, plots = evaluate_tracking(
-        frozen, train, test, config.eval.track, 0, folder, on_epoch=lambda e, m: epochs.append((e, m))
-    )
+    cfg = dataclasses.replace(config.eval.track, max_frames=None)  # whole sequences
+    metrics, plots = evaluate_tracking(frozen, train, test, cfg, 0, folder, on_epoch=lambda e, m: epochs.append((e, m)))
     assert [e for e, _ in epochs] == [1, 2] and epochs[1][1]["siamfc_lr"] < epochs[0][1]["siamfc_lr"]
     for name, _, _ in test:
         lines = (folder / "results" / "OTB2015" / "SiamFC" / f"{name}.txt").read_text().splitlines()
@@ -124,3 +124,12 @@ def test_tracking_evaluation_end_to_end(tmp_path, config, frozen):
     assert metrics["precision"] > 80, metrics
     assert 0 < metrics["success"] <= 100 and metrics["test_frames"] == 30 and metrics["train_sequences"] == 4
     frozen.check_unchanged()
+
+
+def test_small_scales_track_the_first_frames_only(tmp_path, config, frozen):
+    train = [draw_sequence(tmp_path / "got10k", "GOT-10k_Train_000001", 0)]
+    test = [draw_sequence(tmp_path / "otb", f"Seq{i}", 100 + i, frames=10) for i in range(2)]
+    cfg = dataclasses.replace(config.eval.track, epochs=1, max_frames=3)
+    metrics, _ = evaluate_tracking(frozen, train, test, cfg, 0, tmp_path / "eval")
+    assert metrics["test_frames"] == 6
+    assert len((tmp_path / "eval" / "results" / "OTB2015" / "SiamFC" / "Seq0.txt").read_text().splitlines()) == 3
