@@ -89,7 +89,8 @@ def test_bad_checkpoints_fail_clearly(world, tmp_path, mlflow_uri, capsys):
     assert main(eval_args("linear", world, tmp_path, tmp_path / "odd.pt")) == 2
     assert "odd.pt: unknown checkpoint format" in capsys.readouterr().err
     assert main(eval_args("linear", world, tmp_path, checkpoint, f"data.imagenet_root={tmp_path / 'none'}")) == 2
-    assert "ImageNet split folder not found" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "data error" in error and f"{tmp_path / 'none' / 'train'}" in error and "not found" in error
     assert not (tmp_path / "results" / "eval").exists()  # no metrics file for a failed evaluation
 
 
