@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/cycle world
+	$(BIN)/cycle data r2v2-shards
 	$(BIN)/cycle pretrain
 
 test: $(STAMP)

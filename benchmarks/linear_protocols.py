@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 from cycle_pkg.config import load_config
+from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.data.synthetic import generate_world
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import FeatureCache, FrozenBackbone
 from cycle_pkg.eval.linear import linear_probe
-from cycle_pkg.eval.runner import imagenet_samples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,8 +49,8 @@ def main() -> None:
         scale = args.epochs / cfg.epochs  # keep the schedule's shape: milestones at the same fractions
         milestones = [max(1, round(m * scale)) for m in cfg.milestones]
         cfg = dataclasses.replace(cfg, epochs=args.epochs, milestones=milestones)
-    train, classes = imagenet_samples(config.data.imagenet_root, "train")
-    val, _ = imagenet_samples(config.data.imagenet_root, "val")
+    train, classes = imagefolder_samples(config.data.imagenet_root, "train")
+    val, _ = imagefolder_samples(config.data.imagenet_root, "val")
     loaded = load_backbone(args.checkpoint, arch=config.model.backbone if args.checkpoint == "random" else None)
     frozen = FrozenBackbone(loaded.net, loaded.width)
 

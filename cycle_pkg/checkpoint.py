@@ -28,6 +28,12 @@ RESUMABLE_CHANGES = (
     "eval.",
 )
 
+# ...but not these, which decide what data a step sees.
+DATA_SETTINGS = tuple(
+    f"data.{key}"
+    for key in ("r2v2_split", "r2v2_subset", "r2v2_subset_videos", "r2v2_format", "shard_streams", "shard_buffer")
+)
+
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     buffer = io.BytesIO()
@@ -50,5 +56,5 @@ def config_differences(saved: dict[str, Any], current: Config) -> list[str]:
         f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
         for k in keys
         if old.get(k) != new.get(k)
-        and not any(k == p or (p.endswith(".") and k.startswith(p)) for p in RESUMABLE_CHANGES)
+        and (k in DATA_SETTINGS or not any(k == p or (p.endswith(".") and k.startswith(p)) for p in RESUMABLE_CHANGES))
     ]

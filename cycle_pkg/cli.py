@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -31,8 +33,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def setup_logging(log_file: str | None) -> None:
+    """INFO to stderr and ``log_file``; under torchrun only rank 0 writes the file."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file:
+    if log_file and int(os.environ.get("RANK", "0")) == 0:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
     logging.basicConfig(
@@ -51,7 +54,7 @@ def cmd_world(args: argparse.Namespace) -> None:
 
     setup_logging(args.log)
     config = _config(args)
-    root = generate_world(config.world, force=args.force)
+    root = generate_world(config.world, force=args.force, jobs=args.jobs)
     logging.getLogger("cycle.world").info("synthetic world ready in %s", root)
 
 
@@ -96,6 +99,115 @@ EVAL_TASKS = {
 }
 
 
+def data_r2v2(args: argparse.Namespace, config: Config) -> None:
+    from .data.r2v2_ingest import prepare_r2v2, write_report
+
+    reports = prepare_r2v2(config.data, args.source, keep_archives=args.keep_archives)
+    if args.report:
+        write_report(reports, args.report)
+
+
+def data_r2v2_shards(args: argparse.Namespace, config: Config) -> None:
+    from .data.shards import shard_dir, subset_videos, write_shards
+
+    data = config.data
+    write_shards(
+        data.r2v2_root,
+        shard_dir(data),
+        data.r2v2_split,
+        subset_videos(data),
+        data.shard_videos,
+        data.shard_short_side,
+        data.shard_quality,
+        jobs=args.jobs,
+    )
+
+
+def data_ucf101(args: argparse.Namespace, config: Config) -> None:
+    from .data.ucf101 import prepare_ucf101
+
+    data = config.data
+    prepare_ucf101(
+        data.ucf101_root,
+        data.ucf101_url,
+        data.ucf101_splits_url,
+        Path(data.downloads) / "ucf101",
+        retries=data.download_retries,
+        timeout=data.download_timeout,
+        keep_archives=args.keep_archives,
+    )
+
+
+def data_otb(args: argparse.Namespace, config: Config) -> None:
+    from .data.tracking import download_otb, otb_sequences
+
+    data = config.data
+    download_otb(
+        data.otb_root,
+        data.otb_url,
+        Path(data.downloads) / "otb",
+        retries=data.download_retries,
+        timeout=data.download_timeout,
+    )
+    sequences = otb_sequences(data.otb_root)
+    print(json.dumps({"targets": len(sequences), "frames": sum(len(files) for _, files, _ in sequences)}))
+
+
+def data_got10k(args: argparse.Namespace, config: Config) -> None:
+    from .data.tracking import got10k_summary
+
+    subsets = tuple(args.subset or ("train", "val", "test"))
+    print(json.dumps(got10k_summary(config.data.got10k_root, subsets), indent=2))
+
+
+def data_imagenet(args: argparse.Namespace, config: Config) -> None:
+    from .data.imagenet import imagenet_summary
+
+    print(json.dumps(imagenet_summary(config.data.imagenet_root), indent=2))
+
+
+def data_imagenet_val(args: argparse.Namespace, config: Config) -> None:
+    from .data.imagenet import convert_flat_val
+
+    val = Path(config.data.imagenet_root) / "val"
+    counts = convert_flat_val(args.flat or val, args.labels, args.out or val)
+    print(json.dumps({"images": sum(counts.values()), "classes": len(counts)}))
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    setup_logging(args.log or f"logs/data/{args.dataset}.log")
+    args.prepare(args, _config(args))
+
+
+def _add_data_commands(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="obtain and prepare a dataset (see `cycle data -h`)")
+    datasets = data.add_subparsers(dest="dataset", required=True)
+
+    def add(name: str, prepare, help: str) -> argparse.ArgumentParser:
+        parser = datasets.add_parser(name, help=help)
+        _add_config_arguments(parser)
+        parser.add_argument("--log", help=f"log file (default: logs/data/{name}.log)")
+        parser.set_defaults(func=cmd_data, prepare=prepare)
+        return parser
+
+    r2v2 = add("r2v2", data_r2v2, "link a local R2V2 copy, or download a mirror's archives, and survey it")
+    r2v2.add_argument("--from", dest="source", help="a local copy in the R2V2 layout, linked as data.r2v2_root")
+    r2v2.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
+    r2v2.add_argument("--report", help="write the survey (frames present / missing) to this JSON file")
+    shards = add("r2v2-shards", data_r2v2_shards, "shard R2V2 (or R2V2-S with data.r2v2_subset=true)")
+    shards.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
+    ucf101 = add("ucf101", data_ucf101, "download and unpack UCF101 (videos .rar + split files .zip)")
+    ucf101.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
+    add("otb", data_otb, "download the missing OTB-2015 sequences and check all 100 targets")
+    got10k = add("got10k", data_got10k, "check a local GOT-10k copy (it needs registration to download)")
+    got10k.add_argument("--subset", action="append", choices=("train", "val", "test"), help="default: all three")
+    add("imagenet", data_imagenet, "check a local ImageNet copy in ImageFolder layout")
+    val = add("imagenet-val", data_imagenet_val, "sort the flat ILSVRC2012 val folder into class folders")
+    val.add_argument("--labels", required=True, help="devkit (folder or .tar.gz), LOC_val_solution.csv or labels list")
+    val.add_argument("--flat", help="the flat folder (default: <data.imagenet_root>/val)")
+    val.add_argument("--out", help="where the class folders go (default: <data.imagenet_root>/val, replacing it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cycle", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -107,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     world = commands.add_parser("world", help="write the synthetic world's datasets")
     _add_config_arguments(world)
     world.add_argument("--force", action="store_true", help="rewrite even if an identical world exists")
+    world.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 4), help="processes (default: cores, <= 4)")
     world.add_argument("--log", help="also log to this file")
     world.set_defaults(func=cmd_world)
 
@@ -133,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument("--output", help="metrics file (default: <results>/eval/<task>/<run>.json)")
         job.add_argument("--log", help="log file (default: logs/eval/<task>/<run>.log)")
         job.set_defaults(func=cmd_eval)
+    _add_data_commands(commands)
     return parser
 
 

@@ -35,6 +35,13 @@ class WorldConfig:
     frame_width: int = 128
     images_per_class: int = 40  # ImageNet-format training images per class
     val_images_per_class: int = 10
+    ucf101_motions: int = 2  # UCF101-format action classes = classes x motions
+    ucf101_groups: int = 4  # groups per action class (one scene and instance each); the first 7/25 are test
+    ucf101_clips: int = 2  # clips per group
+    ucf101_frames: int = 32  # frames per clip, at 25 fps
+    got10k_sequences: list[int] = field(default_factory=lambda: [24, 6, 6])  # GOT-10k-format train, val, test
+    got10k_frames: int = 30
+    otb_frames: int = 20  # frames of an OTB-format sequence (those with known quirks keep their real lengths)
 
 
 @dataclass
@@ -44,6 +51,25 @@ class DataConfig:
     r2v2_root: str = "resources/r2v2"
     r2v2_split: str = "train"
     imagenet_root: str = "resources/imagenet"
+    r2v2_archives: list[str] = field(default_factory=list)  # tar URLs of an R2V2 mirror, each URL#sha256=<hex>
+    r2v2_subset: bool = False  # train on R2V2-S (the paper's ResNet-18 ablations) instead of the whole split
+    r2v2_subset_videos: int = 109500  # R2V2-S at this scale; the paper's 109.5k videos = 438k frames
+    r2v2_format: Literal["jpeg", "shards"] = "jpeg"  # pretraining reads loose JPEGs or tar shards
+    r2v2_shards: str = "data/shards/r2v2"  # shards of <split> (or <split>-s<count> for R2V2-S) go here
+    shard_videos: int = 2000  # videos per shard
+    shard_short_side: int | None = 256  # frames are resized to this short side when sharded; None keeps them
+    shard_quality: int = 90  # JPEG quality of resized frames
+    shard_streams: int = 8  # sequential readers per process; a multiple of pretrain.workers
+    shard_buffer: int = 1000  # videos in each reader's shuffle buffer
+    ucf101_root: str = "resources/ucf101"
+    ucf101_url: str = "https://www.crcv.ucf.edu/data/UCF101/UCF101.rar"
+    ucf101_splits_url: str = "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip"
+    otb_root: str = "resources/otb"
+    otb_url: str = "http://cvlab.hanyang.ac.kr/tracker_benchmark/seq/{name}.zip"  # the got10k toolkit's source
+    got10k_root: str = "resources/got10k"
+    downloads: str = "resources/downloads"  # archives are kept here until their dataset is in place
+    download_retries: int = 5
+    download_timeout: float = 60.0  # seconds without data before an attempt counts as failed
 
 
 @dataclass
@@ -198,9 +224,22 @@ class EvalConfig:
 
 
 @dataclass
+class GridConfig:
+    """The paper's grid values mapped to this scale's sizes (paper value -> value here); values
+    missing from a map are used as they are (the paper scale's maps are empty)."""
+
+    neighbors: dict[int, int] = field(default_factory=dict)
+    topk: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
 class Config:
     scale: str = "paper"
     results: str = "results"
+    grid: GridConfig = field(default_factory=GridConfig)
+    # Checkpoints of the methods the paper compares with (keys: the rows' `baseline` in
+    # cycle_pkg/paper_tables.yaml, e.g. supervised_resnet50): evaluated when given.
+    baselines: dict[str, str] = field(default_factory=dict)
     world: WorldConfig = field(default_factory=WorldConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -232,6 +271,14 @@ def _check_value(value: Any, hint: Any, where: str) -> Any:
         if value not in allowed:
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
         return value
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {
+            _check_value(k, key_hint, f"{where} key"): _check_value(v, value_hint, f"{where}.{k}")
+            for k, v in value.items()
+        }
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -358,6 +405,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 def validate(config: Config) -> None:
     """Cross-field checks that a type check cannot express."""
     model, loss, pretrain = config.model, config.loss, config.pretrain
+    validate_data(config)
     if loss.neighbors < 1:
         raise ConfigError("loss.neighbors: the neighbour set needs at least one element")
     if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
@@ -400,17 +448,42 @@ def validate_eval(cfg: EvalConfig) -> None:
         )
 
 
-SHORT_NAMES = {
-    "components": "",
-    "lambda_cycle": "lambda",
-    "neighbors": "m",
-    "topk": "top",
-    "query_view_in_neighbors": "kpp",
-    "temperature": "t",
-    "nn_temperature": "tnn",
-    "head": "",
-    "embed_dim": "d",
-    "momentum": "mom",
+def validate_data(config: Config) -> None:
+    data, world = config.data, config.world
+    positive = ("r2v2_subset_videos", "shard_videos", "shard_streams", "shard_buffer", "download_retries")
+    for name in positive:
+        if getattr(data, name) < 1:
+            raise ConfigError(f"data.{name} must be at least 1")
+    if data.shard_short_side is not None and data.shard_short_side < 16:
+        raise ConfigError(f"data.shard_short_side ({data.shard_short_side}) must be at least 16, or null")
+    if not 1 <= data.shard_quality <= 100 or data.download_timeout <= 0:
+        raise ConfigError("data.shard_quality must lie in [1, 100] and data.download_timeout be positive")
+    workers = max(1, config.pretrain.workers)
+    if data.r2v2_format == "shards" and data.shard_streams % workers:
+        raise ConfigError(
+            f"data.shard_streams ({data.shard_streams}) must be a multiple of pretrain.workers ({workers}) "
+            "so that every loader process reads whole streams"
+        )
+    if "{name}" not in data.otb_url:
+        raise ConfigError(f"data.otb_url ({data.otb_url}) must contain {{name}}, the sequence's name")
+    if len(world.got10k_sequences) != 3 or min(world.got10k_sequences) < 1:
+        raise ConfigError("world.got10k_sequences: expected three positive counts [train, val, test]")
+
+
+# How a setting that differs from its scale's appears in a run name, in this order: a prefix for
+# the value, or the words for true and false.
+NAME_PARTS: dict[str, str | tuple[str, str]] = {
+    "data.r2v2_subset": ("r2v2s", "r2v2"),
+    "loss.components": "",
+    "loss.lambda_cycle": "lambda",
+    "loss.neighbors": "m",
+    "loss.topk": "top",
+    "loss.query_view_in_neighbors": ("kpp", "nokpp"),
+    "loss.temperature": "t",
+    "loss.nn_temperature": "tnn",
+    "model.head": "",
+    "model.embed_dim": "d",
+    "model.momentum": "mom",
 }
 
 
@@ -418,14 +491,13 @@ def run_name(config: Config, reference: Config) -> str:
     """A readable run name: the backbone, then how the method differs from ``reference`` (the
     scale's own settings), e.g. ``r18``, ``r18-lambda0.3``, ``r18-cycle-m256-kpp``."""
     parts = [config.model.backbone.replace("resnet", "r")]
-    for section in ("loss", "model"):
-        ours, theirs = getattr(config, section), getattr(reference, section)
-        for key in SHORT_NAMES:
-            if not hasattr(ours, key) or getattr(ours, key) == getattr(theirs, key):
-                continue
-            value = getattr(ours, key)
-            if isinstance(value, bool):
-                parts.append(SHORT_NAMES[key] if value else f"no{SHORT_NAMES[key]}")
-            else:
-                parts.append(f"{SHORT_NAMES[key]}{value}".replace("+", "_"))
+    for key, words in NAME_PARTS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value == getattr(getattr(reference, section), name):
+            continue
+        if isinstance(words, tuple):
+            parts.append(words[0] if value else words[1])
+        else:
+            parts.append(f"{words}{value}".replace("+", "_"))
     return "-".join(parts)

@@ -2,21 +2,37 @@
 
 Similarity is cosine throughout, so inputs need not be normalised. Shapes: ``query`` and
 ``positive`` (n, c), ``neighbors`` (m, c), ``negatives`` (r, c). Everything is computed in float32,
-whatever the autocast dtype of the encoders, because logits divided by a temperature of 0.07 lose
-too much in bfloat16.
+with autocast off, whatever the dtype of the encoders: logits divided by a temperature of 0.07
+lose too much in bfloat16.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+F_ = TypeVar("F_", bound=Callable[..., Tensor])
+
+
+def _in_float32(function: F_) -> F_:
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with torch.autocast(args[0].device.type, enabled=False):
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _unit(x: Tensor) -> Tensor:
     return F.normalize(x.float(), dim=-1)
 
 
+@_in_float32
 def info_nce(query: Tensor, positive: Tensor, negatives: Tensor, temperature: float) -> Tensor:
     """Eq. 1 / Eq. 2: mean over the batch of -log softmax, the positive at index 0."""
     q, k, neg = _unit(query), _unit(positive), _unit(negatives)
@@ -26,6 +42,7 @@ def info_nce(query: Tensor, positive: Tensor, negatives: Tensor, temperature: fl
     return F.cross_entropy(logits, labels)
 
 
+@_in_float32
 def soft_nearest_neighbor(
     query: Tensor,
     neighbors: Tensor,
@@ -57,6 +74,7 @@ def soft_nearest_neighbor(
     return torch.einsum("nk,nkc->nc", weights, chosen)
 
 
+@_in_float32
 def cycle_loss(
     query: Tensor,
     positive: Tensor,

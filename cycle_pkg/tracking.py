@@ -84,6 +84,9 @@ class Tracker:
         """Start a new run, or reopen ``run_id`` when a job resumes."""
         if not self.active:
             return None
+        if run_id is not None and not self._exists(run_id):
+            log.warning("MLflow run %s is not in %s; starting a new run", run_id, tracking_uri(self.config))
+            run_id = None
         run = with_retries(self.mlflow.start_run)(run_id=run_id, run_name=None if run_id else run_name)
         self.run_id = run.info.run_id
         with_retries(self.mlflow.set_tags)({"mlflow.source.git.commit": git_commit(), **tags})
@@ -92,6 +95,13 @@ class Tracker:
             for start in range(0, len(items), 100):
                 with_retries(self.mlflow.log_params)({k: str(v) for k, v in items[start : start + 100]})
         return self.run_id
+
+    def _exists(self, run_id: str) -> bool:
+        try:
+            with_retries(self.mlflow.get_run)(run_id)
+            return True
+        except self.mlflow.exceptions.MlflowException:
+            return False
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self.active and self.run_id:

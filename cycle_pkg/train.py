@@ -9,6 +9,7 @@ sampler) or derived from (seed, epoch, index) (the data).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -29,8 +30,10 @@ from tqdm import tqdm
 from .checkpoint import CHECKPOINT, config_differences, load_checkpoint, save_checkpoint
 from .config import Config
 from .data.augment import moco_v2
-from .data.pairs import StepSampler, VideoPairs
+from .data.pairs import PairMaker, StepSampler, VideoPairs
 from .data.r2v2 import load_videos
+from .data.shards import read_index, shard_dir, subset_videos
+from .data.stream import ShardPairs, decode_frame
 from .errors import ConfigError, Preempted
 from .io_utils import write_json_atomic, write_text_atomic
 from .model import CycleContrast, uses_same_frame_positive
@@ -38,6 +41,13 @@ from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+# The queues are identical on every rank by construction: broadcasting them (and BN statistics) from
+# rank 0 at every forward would move ~75 MB per step for nothing. torch 2.14 renamed the switch.
+NO_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+    else {"broadcast_buffers": False}
+)
 SUMMARY = "summary.json"
 
 
@@ -106,15 +116,38 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def build_dataset(config: Config) -> VideoPairs:
-    videos = load_videos(config.data.r2v2_root, config.data.r2v2_split)
-    return VideoPairs(
-        videos,
-        moco_v2(config.pretrain.image_size),
+def build_dataset(config: Config) -> VideoPairs | ShardPairs:
+    """Loose JPEGs in the R2V2 layout, or shards (data.r2v2_format), of the split or of R2V2-S."""
+    data = config.data
+    views = dict(
         same_frame=uses_same_frame_positive(config.loss),
         query_view=config.loss.query_view_in_neighbors,
         seed=config.pretrain.seed,
     )
+    if data.r2v2_format == "shards":
+        index = read_index(shard_dir(data), data.r2v2_split, subset_videos(data))
+        maker = PairMaker(moco_v2(config.pretrain.image_size), reader=decode_frame, **views)
+        return ShardPairs(index, maker, data.shard_streams, data.shard_buffer, config.pretrain.seed)
+    videos = load_videos(data.r2v2_root, data.r2v2_split, subset_videos(data))
+    return VideoPairs(videos, moco_v2(config.pretrain.image_size), **views)
+
+
+def build_loader(
+    dataset: VideoPairs | ShardPairs, config: Config, runtime: Runtime, start_step: int, total_steps: int
+) -> DataLoader:
+    """The loader of this process's share of steps start_step..total_steps."""
+    p = config.pretrain
+    options = dict(
+        num_workers=p.workers,
+        pin_memory=runtime.device.type == "cuda",
+        worker_init_fn=ignore_preemption_in_worker if p.workers else None,
+        prefetch_factor=4 if p.workers else None,
+    )
+    if isinstance(dataset, ShardPairs):
+        dataset.schedule(p.batch_size, runtime.rank, runtime.world, start_step, total_steps, p.workers)
+        return DataLoader(dataset, batch_size=None, **options)
+    sampler = StepSampler(len(dataset), p.batch_size, runtime.rank, runtime.world, p.seed, start_step, total_steps)
+    return DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, **options)
 
 
 def grid_tags(config: Config, run: str) -> dict[str, str]:
@@ -170,17 +203,8 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     start_step = state["step"] if state else 0
     steps_per_epoch = len(dataset) // p.batch_size
     total_steps = steps_per_epoch * p.epochs if p.max_steps is None else min(steps_per_epoch * p.epochs, p.max_steps)
-    sampler = StepSampler(len(dataset), p.batch_size, runtime.rank, runtime.world, p.seed, start_step, total_steps)
+    loader = build_loader(dataset, config, runtime, start_step, total_steps)
     cuda = runtime.device.type == "cuda"
-    loader = DataLoader(
-        dataset,
-        batch_size=sampler.local_batch,
-        sampler=sampler,
-        num_workers=p.workers,
-        pin_memory=cuda,
-        worker_init_fn=ignore_preemption_in_worker if p.workers else None,
-        prefetch_factor=4 if p.workers else None,
-    )
 
     torch.manual_seed(p.seed)
     model = CycleContrast(config.model, config.loss, seed=p.seed).to(runtime.device)
@@ -199,7 +223,7 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
         counters = state["counters"]
         log.info("resuming %s from step %d of %d", run, start_step, total_steps)
     network = (
-        DistributedDataParallel(model, device_ids=[runtime.device.index] if cuda else None, broadcast_buffers=False)
+        DistributedDataParallel(model, device_ids=[runtime.device.index] if cuda else None, **NO_BUFFER_SYNC)
         if runtime.world > 1
         else model
     )

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from cycle_pkg.config import load_config
+from cycle_pkg.data.imagenet import imagenet100_wnids
 from cycle_pkg.data.pairs import StepSampler, VideoPairs, read_rgb
 from cycle_pkg.data.r2v2 import id_list_path, load_videos, read_id_list
-from cycle_pkg.data.synthetic import class_wnids, generate_world, imagenet100_wnids
+from cycle_pkg.data.synthetic import class_wnids, generate_world
 from cycle_pkg.errors import DatasetError
 
 from .conftest import PARAMS

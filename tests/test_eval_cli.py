@@ -1,7 +1,6 @@
 """`cycle eval ...` end to end: a checkpoint in, one metrics file and one MLflow run (linked to the
 pretraining run) out; bad checkpoints fail with a clear message."""
 
-import importlib.util
 import json
 
 import mlflow
@@ -94,23 +93,12 @@ def test_bad_checkpoints_fail_clearly(world, tmp_path, mlflow_uri, capsys):
     assert not (tmp_path / "results" / "eval").exists()  # no metrics file for a failed evaluation
 
 
-READERS = {"track": "cycle_pkg.data.tracking", "action": "cycle_pkg.data.ucf101", "retrieval": "cycle_pkg.data.ucf101"}
 HEADLINES = {"track": ("precision", "success"), "action": ("top1",), "retrieval": ("frame_top1", "clip_top1")}
 
 
-def reader_missing(task: str) -> bool:
-    return importlib.util.find_spec(READERS[task]) is None
-
-
-@pytest.mark.parametrize(
-    "task",
-    [
-        pytest.param(task, marks=pytest.mark.skipif(reader_missing(task), reason=f"{READERS[task]} not merged yet"))
-        for task in ("track", "action", "retrieval")
-    ],
-)
+@pytest.mark.parametrize("task", ["track", "action", "retrieval"])
 def test_video_evaluations_on_the_synthetic_world(task, world, tmp_path, pretraining_run):
-    """Needs the datasets branch's readers and world parts (ucf101/, got10k/, otb/)."""
+    """The world's GOT-10k, OTB-2015 and UCF101 parts through the readers of cycle_pkg.data."""
     checkpoint, pretrain_id = pretraining_run
     roots = [f"data.{name}_root={world / name}" for name in ("ucf101", "got10k", "otb")]
     result = run_cycle(eval_args(task, world, tmp_path, checkpoint, *roots), cwd=tmp_path)

@@ -104,7 +104,13 @@ def test_gradients_reach_the_query_only_through_the_cycle():
     assert query.grad is not None and query.grad.abs().sum() > 0
 
 
-def test_losses_run_in_float32_under_bfloat16_inputs():
-    query = torch.randn(4, 8).bfloat16()
-    loss = cycle_loss(query, torch.randn(4, 8).bfloat16(), torch.randn(6, 8), torch.randn(6, 8), 0.07)
+def test_losses_run_in_float32_under_bfloat16_inputs_and_autocast():
+    torch.manual_seed(0)
+    query, positive, neighbors, negatives = torch.randn(4, 8), torch.randn(4, 8), torch.randn(6, 8), torch.randn(6, 8)
+    exact = cycle_loss(query, positive, neighbors, negatives, 0.07)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.mm(query, negatives.T).dtype == torch.bfloat16  # autocast is on here ...
+        under_autocast = cycle_loss(query, positive, neighbors, negatives, 0.07)  # ... but not in the loss
+    assert under_autocast.dtype == torch.float32 and torch.equal(under_autocast, exact)
+    loss = cycle_loss(query.bfloat16(), positive.bfloat16(), neighbors, negatives, 0.07)
     assert loss.dtype == torch.float32

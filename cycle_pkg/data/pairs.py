@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,14 +37,72 @@ def read_rgb(path: str | Path) -> Tensor | None:
         return None
 
 
-class VideoPairs(Dataset):
-    """``dataset[(epoch, index)]`` -> {"query", "positive"[, "query_view"], "skipped"}.
+class PairMaker:
+    """Turns the frames of one video into {"query", "positive"[, "query_view"], "skipped"}.
 
     The query is a view of a random frame I_i, the positive a view of another random frame I_j
     of the same video (possibly I_i itself), or of I_i when ``same_frame`` (intra-image learning).
     ``query_view`` adds a second view of I_i (Table 5's k_++). Unreadable frames are skipped and
     counted in "skipped"; a video with no readable frame is replaced by another one.
     """
+
+    def __init__(
+        self,
+        transform: Callable[[Tensor], Tensor],
+        same_frame: bool = False,
+        query_view: bool = False,
+        seed: int = 0,
+        reader: Callable[[Any], Tensor | None] = read_rgb,
+    ):
+        self.transform, self.reader = transform, reader
+        self.same_frame, self.query_view, self.seed = same_frame, query_view, seed
+
+    def _draw(self, frames: Sequence[Any], decoded: dict[int, Tensor | None], rng: torch.Generator) -> Tensor | None:
+        """A random readable frame of the video; ``decoded`` caches reads (None = unreadable)."""
+        candidates = [k for k in range(len(frames)) if decoded.get(k, True) is not None]
+        while candidates:
+            k = candidates[int(torch.randint(len(candidates), (1,), generator=rng))]
+            if k not in decoded:
+                decoded[k] = self.reader(frames[k])
+            if decoded[k] is not None:
+                return decoded[k]
+            candidates.remove(k)
+        return None
+
+    def _pick_frames(
+        self, frames: Sequence[Any], rng: torch.Generator, replace: Callable[[torch.Generator], Sequence[Any]]
+    ) -> tuple[Tensor, Tensor, int]:
+        skipped = 0
+        for _ in range(MAX_VIDEO_ATTEMPTS):
+            decoded: dict[int, Tensor | None] = {}
+            first = self._draw(frames, decoded, rng)
+            second = first if self.same_frame else self._draw(frames, decoded, rng)
+            skipped += sum(image is None for image in decoded.values())
+            if first is not None and second is not None:
+                return first, second, skipped
+            frames = replace(rng)
+        raise DatasetError(f"no readable frame in {MAX_VIDEO_ATTEMPTS} videos in a row: check the frames on disk")
+
+    def make(
+        self, epoch: int, index: int, frames: Sequence[Any], replace: Callable[[torch.Generator], Sequence[Any]]
+    ) -> dict[str, Tensor | int]:
+        """The item of video ``index`` in ``epoch``; ``replace(rng)`` gives the frames of another video."""
+        seed = derived_seed(self.seed, epoch, index)
+        rng = torch.Generator().manual_seed(seed)
+        frame_i, frame_j, skipped = self._pick_frames(frames, rng, replace)
+        # torchvision's transforms draw from the global RNG: fork it so the draws depend on the
+        # item alone and the caller's RNG is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            item: dict[str, Tensor | int] = {"query": self.transform(frame_i), "positive": self.transform(frame_j)}
+            if self.query_view:
+                item["query_view"] = self.transform(frame_i)
+        item["skipped"] = skipped
+        return item
+
+
+class VideoPairs(PairMaker, Dataset):
+    """``dataset[(epoch, index)]`` -> the pair item (see PairMaker) of video ``index`` of ``videos``."""
 
     def __init__(
         self,
@@ -56,52 +115,18 @@ class VideoPairs(Dataset):
     ):
         if not videos:
             raise DatasetError("no videos to train on: the id list names none")
-        self.videos, self.transform, self.reader = videos, transform, reader
-        self.same_frame, self.query_view, self.seed = same_frame, query_view, seed
+        super().__init__(transform, same_frame, query_view, seed, reader)
+        self.videos = videos
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _draw(
-        self, frames: Sequence[str | Path], decoded: dict[int, Tensor | None], rng: torch.Generator
-    ) -> Tensor | None:
-        """A random readable frame of the video; ``decoded`` caches reads (None = unreadable)."""
-        candidates = [k for k in range(len(frames)) if decoded.get(k, True) is not None]
-        while candidates:
-            k = candidates[int(torch.randint(len(candidates), (1,), generator=rng))]
-            if k not in decoded:
-                decoded[k] = self.reader(frames[k])
-            if decoded[k] is not None:
-                return decoded[k]
-            candidates.remove(k)
-        return None
-
-    def _pick_frames(self, index: int, rng: torch.Generator) -> tuple[Tensor, Tensor, int]:
-        skipped = 0
-        for _ in range(MAX_VIDEO_ATTEMPTS):
-            decoded: dict[int, Tensor | None] = {}
-            first = self._draw(self.videos[index], decoded, rng)
-            second = first if self.same_frame else self._draw(self.videos[index], decoded, rng)
-            skipped += sum(image is None for image in decoded.values())
-            if first is not None and second is not None:
-                return first, second, skipped
-            index = int(torch.randint(len(self.videos), (1,), generator=rng))
-        raise DatasetError(f"no readable frame in {MAX_VIDEO_ATTEMPTS} videos in a row: check the frames on disk")
+    def _random_video(self, rng: torch.Generator) -> Sequence[str | Path]:
+        return self.videos[int(torch.randint(len(self.videos), (1,), generator=rng))]
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Tensor | int]:
         epoch, index = key
-        seed = derived_seed(self.seed, epoch, index)
-        rng = torch.Generator().manual_seed(seed)
-        frame_i, frame_j, skipped = self._pick_frames(index, rng)
-        # torchvision's transforms draw from the global RNG: fork it so the draws depend on the
-        # item alone and the caller's RNG is left as it was.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            item: dict[str, Tensor | int] = {"query": self.transform(frame_i), "positive": self.transform(frame_j)}
-            if self.query_view:
-                item["query_view"] = self.transform(frame_i)
-        item["skipped"] = skipped
-        return item
+        return self.make(epoch, index, self.videos[index], self._random_video)
 
 
 class StepSampler(Sampler[tuple[int, int]]):

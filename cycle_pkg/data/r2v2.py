@@ -2,10 +2,17 @@
 
 ``<root>/<split>/<id[:2]>/<id>_<frame:06d>.jpg`` with 11-character YouTube ids, and one id list per
 split, ``<root>/r2v2_ids_<split>.txt``, a line per video: ``id,f1,f2,f3,f4``.
+
+R2V2-S, the subset the paper trains its ResNet-18 ablations on (109k videos, 438k frames), is not
+published as a list. Ours is defined by the video ids alone: rank the videos of the train list by
+``sha256("r2v2-s:" + id)`` and keep the first ``count`` (109,500 at paper scale, i.e. 438,000 frames
+of 4-frame videos). The choice does not depend on the order of the id list, a larger subset contains
+every smaller one, and any copy of R2V2 yields the same subset.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,8 +53,30 @@ def read_id_list(path: str | Path) -> list[Video]:
     return videos
 
 
-def load_videos(root: str | Path, split: str) -> list[list[Path]]:
-    """The frame paths of every video of a split (existence is checked lazily, per frame read)."""
+def subset_rank(video_id: str) -> str:
+    return hashlib.sha256(f"r2v2-s:{video_id}".encode()).hexdigest()
+
+
+def select_subset(videos: list[Video], count: int, source: str | Path = "the id list") -> list[Video]:
+    """R2V2-S: the ``count`` videos of lowest rank (see the module's docstring), in rank order."""
+    if count > len(videos):
+        raise DatasetError(
+            f"data.r2v2_subset_videos ({count}) exceeds the {len(videos)} videos of {source}; lower it or "
+            "set data.r2v2_subset=false"
+        )
+    return sorted(videos, key=lambda v: subset_rank(v.video_id))[:count]
+
+
+def read_videos(root: str | Path, split: str, subset_videos: int | None = None) -> list[Video]:
+    """The videos of a split's id list, or of its R2V2-S subset of ``subset_videos`` videos."""
+    path = id_list_path(root, split)
+    videos = read_id_list(path)
+    return videos if subset_videos is None else select_subset(videos, subset_videos, path)
+
+
+def load_videos(root: str | Path, split: str, subset_videos: int | None = None) -> list[list[Path]]:
+    """The frame paths of every video of a split or of its subset (existence is checked lazily, per
+    frame read)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(
@@ -56,6 +85,5 @@ def load_videos(root: str | Path, split: str) -> list[list[Path]]:
         )
     if not (root / split).is_dir() or not any((root / split).iterdir()):
         raise DatasetError(f"{root / split}: no frames here; expected <prefix>/<id>_<frame>.jpg folders")
-    return [
-        [root / frame_relpath(split, v.video_id, f) for f in v.frames] for v in read_id_list(id_list_path(root, split))
-    ]
+    videos = read_videos(root, split, subset_videos)
+    return [[root / frame_relpath(split, v.video_id, f) for f in v.frames] for v in videos]

@@ -25,9 +25,10 @@ from tqdm import tqdm
 
 from ..config import ActionEvalConfig, EvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
+from ..data.ucf101 import clip_frames
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import topk_accuracy
-from .video import Video, VideoClips, VideoReader, clip_features, clip_indices, uniform_starts
+from .video import Video, VideoClips, VideoReader, clip_features
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +58,20 @@ def test_transform(cfg: ActionEvalConfig) -> v2.Compose:
     )
 
 
-def _clip_duration(cfg: ActionEvalConfig) -> float:
-    return cfg.clip_frames / cfg.clip_fps
-
-
 class TrainClips:
-    """``train_clips`` random clips of a video, drawn from (seed, epoch, video index)."""
+    """``train_clips`` clips at random times of a video, drawn from (seed, epoch, video index)."""
 
     def __init__(self, cfg: ActionEvalConfig, epoch: int):
         self.cfg, self.epoch, self.transform = cfg, epoch, train_transform(cfg)
 
     def __call__(self, frames: Tensor, fps: float, index: int) -> Tensor:
         cfg = self.cfg
-        rng = np.random.default_rng([cfg.seed, self.epoch, index])
-        latest = max(0.0, len(frames) / fps - _clip_duration(cfg))
-        clips = []
+        seed = int(np.random.SeedSequence([cfg.seed, self.epoch, index]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        indices = clip_frames(len(frames), fps, cfg.clip_frames, cfg.clip_fps, cfg.train_clips, generator)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(rng.integers(2**31)))
-            for _ in range(cfg.train_clips):
-                indices = clip_indices(len(frames), fps, rng.uniform(0, latest), cfg.clip_frames, cfg.clip_fps)
-                clips.append(self.transform(frames[indices]))
-        return torch.stack(clips)
+            torch.manual_seed(seed)  # the transforms draw from torch's global generator
+            return torch.stack([self.transform(frames[clip]) for clip in indices])
 
 
 class TestClips:
@@ -88,10 +82,8 @@ class TestClips:
 
     def __call__(self, frames: Tensor, fps: float, index: int) -> Tensor:
         cfg = self.cfg
-        starts = uniform_starts(len(frames), fps, _clip_duration(cfg), cfg.test_clips)
-        return torch.stack(
-            [self.transform(frames[clip_indices(len(frames), fps, s, cfg.clip_frames, cfg.clip_fps)]) for s in starts]
-        )
+        indices = clip_frames(len(frames), fps, cfg.clip_frames, cfg.clip_fps, cfg.test_clips)
+        return torch.stack([self.transform(frames[clip]) for clip in indices])
 
     def __repr__(self) -> str:
         cfg = self.cfg

@@ -20,9 +20,10 @@ from torchvision.transforms import v2
 
 from ..config import EvalConfig, RetrievalEvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
+from ..data.ucf101 import centred_clips, linspace_frames
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import retrieval_topk
-from .video import Video, VideoClips, VideoReader, centred_clips, clip_features, linspace_frames
+from .video import Video, VideoClips, VideoReader, clip_features
 
 
 def _transform(resize: tuple[int, int], crop: int) -> v2.Compose:
@@ -58,7 +59,7 @@ class RetrievalClips:
         self.transform = _transform(tuple(cfg.clip_resize), cfg.clip_crop)
 
     def __call__(self, frames: Tensor, fps: float, index: int) -> Tensor:
-        indices = centred_clips(len(frames), self.count, self.length)
+        indices = centred_clips(len(frames), self.length, self.count)
         return self.transform(frames[indices.reshape(-1)]).unflatten(0, (self.count, self.length))
 
     def __repr__(self) -> str:

@@ -93,33 +93,13 @@ def _headline(metrics: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if isinstance(v, float) and k != "seconds")
 
 
-def imagenet_samples(root: str | Path, split: str, wnids: list[str] | None = None) -> tuple[list, list[str]]:
-    """(image, label) pairs of an ImageNet-format folder ``root/split/<wnid>/*``, classes in sorted
-    order; ``wnids`` keeps only those classes (ImageNet-100)."""
-    folder = Path(root) / split
-    if not folder.is_dir():
-        raise DatasetError(
-            f"{folder}: ImageNet split folder not found. Set data.imagenet_root in params.yaml, or run "
-            "`cycle world` to write the synthetic one"
-        )
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and (wnids is None or d.name in wnids))
-    samples = [
-        (path, label)
-        for label, wnid in enumerate(classes)
-        for path in sorted(p for p in (folder / wnid).iterdir() if p.is_file())
-    ]
-    if not samples:
-        raise DatasetError(f"{folder}: no images in class folders here (expected {folder}/<wnid>/<image>)")
-    return samples, classes
-
-
 def linear_evaluation(config: Config, output: Path) -> Evaluation:
-    from ..data.synthetic import imagenet100_wnids
+    from ..data.imagenet import imagefolder_samples, imagenet100_wnids
 
     cfg = config.eval.linear
     wnids = imagenet100_wnids() if cfg.dataset == "imagenet100" else None
-    train, classes = imagenet_samples(config.data.imagenet_root, "train", wnids)
-    val, val_classes = imagenet_samples(config.data.imagenet_root, "val", wnids)
+    train, classes = imagefolder_samples(config.data.imagenet_root, "train", wnids)
+    val, val_classes = imagefolder_samples(config.data.imagenet_root, "val", wnids)
     if val_classes != classes:
         extra = sorted(set(val_classes) ^ set(classes))[:5]
         raise DatasetError(f"{config.data.imagenet_root}: train and val hold different classes (e.g. {extra})")

@@ -1,8 +1,9 @@
-"""Video features from a per-frame 2D backbone: the protocols' frame and clip sampling, and the
-features of K clips of t frames per video (per-frame pooled features averaged over each clip).
+"""Video features from a per-frame 2D backbone: K clips of t frames per video, each clip's feature
+the per-frame pooled features averaged over its frames.
 
-A video is ``(path, label)``; ``read_video(path) -> (uint8 (T, H, W, 3), fps)`` decodes it, so the
-same code serves UCF101 through PyAV and any other source of frames.
+A video is ``(path, label)``; ``read_video(path) -> (uint8 (T, H, W, 3), fps)`` decodes it (UCF101's
+reader, or any other source of frames); a sampler picks and transforms the clips (the protocols'
+frame and clip indices come from :mod:`cycle_pkg.data.ucf101`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -23,32 +23,6 @@ Video = tuple[str | Path, int]
 VideoReader = Callable[[str | Path], tuple[Tensor, float]]
 # (frames (T, 3, H, W) uint8, fps, video index) -> clips (K, t, 3, h, w) float
 ClipSampler = Callable[[Tensor, float, int], Tensor]
-
-
-def clip_indices(frame_count: int, video_fps: float, start: float, length: int, fps: float) -> list[int]:
-    """The frames of a clip of ``length`` frames sampled at ``fps`` from time ``start`` (s); a clip
-    running past the video's end repeats its frames cyclically (AVID-CMA's pad_missing)."""
-    times = start + np.arange(length) / fps
-    indices = [int(i) for i in np.floor(times * video_fps + 1e-6) if i < frame_count] or [frame_count - 1]
-    return [indices[k % len(indices)] for k in range(length)]
-
-
-def uniform_starts(frame_count: int, video_fps: float, clip_duration: float, count: int) -> np.ndarray:
-    """``count`` clip start times spread evenly over the video (the protocols' dense test clips)."""
-    return np.linspace(0.0, max(0.0, frame_count / video_fps - clip_duration), count)
-
-
-def linspace_frames(frame_count: int, count: int) -> np.ndarray:
-    """Frame retrieval's frames: linspace(0, len - 1, count), truncated."""
-    return np.linspace(0, frame_count - 1, count).astype(int)
-
-
-def centred_clips(frame_count: int, count: int, length: int) -> np.ndarray:
-    """Clip retrieval's clips: ``count`` clips of ``length`` frames centred at
-    linspace(length / 2, len - length / 2, count), indices clamped to the video: (count, length)."""
-    half = length // 2
-    centres = np.linspace(half, frame_count - half, count).astype(int)
-    return np.clip(centres[:, None] + np.arange(-half, length - half)[None, :], 0, frame_count - 1)
 
 
 class VideoClips(Dataset):

@@ -1,46 +1,20 @@
-"""The synthetic world: a seeded generator that writes datasets in the real on-disk formats.
+"""Drawing the synthetic world: latent classes, object instances and how they are rendered.
 
-Every image shows one object of a latent class over a cluttered background. A class is a shape
-with a surface pattern (e.g. a striped ring, a checkered star); an instance adds its own two
-colours, proportions and pattern scale. A video follows one instance for four frames while it
-moves, scales, turns and is re-lit, like an R2V2 video. Because the classes are shared across
-videos and with the labelled image set, cross-video cycle-consistency has something to find.
+A class is a shape with a surface pattern (e.g. a striped ring, a checkered star); an instance adds
+its own two colours, proportions and pattern scale. Every image shows instances over a cluttered,
+muted background.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
-import string
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ..config import WorldConfig
-from ..io_utils import atomic_dir, write_text_atomic
-from .r2v2 import frame_relpath
-
 SHAPES = ("disk", "square", "triangle", "ring", "cross", "diamond", "star", "crescent")
 PATTERNS = ("solid", "stripes", "checker", "dots", "rings", "diagonal")
-YOUTUBE_ALPHABET = string.ascii_letters + string.digits + "-_"
-FRAME_GAP = 150  # R2V2 frames are usually 150 apart
-GENERATOR_VERSION = 2  # bump when the drawing changes, so that existing worlds are rewritten
-
-
-def imagenet100_wnids() -> list[str]:
-    text = resources.files("cycle_pkg.data").joinpath("imagenet100.txt").read_text()
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def class_wnids(classes: int) -> list[str]:
-    """WordNet ids for the latent classes: every other class is one of ImageNet-100's, so that
-    selecting the ImageNet-100 subset of the synthetic ImageNet keeps half of the classes."""
-    in100 = imagenet100_wnids()
-    return [in100[i // 2] if i % 2 == 0 else f"n9{i:07d}" for i in range(classes)]
 
 
 @dataclass(frozen=True)
@@ -111,7 +85,7 @@ def _pattern(pattern: str, u: np.ndarray, v: np.ndarray, scale: float, phase: fl
     return np.clip(wave * 4 + 0.5, 0, 1)
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Muted clutter: a low-resolution random field upsampled, a few soft blobs, mostly grey so
     that the object, not the scene, is what a video's frames share most."""
     coarse = rng.uniform(0.2, 0.8, size=(4, 5, 3))
@@ -137,16 +111,16 @@ def new_instance(latent: LatentClass, rng: np.random.Generator) -> Instance:
     return Instance(latent, colors, rng.uniform(0.8, 1.25), rng.uniform(2.5, 4.5), rng.uniform(0, 2 * np.pi))
 
 
-def render(
+def render_with_mask(
     instance: Instance,
     background: np.ndarray,
     center: tuple[float, float],
     radius: float,
     angle: float,
     light: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Composite the instance (anti-aliased edge) over the background under a coloured light
-    (per-channel gains); returns uint8 (H, W, 3)."""
+    (per-channel gains); returns uint8 (H, W, 3) and the object's coverage of each pixel in [0, 1]."""
     height, width = background.shape[:2]
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     dx, dy = (xx - center[0]) / radius, (yy - center[1]) / radius
@@ -157,10 +131,45 @@ def render(
     mix = _pattern(instance.latent.pattern, u, v, instance.pattern_scale, instance.pattern_phase)[..., None]
     surface = (instance.colors[0] * (1 - mix) + instance.colors[1] * mix) * (1 - 0.25 * np.clip(v, -1, 1)[..., None])
     image = (background * (1 - inside) + surface * inside) * light
-    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8), inside[..., 0]
 
 
-def _jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+def render_in_window(
+    instance: Instance,
+    background: np.ndarray,
+    center: tuple[float, float],
+    radius: float,
+    angle: float,
+    light: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``render_with_mask``, computed only in a window around the object (every shape lies within
+    its unit square in object coordinates), which is much faster for small objects."""
+    height, width = background.shape[:2]
+    reach = radius * np.hypot(max(instance.aspect, 1.0), 1.0) + 2
+    x0, x1 = max(0, int(center[0] - reach)), min(width, int(np.ceil(center[0] + reach)))
+    y0, y1 = max(0, int(center[1] - reach)), min(height, int(np.ceil(center[1] + reach)))
+    image = (np.clip(background * light, 0, 1) * 255 + 0.5).astype(np.uint8)
+    coverage = np.zeros((height, width), dtype=np.float64)
+    if x0 < x1 and y0 < y1:
+        local = (center[0] - x0, center[1] - y0)
+        window = background[y0:y1, x0:x1]
+        image[y0:y1, x0:x1], coverage[y0:y1, x0:x1] = render_with_mask(instance, window, local, radius, angle, light)
+    return image, coverage
+
+
+def render(
+    instance: Instance,
+    background: np.ndarray,
+    center: tuple[float, float],
+    radius: float,
+    angle: float,
+    light: np.ndarray,
+) -> np.ndarray:
+    """The image of ``render_with_mask``."""
+    return render_with_mask(instance, background, center, radius, angle, light)[0]
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -170,7 +179,7 @@ def video_frames(instance: Instance, rng: np.random.Generator, height: int, widt
     """Four frames of one instance, seconds apart: the camera pans over the scene, the object
     moves, scales and turns, and the light changes colour and strength."""
     pan_room = width // 2
-    scene = _background(rng, height, width + pan_room)
+    scene = background(rng, height, width + pan_room)
     side = min(height, width)
     start = np.array([rng.uniform(0.35, 0.65) * width, rng.uniform(0.35, 0.65) * height])
     velocity = rng.normal(0, 0.06 * side, size=2)
@@ -187,72 +196,3 @@ def video_frames(instance: Instance, rng: np.random.Generator, height: int, widt
             render(instance, scene[:, offset : offset + width], tuple(center), radius, angle0 + spin * t, light)
         )
     return frames
-
-
-def youtube_like_id(rng: np.random.Generator) -> str:
-    return "".join(YOUTUBE_ALPHABET[i] for i in rng.integers(0, len(YOUTUBE_ALPHABET), size=11))
-
-
-def write_r2v2(root: Path, split: str, videos: int, world: WorldConfig, classes: list[LatentClass]) -> None:
-    """Write ``videos`` R2V2-format videos: ``<split>/<id[:2]>/<id>_<frame:06d>.jpg`` and
-    ``r2v2_ids_<split>.txt`` (``id,f1,f2,f3,f4``), plus ``latent_classes_<split>.csv`` (id,class),
-    which the real dataset does not have and which only the world's own analyses read."""
-    rng = np.random.default_rng([world.seed, 1 if split == "train" else 2])
-    id_lines, label_lines, seen = [], ["video,class"], set()
-    for _ in range(videos):
-        vid = youtube_like_id(rng)
-        while vid in seen:
-            vid = youtube_like_id(rng)
-        seen.add(vid)
-        label = int(rng.integers(len(classes)))
-        first = int(rng.integers(0, 3000))
-        numbers = [first + FRAME_GAP * t for t in range(4)]
-        instance = new_instance(classes[label], rng)
-        frames = video_frames(instance, rng, world.frame_height, world.frame_width)
-        for number, image in zip(numbers, frames, strict=True):
-            path = root / frame_relpath(split, vid, number)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(_jpeg(image))
-        id_lines.append(",".join([vid, *map(str, numbers)]))
-        label_lines.append(f"{vid},{label}")
-    (root / f"r2v2_ids_{split}.txt").write_text("\n".join(id_lines) + "\n")
-    (root / f"latent_classes_{split}.csv").write_text("\n".join(label_lines) + "\n")
-
-
-def write_imagefolder(root: Path, world: WorldConfig, classes: list[LatentClass]) -> None:
-    """An ImageNet-format labelled set of the same latent classes, new instances:
-    ``train/<wnid>/<wnid>_<n>.JPEG`` and ``val/<wnid>/ILSVRC2012_val_<n>.JPEG``."""
-    wnids = class_wnids(len(classes))
-    counter = 0
-    for split, per_class, stream in (("train", world.images_per_class, 3), ("val", world.val_images_per_class, 4)):
-        rng = np.random.default_rng([world.seed, stream])
-        for wnid, latent in zip(wnids, classes, strict=True):
-            folder = root / split / wnid
-            folder.mkdir(parents=True, exist_ok=True)
-            for n in range(per_class):
-                instance = new_instance(latent, rng)
-                image = video_frames(instance, rng, world.frame_height, world.frame_width)[int(rng.integers(4))]
-                counter += 1
-                name = f"{wnid}_{n}.JPEG" if split == "train" else f"ILSVRC2012_val_{counter:08d}.JPEG"
-                (folder / name).write_bytes(_jpeg(image))
-    write_text_atomic(
-        root / "classes.txt", "".join(f"{w} {c.shape}-{c.pattern}\n" for w, c in zip(wnids, classes, strict=True))
-    )
-
-
-def generate_world(world: WorldConfig, force: bool = False) -> Path:
-    """Write the synthetic world under ``world.root`` (r2v2/ and imagenet/); a complete world
-    with the same settings is kept as it is."""
-    root = Path(world.root)
-    stamp = root / "world.json"
-    settings = json.dumps({"generator": GENERATOR_VERSION, **dataclasses.asdict(world)}, sort_keys=True)
-    if not force and stamp.is_file() and stamp.read_text() == settings:
-        return root
-    classes = latent_classes(world.classes, world.seed)
-    with atomic_dir(root / "r2v2") as r2v2:
-        write_r2v2(r2v2, "train", world.videos, world, classes)
-        write_r2v2(r2v2, "val", world.val_videos, world, classes)
-    with atomic_dir(root / "imagenet") as imagenet:
-        write_imagefolder(imagenet, world, classes)
-    write_text_atomic(stamp, settings)
-    return root

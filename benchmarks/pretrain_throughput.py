@@ -1,0 +1,157 @@
+"""Pretraining throughput (pairs/s), peak memory, and the cost of the cycle loss.
+
+Two measurements, each in one process so that ratios compare like with like:
+- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, model
+  step) on the synthetic world, as `cycle pretrain` runs them at the chosen scale;
+- the model step alone on random images, for ``intra_video`` and ``intra_video+cycle`` in
+  alternating rounds: the ratio of their step times is the extra cost of L_cycle (its neighbour
+  sampling, soft nearest neighbour and backward classification over the cycle queue).
+
+Examples:
+    python benchmarks/pretrain_throughput.py --scale demo --pipeline
+    python benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from cycle_pkg.config import Config, load_config
+from cycle_pkg.model import CycleContrast
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(config: Config, components: str, device: torch.device) -> tuple[CycleContrast, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = CycleContrast(config.model, dataclasses.replace(config.loss, components=components)).to(device)
+    if device.type == "cuda" and config.pretrain.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
+    return model, optimizer
+
+
+def train_step(model, optimizer, query, positive, device, amp: bool) -> None:
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and amp):
+        losses = model(query, positive)
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    optimizer.step()
+
+
+def model_step_times(config: Config, device: torch.device, batch: int, steps: int, rounds: int) -> dict:
+    """Median seconds per step for intra-video alone and with the cycle loss, interleaved."""
+    size = config.pretrain.image_size
+    fmt = torch.channels_last if device.type == "cuda" and config.pretrain.channels_last else torch.contiguous_format
+    query = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
+    positive = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
+    variants = {name: build(config, name, device) for name in ("intra_video", "intra_video+cycle")}
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for model, optimizer in variants.values():  # warm-up: cudnn autotuning, allocator
+        for _ in range(3):
+            train_step(model, optimizer, query, positive, device, config.pretrain.amp)
+    sync(device)
+    for _ in range(rounds):
+        for name, (model, optimizer) in variants.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                train_step(model, optimizer, query, positive, device, config.pretrain.amp)
+            sync(device)
+            times[name].append((time.perf_counter() - start) / steps)
+    intra, full = statistics.median(times["intra_video"]), statistics.median(times["intra_video+cycle"])
+    return {
+        "seconds_per_step": {"intra_video": intra, "intra_video+cycle": full},
+        "pairs_per_second": {"intra_video": batch / intra, "intra_video+cycle": batch / full},
+        "cycle_cost_ratio": full / intra,
+        "peak_memory_mb": peak_memory_mb(device),
+    }
+
+
+def pipeline_throughput(config: Config, device: torch.device, steps: int) -> dict:
+    """End-to-end pairs/s of data loading + augmentation + model step, as `cycle pretrain` runs."""
+    from torch.utils.data import DataLoader
+
+    from cycle_pkg.data.pairs import StepSampler
+    from cycle_pkg.data.synthetic import generate_world
+    from cycle_pkg.train import build_dataset
+
+    generate_world(config.world)
+    dataset = build_dataset(config)
+    p = config.pretrain
+    sampler = StepSampler(len(dataset), p.batch_size, 0, 1, p.seed, 0, steps + 5)
+    loader = DataLoader(dataset, batch_size=p.batch_size, sampler=sampler, num_workers=p.workers)
+    model, optimizer = build(config, config.loss.components, device)
+    for index, batch in enumerate(loader):
+        if index == 5:  # after warm-up
+            sync(device)
+            start = time.perf_counter()
+        train_step(model, optimizer, batch["query"].to(device), batch["positive"].to(device), device, p.amp)
+    sync(device)
+    elapsed = time.perf_counter() - start
+    return {"pairs_per_second": steps * p.batch_size / elapsed, "peak_memory_mb": peak_memory_mb(device)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="demo")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch", type=int, help="batch size (default: the scale's)")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--pipeline", action="store_true", help="also time the data pipeline + model end to end")
+    parser.add_argument("--pipeline-steps", type=int, default=30)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    overrides = [f"model.backbone={args.backbone}", "mlflow.enabled=false", *args.overrides]
+    if args.batch:
+        overrides.append(f"pretrain.batch_size={args.batch}")
+    config = load_config(ROOT / "params.yaml", args.scale, overrides)
+    batch = config.pretrain.batch_size
+    result = {
+        "scale": args.scale,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
+        "torch": torch.__version__,
+        "backbone": args.backbone,
+        "batch": batch,
+        "image_size": config.pretrain.image_size,
+        "queues": [config.model.intra_queue, config.model.cycle_queue],
+        "neighbors": config.loss.neighbors,
+        "bf16_autocast": device.type == "cuda" and config.pretrain.amp,
+        "model_step": model_step_times(config, device, batch, args.steps, args.rounds),
+    }
+    if args.pipeline:
+        result["pipeline"] = pipeline_throughput(config, device, args.pipeline_steps)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

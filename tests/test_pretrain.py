@@ -1,0 +1,165 @@
+"""`cycle pretrain` end to end on the test scale: outputs, MLflow, resume, preemption, DDP, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import torch
+
+from cycle_pkg.checkpoint import load_checkpoint
+
+from .conftest import ROOT, cycle_command, pretrain_args, run_cycle
+
+
+def weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoint.pt")["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+
+
+def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlflow_uri):
+    result = run_cycle(pretrain_args(world, tmp_path / "results", "pretrain.workers=1"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "results" / "pretrain" / "r18"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 12 and summary["epochs"] == 2 and summary["skipped_frames"] == 0
+    assert summary["final_metrics"]["loss"] > 0 and summary["pairs_per_second"] > 0
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    assert state["step"] == 12 and int(state["model"]["intra_ptr"]) == (12 * 16) % 256
+    assert (tmp_path / "logs" / "pretrain" / "r18.log").read_text().count("step 12/12") == 1
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    run = mlflow.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["loss.lambda_cycle"] == "0.1" and run.data.params["pretrain.batch_size"] == "16"
+    assert run.data.tags["grid.components"] == "intra_video+cycle" and run.data.tags["cycle.scale"] == "test"
+    assert len(run.data.tags["mlflow.source.git.commit"]) >= 7
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss_cycle")
+    assert [m.step for m in history] == [2, 4, 6, 8, 10, 12]
+
+    again = run_cycle(pretrain_args(world, tmp_path / "results", "pretrain.workers=1"), cwd=tmp_path)
+    assert again.returncode == 0 and "is complete" in again.stderr
+
+
+def test_killed_run_resumes_to_identical_weights(world, tmp_path):
+    overrides = ("mlflow.enabled=false", "pretrain.epochs=4")
+    reference = run_cycle(pretrain_args(world, tmp_path / "straight", *overrides), cwd=tmp_path)
+    assert reference.returncode == 0, reference.stderr
+
+    command = cycle_command(*pretrain_args(world, tmp_path / "killed", *overrides))
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed" / "pretrain" / "r18" / "checkpoint.pt"
+    while not checkpoint.exists() and process.poll() is None:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "pretrain" / "r18" / "summary.json").exists()  # really interrupted
+    assert 0 < load_checkpoint(checkpoint)["step"] < 24
+
+    resumed = run_cycle(pretrain_args(world, tmp_path / "killed", *overrides), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming r18 from step" in resumed.stderr
+    assert_same_weights(
+        weights(tmp_path / "killed" / "pretrain" / "r18"), weights(tmp_path / "straight" / "pretrain" / "r18")
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_preemption_signal_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_path, mlflow_uri, signum):
+    args = pretrain_args(world, tmp_path / "results", "pretrain.epochs=40", "pretrain.checkpoint_every=1000")
+    stderr_file = (tmp_path / "stderr.txt").open("w")
+    process = subprocess.Popen(cycle_command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr_file)
+    log = tmp_path / "logs" / "pretrain" / "r18.log"
+    while (not log.exists() or "step 2/" not in log.read_text()) and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    process.wait(timeout=120)
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert process.returncode == 143, stderr
+    assert "checkpoint saved at step" in stderr and "rerun the same command to resume" in stderr
+    run_dir = tmp_path / "results" / "pretrain" / "r18"
+    step = load_checkpoint(run_dir / "checkpoint.pt")["step"]
+    assert 2 <= step < 240
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    run_id = (run_dir / "mlflow_run_id").read_text().strip()
+    assert mlflow.get_run(run_id).info.status == "KILLED"
+    finished = run_cycle([*args, "--set", "pretrain.max_steps=" + str(step + 4)], cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == step + 4 and summary["mlflow_run_id"] == run_id  # the same MLflow run, resumed
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+
+
+def test_two_process_ddp_on_cpu(world, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4")
+    command = [*launcher, "-m", "cycle_pkg.cli", *args]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = tmp_path / "results" / "pretrain" / "r18"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 4
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    # the queues received the keys of both processes: 4 steps x global batch 16
+    assert int(state["model"]["intra_ptr"]) == 64 and int(state["model"]["cycle_ptr"]) == 64
+    assert not torch.equal(state["model"]["intra_queue"][:64], load_fresh_queue())
+
+
+def load_fresh_queue():
+    from cycle_pkg.config import load_config
+    from cycle_pkg.model import CycleContrast
+
+    config = load_config(ROOT / "params.yaml", "test")
+    return CycleContrast(config.model, config.loss, seed=config.pretrain.seed).intra_queue[:64]
+
+
+def test_corrupt_frames_are_skipped_and_counted(world, tmp_path):
+    import shutil
+
+    copy = tmp_path / "r2v2"
+    shutil.copytree(world / "r2v2", copy)
+    frames = sorted((copy / "train").rglob("*.jpg"))[:20]
+    for frame in frames:
+        frame.write_bytes(frame.read_bytes()[:200])  # truncated
+    args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", f"data.r2v2_root={copy}")
+    result = run_cycle(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "results" / "pretrain" / "r18" / "summary.json").read_text())
+    assert summary["skipped_frames"] > 0
+    assert "skipping unreadable frame" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.r2v2_root={tmp}/missing", "data error: .*missing: R2V2 folder not found"),
+        ("model.intra_queue=250", "configuration error: model.intra_queue \\(250\\) must be divisible"),
+        ("pretrain.batch_sise=16", "configuration error: override.pretrain.batch_sise: unknown setting"),
+    ],
+)
+def test_bad_input_is_a_clear_error(world, tmp_path, override, message):
+    result = run_cycle(pretrain_args(world, tmp_path / "results", override.format(tmp=tmp_path)), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert __import__("re").search(message, result.stderr), result.stderr
+
+
+def test_resuming_with_other_settings_is_refused(world, tmp_path):
+    args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4")
+    assert run_cycle(args, cwd=tmp_path).returncode == 0
+    changed = run_cycle([*args, "--set", "pretrain.lr=0.5", "--run", "r18"], cwd=tmp_path)
+    assert changed.returncode == 2
+    assert "pretrain.lr: 0.03 -> 0.5" in changed.stderr and "delete its folder" in changed.stderr

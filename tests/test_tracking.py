@@ -1,0 +1,50 @@
+import mlflow
+import pytest
+
+from cycle_pkg import tracking
+from cycle_pkg.config import MlflowConfig
+from cycle_pkg.tracking import Tracker, flatten, with_retries
+
+
+def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlflow_uri):
+    tracker = Tracker(MlflowConfig())
+    first = tracker.start("r18", None, {"loss": {"lambda_cycle": 0.1}}, {"grid.backbone": "resnet18"})
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    tracker.end("KILLED")
+    again = tracker.start("r18", first, {"loss": {"lambda_cycle": 0.1}}, {})
+    tracker.log_metrics({"loss": 0.5}, step=2)
+    tracker.end()
+    assert again == first
+    run = mlflow.get_run(first)
+    assert run.info.status == "FINISHED" and run.data.params == {"loss.lambda_cycle": "0.1"}
+    assert [m.value for m in mlflow.MlflowClient().get_metric_history(first, "loss")] == [1.0, 0.5]
+    replaced = tracker.start("r18", "ffffffffffffffffffffffffffffffff", {}, {})
+    tracker.end()
+    assert replaced != first
+
+
+def test_disabled_tracking_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'never.db'}")
+    tracker = Tracker(MlflowConfig(enabled=False))
+    assert tracker.start("r18", None, {}, {}) is None
+    tracker.log_metrics({"loss": 1.0})
+    assert not (tmp_path / "never.db").exists()
+
+
+def test_busy_store_is_retried(monkeypatch):
+    monkeypatch.setattr(tracking.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "ok"
+
+    assert with_retries(flaky)() == "ok" and len(calls) == 3
+    with pytest.raises(ValueError, match="not transient"):
+        with_retries(lambda: (_ for _ in ()).throw(ValueError("not transient")))()
+
+
+def test_flatten_joins_nested_keys():
+    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": "x"}) == {"a.b": 1, "a.c.d": None, "e": "x"}
