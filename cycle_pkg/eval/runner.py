@@ -35,8 +35,8 @@ def default_run_name(backbone: Backbone) -> str:
 
 
 def task_name(task: str, config: Config) -> str:
-    """The folder of a task's metrics files; the linear probe's names its dataset."""
-    return f"linear-{config.eval.linear.dataset}" if task == "linear" else task
+    """The folder of a task's metrics files, as cycle_pkg/paper_tables.yaml names the evaluations."""
+    return f"linear_{config.eval.linear.dataset}" if task == "linear" else task
 
 
 def run_evaluation(
