@@ -172,6 +172,7 @@ def linear_probe(
         train_features = features_of("linear-train", train)
         train_labels = torch.tensor([y for _, y in train])
         train_loss = train_fast(train_features, train_labels, classifier, cfg, on_epoch)
+    # Both protocols validate on Resize + CenterCrop views: one computation, cached.
     val_features = features_of("linear-val", val)
     with torch.no_grad():
         scores = classifier(val_features.to(backbone.device)).cpu()
