@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from .config import Config, load_config, run_name
-from .errors import ConfigError, DatasetError, Preempted
+from .errors import CheckpointError, ConfigError, DatasetError, Preempted
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +120,29 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
         summary["pairs_per_second"],
         summary["checkpoint"],
     )
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .eval import runner
+    from .eval.checkpoints import load_backbone
+
+    config = _config(args)
+    arch = args.backbone or (config.model.backbone if args.checkpoint == "random" else None)
+    backbone = load_backbone(args.checkpoint, args.format, arch, seed=config.pretrain.seed)
+    run = args.run or runner.default_run_name(backbone)
+    task = runner.task_name(args.task, config)
+    setup_logging(args.log or f"logs/eval/{task}/{run}.log")
+    output = Path(args.output or Path(config.results) / "eval" / task / f"{run}.json")
+    evaluation = runner.EVALUATIONS[args.task](config, output)
+    runner.run_evaluation(args.task, config, backbone, run, output, evaluation)
+
+
+EVAL_TASKS = {
+    "linear": "linear probe on ImageNet / ImageNet-100 (Tables 3-8)",
+    "track": "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)",
+    "action": "UCF101 action recognition (Tables 9-10)",
+    "retrieval": "UCF101 frame and clip retrieval (Table 11)",
+}
 
 
 def data_r2v2(args: argparse.Namespace, config: Config) -> dict | None:
@@ -289,6 +312,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_pretrain)
 
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint's frozen features")
+    tasks = evaluate.add_subparsers(dest="task", required=True)
+    for task, description in EVAL_TASKS.items():
+        job = tasks.add_parser(task, help=description)
+        _add_config_arguments(job)
+        job.add_argument(
+            "--checkpoint", required=True, help="checkpoint file, or 'random' for a seeded random initialisation"
+        )
+        job.add_argument("--format", choices=("auto", "cycle", "moco", "torchvision"), default="auto")
+        job.add_argument(
+            "--backbone", choices=("resnet18", "resnet50"), help="the expected architecture (random: model.backbone)"
+        )
+        job.add_argument("--run", help="run name (default: the pretraining run's, or the file's stem)")
+        job.add_argument("--output", help="metrics file (default: <results>/eval/<task>/<run>.json)")
+        job.add_argument("--log", help="log file (default: logs/eval/<task>/<run>.log)")
+        job.set_defaults(func=cmd_eval)
     _add_data_commands(commands)
     return parser
 
@@ -302,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except DatasetError as err:
         print(f"cycle: data error: {err}", file=sys.stderr)
+        return 2
+    except CheckpointError as err:
+        print(f"cycle: checkpoint error: {err}", file=sys.stderr)
         return 2
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)

@@ -128,6 +128,103 @@ class MlflowConfig:
 
 
 @dataclass
+class LinearEvalConfig:
+    """Linear probe on frozen features (Tables 3-8): MoCo's main_lincls protocol."""
+
+    dataset: Literal["imagenet", "imagenet100"] = "imagenet"
+    protocol: Literal["moco", "fast"] = "moco"  # fast: the same schedule on cached centre-crop features
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 30.0  # CMC reports that 10 works better on ImageNet-100
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [60, 80])  # lr x0.1 at these epochs
+    image_size: int = 224  # RandomResizedCrop (train) and CenterCrop (val)
+    resize: int = 256  # val: Resize(resize) + CenterCrop(image_size)
+    seed: int = 0
+
+
+@dataclass
+class TrackEvalConfig:
+    """SiamFC on the frozen backbone at output stride 8, trained on GOT-10k, tested on OTB-2015 (Tables
+    1-2); the authors' settings (mmaction2-CycleContrast, projects/siamfc-pytorch)."""
+
+    head_channels: int | None = None  # the 1x1 convs' output; None = 512 (R18) / 1024 (R50)
+    out_scale: float | None = None  # None = 1e-3 (R18) / 1e-5 (R50)
+    exemplar_size: int = 120
+    instance_size: int = 255
+    context: float = 0.5
+    scale_num: int = 3
+    scale_step: float = 1.0375
+    scale_lr: float = 0.59
+    scale_penalty: float = 0.9745
+    window_influence: float = 0.176
+    response_up: int = 16
+    r_pos: float = 16.0  # pixels of the instance crop labelled positive around its centre
+    epochs: int = 50
+    batch_size: int = 8
+    lr: float = 1e-3  # Adam, decayed exponentially to final_lr over the epochs
+    final_lr: float = 1e-5
+    focal_gamma: float = 2.0
+    max_frame_gap: int = 100  # a training pair's frames are fewer than this apart
+    min_box_side: float = 20.0  # training frames whose box is smaller or larger (pixels) are skipped
+    max_box_side: float = 500.0
+    max_frames: int | None = None  # track only the first frames of each test sequence (CPU scales); None = all
+    seed: int = 0
+
+
+@dataclass
+class ActionEvalConfig:
+    """UCF101 action recognition on frozen per-frame features (Tables 9-10): AVID-CMA's linear setting."""
+
+    split: int = 1
+    clip_frames: int = 8  # 0.5 s at 16 fps
+    clip_fps: float = 16.0
+    train_clips: int = 10  # random clips per video and epoch
+    test_clips: int = 10  # uniformly spaced clips per test video, softmax averaged
+    image_size: int = 224
+    resize: int = 256  # test: Resize(resize) + CenterCrop(image_size)
+    min_area: float = 0.08  # train: RandomResizedCrop scale
+    color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.2])
+    dropout: float = 0.5
+    warmup_epochs: int = 5  # the classifier alone at the base lr first
+    epochs: int = 16
+    batch_size: int = 64
+    lr: float = 1e-4  # Adam
+    lr_decay: float = 0.3
+    milestones: list[int] = field(default_factory=lambda: [6, 10, 14])
+    seed: int = 0
+
+
+@dataclass
+class RetrievalEvalConfig:
+    """UCF101 nearest-neighbour retrieval (Table 11): test videos query train videos by cosine."""
+
+    split: int = 1
+    frames_per_video: int = 10  # frame retrieval: at linspace(0, len - 1, n)
+    frame_resize: int = 256  # Resize((256, 256)) + CenterCrop(224)
+    frame_crop: int = 224
+    clips_per_video: int = 10  # clip retrieval: centred at linspace(len/2 of a clip, len - that, n)
+    clip_length: int = 16
+    clip_resize: list[int] = field(default_factory=lambda: [128, 171])  # Resize((128, 171)) + CenterCrop(112)
+    clip_crop: int = 112
+    topk: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
+
+
+@dataclass
+class EvalConfig:
+    """Downstream evaluations on frozen features (cycle eval ...)."""
+
+    cache_dir: str = "data/features"  # on-disk feature cache, keyed by weights, data and transform
+    batch_size: int = 256  # images per forward pass when extracting features
+    workers: int = 8
+    linear: LinearEvalConfig = field(default_factory=LinearEvalConfig)
+    track: TrackEvalConfig = field(default_factory=TrackEvalConfig)
+    action: ActionEvalConfig = field(default_factory=ActionEvalConfig)
+    retrieval: RetrievalEvalConfig = field(default_factory=RetrievalEvalConfig)
+
+
+@dataclass
 class GridConfig:
     """The paper's grid values mapped to this scale's sizes (paper value -> value here); values
     missing from a map are used as they are (the paper scale's maps are empty)."""
@@ -159,6 +256,7 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -370,6 +468,26 @@ def validate(config: Config) -> None:
         raise ConfigError("pretrain.batch_size and pretrain.epochs must be positive")
     if model.key_bn_splits < 1:
         raise ConfigError("model.key_bn_splits must be at least 1")
+    validate_eval(config.eval)
+
+
+def validate_eval(cfg: EvalConfig) -> None:
+    for name, schedule in (("linear", cfg.linear), ("action", cfg.action)):
+        if schedule.milestones != sorted(schedule.milestones) or any(m < 1 for m in schedule.milestones):
+            raise ConfigError(f"eval.{name}.milestones: expected increasing epochs >= 1, got {schedule.milestones}")
+    if len(cfg.action.color_jitter) != 4:
+        raise ConfigError("eval.action.color_jitter: expected [brightness, contrast, saturation, hue]")
+    if len(cfg.retrieval.clip_resize) != 2:
+        raise ConfigError("eval.retrieval.clip_resize: expected [height, width]")
+    if not cfg.retrieval.topk or min(cfg.retrieval.topk) < 1:
+        raise ConfigError("eval.retrieval.topk: expected a list of positive integers")
+    track = cfg.track
+    if track.max_frames is not None and track.max_frames < 2:
+        raise ConfigError("eval.track.max_frames: a sequence needs at least 2 frames to track (or null for all)")
+    if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:
+        raise ConfigError(
+            "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
+        )
 
 
 def validate_data(config: Config) -> None:

@@ -11,3 +11,7 @@ class DatasetError(ValueError):
 
 class Preempted(Exception):
     """A preemption signal arrived; a checkpoint was saved and a rerun resumes from it."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint of an unknown format or of another architecture; the message names the file."""

@@ -1,0 +1,64 @@
+"""The whole tracking evaluation: train SiamFC's head on the training sequences, track the OTB
+sequences, and report the toolkit's precision (at 20 px) and success (AUC), in percent."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...config import TrackEvalConfig
+from ...io_utils import atomic_dir
+from ..features import FrozenBackbone
+from .otb import OTBExperiment
+from .sequences import TrackingSequence, check_sequences
+from .siamfc import SiamFC
+from .tracker import SiamFCTracker
+from .train import train_siamfc
+
+log = logging.getLogger(__name__)
+TRACKER_NAME = "SiamFC"
+
+
+def evaluate_tracking(
+    backbone: FrozenBackbone,
+    train: Sequence[TrackingSequence],
+    test: Sequence[TrackingSequence],
+    cfg: TrackEvalConfig,
+    workers: int,
+    folder: str | Path,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[dict[str, Any], list[Path]]:
+    """Metrics, and the plot files; ``folder`` receives the toolkit's result files (``results/``) and
+    report (``reports/``: performance.json, success_plots.png, precision_plots.png) as a whole."""
+    started = time.perf_counter()
+    train = check_sequences(train, "tracking training set")
+    test = check_sequences(test, "tracking test set")
+    if cfg.max_frames is not None:
+        test = [(name, frames[: cfg.max_frames], boxes[: cfg.max_frames]) for name, frames, boxes in test]
+    torch.manual_seed(cfg.seed)  # the head's initialisation
+    net = SiamFC(backbone, cfg)
+    training = train_siamfc(net, train, cfg, workers, on_epoch)
+    tracker = SiamFCTracker(net, cfg, name=TRACKER_NAME)
+    folder = Path(folder)
+    with atomic_dir(folder) as staging:
+        experiment = OTBExperiment(test, staging / "results", staging / "reports")
+        experiment.run(tracker)
+        overall = experiment.performance(tracker.name)["overall"]
+        plots = [folder / p.relative_to(staging) for p in experiment.plot_files(tracker.name)]
+    backbone.check_unchanged()
+    metrics = {
+        "precision": float(100 * overall["precision_score"]),
+        "success": float(100 * overall["success_score"]),
+        "success_rate": float(100 * overall["success_rate"]),
+        "speed_fps": float(overall["speed_fps"]),
+        "test_sequences": len(test),
+        "test_frames": sum(len(frames) for _, frames, _ in test),
+        **training,
+        "seconds": time.perf_counter() - started,
+    }
+    return metrics, plots

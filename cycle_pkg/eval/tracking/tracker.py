@@ -1,0 +1,73 @@
+"""The SiamFC tracker with the got10k toolkit's interface: ``init(image, box)`` on the first frame,
+``update(image) -> box`` on every later one (boxes 1-based [x, y, w, h]).
+
+Each update searches three scales around the last position; the responses are upsampled x16
+(bicubic), the off-centre scales damped by the scale penalty, the best scale's response mixed with a
+Hann (cosine) window, and the size follows the best scale with learning rate ``scale_lr``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from got10k.trackers import Tracker
+from PIL import Image
+
+from ...config import TrackEvalConfig
+from .crops import box_to_center, center_to_box, context_size, crop_and_resize
+from .sequences import image_tensor
+from .siamfc import TOTAL_STRIDE, SiamFC
+
+
+class SiamFCTracker(Tracker):
+    def __init__(self, net: SiamFC, cfg: TrackEvalConfig, name: str = "SiamFC"):
+        super().__init__(name=name, is_deterministic=True)
+        self.net, self.cfg = net, cfg
+        half = cfg.scale_num // 2
+        self.scale_factors = cfg.scale_step ** np.linspace(-half, half, cfg.scale_num)
+
+    @torch.no_grad()
+    def init(self, image: Image.Image | np.ndarray, box: np.ndarray) -> None:
+        cfg = self.cfg
+        self.net.eval()
+        frame = image_tensor(image)
+        self.center, self.target_size = box_to_center(box)
+        exemplar_side = context_size(self.target_size, cfg.context)
+        self.search_side = exemplar_side * cfg.instance_size / cfg.exemplar_size
+        self.fill = frame.mean(dim=(1, 2))
+        exemplar = crop_and_resize(frame, self.center, exemplar_side, cfg.exemplar_size, self.fill)
+        self.kernel = self.net.embed_exemplar(exemplar[None])
+
+    @torch.no_grad()
+    def update(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        self.net.eval()
+        frame = image_tensor(image)
+        searches = torch.stack(
+            [
+                crop_and_resize(frame, self.center, self.search_side * f, cfg.instance_size, self.fill)
+                for f in self.scale_factors
+            ]
+        )
+        responses = self.net.correlate(self.kernel, self.net.embed_search(searches))
+        upscaled = cfg.response_up * responses.shape[-1]
+        responses = F.interpolate(responses, size=(upscaled, upscaled), mode="bicubic", align_corners=False)
+        responses = responses[:, 0].cpu().numpy()
+        half = cfg.scale_num // 2
+        responses[:half] *= cfg.scale_penalty
+        responses[half + 1 :] *= cfg.scale_penalty
+        best = int(np.argmax(responses.max(axis=(1, 2))))
+
+        response = responses[best] - responses[best].min()
+        response /= response.sum() + 1e-16
+        window = np.outer(np.hanning(upscaled), np.hanning(upscaled))
+        response = (1 - cfg.window_influence) * response + cfg.window_influence * window / window.sum()
+        peak = np.array(np.unravel_index(response.argmax(), response.shape), dtype=np.float64)
+
+        displacement = (peak - (upscaled - 1) / 2) * TOTAL_STRIDE / cfg.response_up
+        self.center = self.center + displacement * self.search_side * self.scale_factors[best] / cfg.instance_size
+        scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[best]
+        self.target_size = self.target_size * scale
+        self.search_side *= scale
+        return center_to_box(self.center, self.target_size)
