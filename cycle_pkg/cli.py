@@ -134,7 +134,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     setup_logging(args.log or f"logs/eval/{task}/{run}.log")
     output = Path(args.output or Path(config.results) / "eval" / task / f"{run}.json")
     evaluation = runner.EVALUATIONS[args.task](config, output)
-    runner.run_evaluation(args.task, config, backbone, run, output, evaluation)
+    tags = dict(_key_value(t) for t in args.tags)
+    runner.run_evaluation(args.task, config, backbone, run, output, evaluation, extra_tags=tags)
 
 
 EVAL_TASKS = {
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument("--run", help="run name (default: the pretraining run's, or the file's stem)")
         job.add_argument("--output", help="metrics file (default: <results>/eval/<task>/<run>.json)")
         job.add_argument("--log", help="log file (default: logs/eval/<task>/<run>.log)")
+        job.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
         job.set_defaults(func=cmd_eval)
     _add_data_commands(commands)
     return parser

@@ -82,11 +82,13 @@ def test_cli_ingests_a_mirror_of_r2v2_and_shards_it(world, mirror, tmp_path):
     assert {k: v for k, v in tree(root).items() if k != ".sources.json"} == expected
     assert not list((tmp_path / "downloads").rglob("*.tar*"))  # archives go once the copy is in place
     report = {r["split"]: r for r in json.loads((tmp_path / "report.json").read_text())}
-    assert report["train"]["videos"] == 96 and report["train"]["missing_frames"] == 0
+    test_scale = load_config(PARAMS, "test")
+    videos, subset = test_scale.world.videos, test_scale.data.r2v2_subset_videos
+    assert report["train"]["videos"] == videos and report["train"]["missing_frames"] == 0
     sharded = run_cycle(["data", "r2v2-shards", *args, "--set", "data.r2v2_subset=true", "--jobs", "2"], cwd=tmp_path)
     assert sharded.returncode == 0, sharded.stderr
-    index = read_index(shards / "train-s48", "train", 48)
-    assert index.videos == 48 and len(index.shards) == 3
+    index = read_index(shards / f"train-s{subset}", "train", subset)
+    assert index.videos == subset and len(index.shards) == -(-subset // test_scale.data.shard_videos)
 
 
 def test_a_wrong_checksum_or_a_broken_archive_leaves_no_dataset_behind(mirror, tmp_path):
@@ -133,7 +135,7 @@ def test_a_copy_with_missing_frames_is_surveyed(world, tmp_path):
         frame.unlink()
     config = data_config(tmp_path, f"data.r2v2_root={copy}")
     train = prepare_r2v2(config.data)[0]
-    assert train["missing_frames"] == 3 and train["complete_videos"] <= 96 - 1
+    assert train["missing_frames"] == 3 and train["complete_videos"] <= load_config(PARAMS, "test").world.videos - 1
     assert sorted(train["missing"]) == sorted(p.relative_to(copy).as_posix() for p in lost)
 
 

@@ -20,6 +20,7 @@ from cycle_pkg.train import Runtime, build_dataset, build_loader, pretrain
 from .conftest import PARAMS
 
 PER_SHARD = 20  # the test scale's data.shard_videos
+VIDEOS = load_config(PARAMS, "test").world.videos  # the test world's train split
 
 
 @pytest.fixture(autouse=True)
@@ -34,12 +35,13 @@ def one_thread():
 
 def shard_config(world, shards, *overrides):
     sets = [f"data.r2v2_root={world / 'r2v2'}", f"data.r2v2_shards={shards}", "data.r2v2_format=shards"]
+    sets.append("data.r2v2_subset=false")  # the whole split, unless a test asks for R2V2-S
     return load_config(PARAMS, "test", [*sets, "mlflow.enabled=false", *overrides])
 
 
 @pytest.fixture(scope="module")
 def sharded(world, tmp_path_factory):
-    """The test world's train split in shards (5 of at most 20 videos), as the CLI would write them."""
+    """The test world's train split in shards of at most 20 videos, as the CLI would write them."""
     config = shard_config(world, tmp_path_factory.mktemp("shards"))
     data = config.data
     write_shards(data.r2v2_root, shard_dir(data), "train", None, data.shard_videos, None, progress=False)
@@ -51,7 +53,8 @@ def test_shards_follow_the_webdataset_convention(world, sharded):
     index = json.loads((folder / "index.json").read_text())
     videos = read_id_list(world / "r2v2" / "r2v2_ids_train.txt")
     assert index["videos"] == len(videos) and index["frames"] == 4 * len(videos)
-    assert [s["videos"] for s in index["shards"]] == [20, 20, 20, 20, 16]
+    full, rest = divmod(VIDEOS, PER_SHARD)
+    assert [s["videos"] for s in index["shards"]] == [PER_SHARD] * full + ([rest] if rest else [])
     urls = [str(folder / s["name"]) for s in index["shards"]]
     samples = list(webdataset.WebDataset(urls, shardshuffle=False, empty_check=False))
     assert [s["__key__"] for s in samples] == [v.video_id for v in videos]  # sharded in id-list order
@@ -82,7 +85,7 @@ def test_r2v2_s_is_a_fixed_hash_ranked_subset(world):
     assert [v.video_id for v in subset] == sorted((v.video_id for v in videos), key=subset_rank)[:10]
     assert select_subset(list(reversed(videos)), 10) == subset  # the list's order does not matter
     assert select_subset(videos, 20)[:10] == subset  # a larger subset contains the smaller one
-    with pytest.raises(DatasetError, match=r"data.r2v2_subset_videos \(1000\) exceeds the 96 videos"):
+    with pytest.raises(DatasetError, match=rf"data.r2v2_subset_videos \(1000\) exceeds the {VIDEOS} videos"):
         select_subset(videos, 1000)
 
 
@@ -107,7 +110,8 @@ def test_subset_shards_resized_and_resumed_after_an_interruption(world, tmp_path
     assert not (out / "index.json").exists() and len(list(out.glob("*.tar"))) == 2
     monkeypatch.setattr(shards_module, "write_shard", lambda task: written.append(task.path) or original(task))
     index = write_shards(*arguments, progress=False)
-    assert len(written) == 5 and len(set(written)) == 5  # the two finished shards were not rewritten
+    shards = -(-data.r2v2_subset_videos // 10)
+    assert len(written) == shards and len(set(written)) == shards  # the two finished ones were not rewritten
     assert index["videos"] == data.r2v2_subset_videos and index["subset_videos"] == data.r2v2_subset_videos
     sample = next(read_samples(out / "train-000000.tar", 0, 1))
     assert min(Image.open(io.BytesIO(sample.frames[0].data)).size) == 32
@@ -159,12 +163,12 @@ def again(world, sharded, *overrides):
 
 def test_an_epoch_reads_every_video_once_across_ranks(world, sharded):
     config = again(world, sharded, "pretrain.batch_size=32")
-    per_epoch = 96 // 32  # 3 steps; no video is left out
+    per_epoch = VIDEOS // 32  # no video is left out
     ranks = [batches(config, 0, 2 * per_epoch, rank, 2) for rank in range(2)]
     for epoch in range(2):
         steps = range(epoch * per_epoch, (epoch + 1) * per_epoch)
         seen = Counter(i for rank in ranks for s in steps for i in rank[s]["index"].tolist())
-        assert len(seen) == 96 and set(seen.values()) == {1}
+        assert len(seen) == VIDEOS and set(seen.values()) == {1}
         assert all(rank[s]["query"].shape == (16, 3, 32, 32) for rank in ranks for s in steps)
     order = [ranks[0][s]["index"].tolist() for s in range(2 * per_epoch)]
     assert order[:per_epoch] != order[per_epoch:]  # another order each epoch
@@ -172,13 +176,18 @@ def test_an_epoch_reads_every_video_once_across_ranks(world, sharded):
 
 def test_a_partial_last_batch_of_an_epoch_sits_out(world, sharded, caplog):
     caplog.set_level("INFO")
-    run = batches(sharded, 0, 6)  # 96 videos, batches of 16: nothing left over
-    assert sum(len(b["index"]) for b in run.values()) == 96
-    config = again(world, sharded, "pretrain.batch_size=64")
-    run = batches(config, 0, 2)  # one step per epoch
-    first, second = ({i for i in run[step]["index"].tolist()} for step in (0, 1))
-    assert len(first) == len(second) == 64 and first != second  # not always the same videos sit out
-    assert "each epoch uses 64 of the 96 videos" in caplog.text and "32 (less than a batch) sit out" in caplog.text
+    run = batches(sharded, 0, VIDEOS // 16)  # batches of 16: nothing left over
+    assert sum(len(b["index"]) for b in run.values()) == VIDEOS
+    queues = ("model.intra_queue=160", "model.cycle_queue=320")
+    config = again(world, sharded, "pretrain.batch_size=80", *queues)
+    per_epoch, left = divmod(VIDEOS, 80)
+    run = batches(config, 0, 2 * per_epoch)
+    first, second = (
+        {i for step in range(e * per_epoch, (e + 1) * per_epoch) for i in run[step]["index"].tolist()} for e in (0, 1)
+    )
+    assert len(first) == len(second) == VIDEOS - left and first != second  # not always the same videos sit out
+    assert f"each epoch uses {VIDEOS - left} of the {VIDEOS} videos" in caplog.text
+    assert f"{left} (less than a batch) sit out" in caplog.text
 
 
 def test_resumed_streams_repeat_the_uninterrupted_steps_with_any_worker_count(world, sharded):
@@ -216,7 +225,7 @@ def test_a_corrupt_frame_inside_a_shard_is_skipped_and_counted(world, sharded, t
 
 
 def test_pretraining_on_shards_resumes_to_the_same_weights(world, sharded, tmp_path, monkeypatch, mlflow_uri):
-    config = again(world, sharded, "pretrain.epochs=1")
+    config = again(world, sharded, "pretrain.epochs=1", "pretrain.max_steps=6")
     whole = pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 6 and whole["skipped_frames"] == 0
 

@@ -47,7 +47,9 @@ def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
     assert ours[("table6", 3)] == ours[("table8", 1)] == "r18"
     assert grid.runs["r18-m4096"] == ["loss.neighbors=4096"]
     assert grid.runs["r18-cycle-m128-kpp"] == [
-        'loss.components="cycle"', "loss.neighbors=128", "loss.query_view_in_neighbors=true"
+        'loss.components="cycle"',
+        "loss.neighbors=128",
+        "loss.query_view_in_neighbors=true",
     ]
     # paper-only rows: other methods (Tables 1, 3, 9, 11) and baselines without a checkpoint given
     assert sum(model is None for model in ours.values()) == 38

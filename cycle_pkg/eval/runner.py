@@ -40,7 +40,13 @@ def task_name(task: str, config: Config) -> str:
 
 
 def run_evaluation(
-    task: str, config: Config, backbone: Backbone, run: str, output: str | Path, evaluate: Evaluation
+    task: str,
+    config: Config,
+    backbone: Backbone,
+    run: str,
+    output: str | Path,
+    evaluate: Evaluation,
+    extra_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run ``evaluate`` on the frozen backbone inside an MLflow run; write and return the record."""
     settings = dataclasses.asdict(getattr(config.eval, task))
@@ -58,6 +64,7 @@ def run_evaluation(
     if backbone.pretrain_run_id:
         tags["cycle.pretrain_run_id"] = backbone.pretrain_run_id
         tags["mlflow.parentRunId"] = backbone.pretrain_run_id
+    tags.update(extra_tags or {})
     tracker = Tracker(config.mlflow)
     params = {task: settings, "batch_size": config.eval.batch_size, "checkpoint": backbone.source}
     mlflow_run_id = tracker.start(f"{task_name(task, config)}-{run}", None, params, tags)

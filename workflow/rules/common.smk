@@ -108,8 +108,8 @@ def pretrain_launcher(wildcards, threads, resources):
 
 # evaluation -> (`cycle eval` task, its settings, the datasets it reads)
 EVALUATIONS = {
-    "linear-imagenet": ("linear", ["eval.linear.dataset=imagenet"], ["imagenet"]),
-    "linear-imagenet100": ("linear", ["eval.linear.dataset=imagenet100"], ["imagenet"]),
+    "linear_imagenet": ("linear", ["eval.linear.dataset=imagenet"], ["imagenet"]),
+    "linear_imagenet100": ("linear", ["eval.linear.dataset=imagenet100"], ["imagenet"]),
     "track": ("track", [], ["got10k", "otb"]),
     "action": ("action", [], ["ucf101"]),
     "retrieval": ("retrieval", [], ["ucf101"]),
