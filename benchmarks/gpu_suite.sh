@@ -1,30 +1,63 @@
 #!/usr/bin/env bash
-# The GPU checks and benchmarks of pretraining, in one go (a lent GPU machine has torch and
-# torchvision but not MLflow: tracking is switched off here).
-#   OUT=/path/for/results bash benchmarks/gpu_suite.sh
+# The GPU checks and benchmarks, in one go (a lent GPU machine has torch and torchvision but may
+# lack MLflow, PyAV or the got10k toolkit: tracking is switched off here, and an evaluation whose
+# reader needs a missing package is reported as not run).
+#   OUT=/path/for/results bash benchmarks/gpu_suite.sh [step ...]
+# Steps (default: all): pretrain model pipeline decode eval
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
+STEPS=${*:-pretrain model pipeline decode eval}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+has() { [[ " $STEPS " == *" $1 "* ]]; }
+module() { python3 -c "import $1" 2>/dev/null; }
+TEST=(--scale test --set world.root=/tmp/world-test --set results=/tmp/results --set mlflow.enabled=false)
 
 # 1. The CUDA path of `cycle pretrain` (bf16 autocast, channels_last, pinned memory) at the test scale.
-python3 -m cycle_pkg.cli world --scale test --set world.root=/tmp/world-test
-python3 -m cycle_pkg.cli pretrain --scale test --set world.root=/tmp/world-test \
-  --set data.r2v2_root=/tmp/world-test/r2v2 --set results=/tmp/results --set mlflow.enabled=false \
-  --set pretrain.workers=2 --log "$OUT/pretrain_cuda.log" 2> "$OUT/pretrain_cuda.stderr"
-python3 -c "import json; s=json.load(open('/tmp/results/pretrain/r18/summary.json')); print('cuda pretrain:', s['device'], s['steps'], 'steps, loss', s['final_metrics']['loss'])"
+if has pretrain || has eval; then
+  python3 -m cycle_pkg.cli world "${TEST[@]}"
+  python3 -m cycle_pkg.cli pretrain "${TEST[@]}" --set data.r2v2_root=/tmp/world-test/r2v2 \
+    --set pretrain.workers=2 --log "$OUT/pretrain_cuda.log" 2> "$OUT/pretrain_cuda.stderr"
+  python3 -c "import json; s=json.load(open('/tmp/results/pretrain/r18/summary.json')); print('cuda pretrain:', s['device'], s['steps'], 'steps, loss', s['final_metrics']['loss'])"
+fi
 
 # 2. Model step at paper settings (224 px, batch 256, queues 65536/81920, m 16384): pairs/s,
 #    peak memory, and the cycle loss's extra step time as a ratio against intra-video alone.
-for backbone in resnet18 resnet50; do
-  python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --backbone $backbone \
-    --steps 5 --rounds 5 --out "$OUT/paper_${backbone}_cuda.json"
-done
+if has model; then
+  for backbone in resnet18 resnet50; do
+    python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --backbone $backbone \
+      --steps 5 --rounds 5 --out "$OUT/paper_${backbone}_cuda.json"
+  done
+fi
 
-# 3. End to end with the data pipeline (synthetic frames, MoCo v2 augmentations at 224 px, 12 loader workers).
-python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --steps 2 --rounds 1 \
-  --pipeline --pipeline-steps 20 --set world.root=/tmp/world-demo \
-  --set data.r2v2_root=/tmp/world-demo/r2v2 --set pretrain.workers=12 --out "$OUT/paper_pipeline_cuda.json"
+# 3. End to end with the data pipeline of `cycle pretrain`: shards of the demo world's frames (resized
+#    as at paper scale), MoCo v2 augmentations at 224 px, 12 loader workers.
+if has pipeline; then
+  DEMO=(--set world.root=/tmp/world-demo --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
+        --set data.r2v2_shards=/tmp/shards-demo --set pretrain.workers=12 --set data.shard_streams=12)
+  python3 -m cycle_pkg.cli world --scale demo "${DEMO[@]}"
+  python3 -m cycle_pkg.cli data r2v2-shards --scale paper "${DEMO[@]}" > /dev/null
+  python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --steps 2 --rounds 1 \
+    --pipeline --pipeline-steps 20 "${DEMO[@]}" --out "$OUT/paper_pipeline_cuda.json"
+fi
+
+# 4. Frame decoding from shards on the CPU and with nvJPEG on the GPU.
+if has decode; then
+  python3 benchmarks/shard_decode.py --device cuda --out "$OUT/shard_decode_cuda.json"
+fi
+
+# 5. The CUDA path of every evaluation on the test-scale pretraining checkpoint.
+if has eval; then
+  EVAL=("${TEST[@]}" --set eval.cache_dir=/tmp/cache --checkpoint /tmp/results/pretrain/r18/checkpoint.pt)
+  for name in imagenet ucf101 got10k otb; do EVAL+=(--set "data.${name}_root=/tmp/world-test/$name"); done
+  for task in linear retrieval action track; do
+    needs=$([[ $task == track ]] && echo got10k || ([[ $task == linear ]] && echo torch || echo av))
+    if ! module "$needs"; then echo "cuda eval $task: not run ($needs is not installed)"; continue; fi
+    python3 -m cycle_pkg.cli eval $task "${EVAL[@]}" --output "$OUT/eval_${task}_cuda.json" \
+      --log "$OUT/eval_${task}_cuda.log" 2> "$OUT/eval_${task}_cuda.stderr"
+    python3 -c "import json; r=json.load(open('$OUT/eval_${task}_cuda.json')); print('cuda eval $task:', r.get('device'), {k: v for k, v in r['metrics'].items() if isinstance(v, (int, float))})"
+  done
+fi

@@ -88,18 +88,14 @@ def model_step_times(config: Config, device: torch.device, batch: int, steps: in
 
 
 def pipeline_throughput(config: Config, device: torch.device, steps: int) -> dict:
-    """End-to-end pairs/s of data loading + augmentation + model step, as `cycle pretrain` runs."""
-    from torch.utils.data import DataLoader
-
-    from cycle_pkg.data.pairs import StepSampler
+    """End-to-end pairs/s of data loading + augmentation + model step, with the loader of `cycle
+    pretrain` (shards or loose JPEGs, as data.r2v2_format says)."""
     from cycle_pkg.data.synthetic import generate_world
-    from cycle_pkg.train import build_dataset
+    from cycle_pkg.train import Runtime, build_dataset, build_loader
 
     generate_world(config.world)
-    dataset = build_dataset(config)
     p = config.pretrain
-    sampler = StepSampler(len(dataset), p.batch_size, 0, 1, p.seed, 0, steps + 5)
-    loader = DataLoader(dataset, batch_size=p.batch_size, sampler=sampler, num_workers=p.workers)
+    loader = build_loader(build_dataset(config), config, Runtime(0, 1, device), 0, steps + 5)
     model, optimizer = build(config, config.loss.components, device)
     for index, batch in enumerate(loader):
         if index == 5:  # after warm-up

@@ -488,6 +488,16 @@ def validate_eval(cfg: EvalConfig) -> None:
         raise ConfigError(
             "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
         )
+    # Training crops the search image to instance_size - 16 (siamfc-pytorch); at stride 8 its
+    # response map must reach beyond the positive radius, or the loss has no negatives to learn from.
+    stride = 8
+    response = -(-(track.instance_size - 16) // stride) - -(-track.exemplar_size // stride) + 1
+    if response <= 2 * int(track.r_pos // stride) + 1:
+        raise ConfigError(
+            f"eval.track: the training response map ({response}x{response} cells of {stride} px) lies within "
+            f"r_pos={track.r_pos} px of its centre, so every cell is a positive: raise eval.track.instance_size "
+            "(the paper scale has exemplar_size 120, instance_size 255) or lower r_pos"
+        )
 
 
 def validate_data(config: Config) -> None:

@@ -48,6 +48,7 @@ class Grid:
         self.params, self.base = params, load_config(params, scale)
         self.scale = self.base.scale
         self.runs: dict[str, list[str]] = {}
+        self._configs: dict[str, Config] = {}
         self._row_models: dict[tuple[str, int], str | None] = {}
         for table in paper_tables().values():
             for index, row in enumerate(table.rows):
@@ -56,9 +57,13 @@ class Grid:
     def _model_of(self, row: Row) -> str | None:
         if row.run is not None:
             overrides = as_overrides(scaled_settings(row.run, self.base))
-            name = run_name(load_config(self.params, self.scale, overrides), self.base)
-            if self.runs.setdefault(name, overrides) != overrides:
+            config = load_config(self.params, self.scale, overrides)
+            name = run_name(config, self.base)
+            # Rows may reach the same settings by different routes (a row's lambda = 0.3 when
+            # params.yaml's lambda is 0.3): one run; different settings under one name would be a bug.
+            if self._configs.setdefault(name, config) != config:
                 raise ValueError(f"grid points {self.runs[name]} and {overrides} share the run name {name!r}")
+            self.runs.setdefault(name, overrides)
             return name
         if row.baseline is not None and row.baseline in self.base.baselines:
             return f"baseline-{row.baseline}"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cycle_pkg.config import load_config
-from cycle_pkg.errors import DatasetError
+from cycle_pkg.errors import ConfigError, DatasetError
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import FrozenBackbone
 from cycle_pkg.eval.tracking.crops import box_to_center, center_to_box, crop_and_resize, logistic_labels
@@ -71,6 +71,17 @@ def test_focal_loss_by_hand():
     assert focal_loss(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.0])).item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_focal_loss_stays_finite_on_confident_maps():
+    # 1 - sigmoid(30) rounds to 0 in float32: every weight of an all-positive map would be 0.
+    loss = focal_loss(torch.full((1, 1, 3, 3), 30.0), torch.ones(3, 3))
+    assert torch.isfinite(loss) and 0 <= loss.item() < 1e-6
+
+
+def test_a_response_map_without_negatives_is_refused():
+    with pytest.raises(ConfigError, match="eval.track.*every cell is a positive.*instance_size"):
+        load_config(PARAMS, "test", ["eval.track.instance_size=64"])
+
+
 def test_training_frames_are_filtered_like_siamfc_pytorch(config):
     cfg = load_config(PARAMS, "paper").eval.track  # min side 20 px, max 500 px
     boxes = np.array([[0, 0, 30, 30], [0, 0, 10, 10], [0, 0, 250, 30], [0, 0, 30, 130], [0, 0, 150, 60]], float)
@@ -101,8 +112,8 @@ def test_a_sequence_whose_boxes_and_frames_disagree_is_named(tmp_path):
 
 def test_response_shape_follows_the_crop_sizes(config, frozen):
     net = SiamFC(frozen, config.eval.track)
-    responses = net(torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 64, 64) * 255)
-    assert responses.shape == (2, 1, 5, 5)  # features 4x4 and 8x8 at stride 8
+    responses = net(torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 80, 80) * 255)
+    assert responses.shape == (2, 1, 7, 7)  # features 4x4 and 10x10 at stride 8
     assert net.out_scale == 1e-3 and net.adjust_exemplar.out_channels == 512  # the authors' R18 head
 
 
@@ -111,9 +122,10 @@ def test_tracking_evaluation_end_to_end(tmp_path, config, frozen):
     test = [draw_sequence(tmp_path / "otb", f"Seq{i}", 100 + i, frames=10, velocity=4) for i in range(3)]
     folder = tmp_path / "eval" / "r18"
     epochs = []
-    cfg = dataclasses.replace(config.eval.track, max_frames=None)  # whole sequences
+    # Whole sequences; ten epochs of one batch align the two 1x1 convolutions (two do not).
+    cfg = dataclasses.replace(config.eval.track, max_frames=None, epochs=10)
     metrics, plots = evaluate_tracking(frozen, train, test, cfg, 0, folder, on_epoch=lambda e, m: epochs.append((e, m)))
-    assert [e for e, _ in epochs] == [1, 2] and epochs[1][1]["siamfc_lr"] < epochs[0][1]["siamfc_lr"]
+    assert [e for e, _ in epochs] == list(range(1, 11)) and epochs[1][1]["siamfc_lr"] < epochs[0][1]["siamfc_lr"]
     for name, _, _ in test:
         lines = (folder / "results" / "OTB2015" / "SiamFC" / f"{name}.txt").read_text().splitlines()
         assert len(lines) == 10 and len(lines[0].split(",")) == 4

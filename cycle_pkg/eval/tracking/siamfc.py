@@ -57,9 +57,10 @@ class SiamFC(nn.Module):
 def focal_loss(logits: Tensor, labels: Tensor, gamma: float = 2.0) -> Tensor:
     """The focal loss of the authors' SiamFC: binary cross-entropy weighted by (1 - p_t)^gamma, divided
     by the mean weight so that its scale does not shrink as the responses sharpen."""
-    p = torch.sigmoid(logits)
-    positive_weight = (1 - p) ** gamma
-    negative_weight = p**gamma
+    # 1 - p as sigmoid(-x): 1 - sigmoid(x) rounds to 0 for x > 17 in float32, and a map of confident
+    # positives would then divide 0 by 0.
+    positive_weight = torch.sigmoid(-logits) ** gamma
+    negative_weight = torch.sigmoid(logits) ** gamma
     loss = -(labels * positive_weight * F.logsigmoid(logits) + (1 - labels) * negative_weight * F.logsigmoid(-logits))
     mean_weight = (labels * positive_weight + (1 - labels) * negative_weight).mean()
-    return (loss / mean_weight).mean()
+    return (loss / mean_weight.clamp_min(torch.finfo(mean_weight.dtype).tiny)).mean()
