@@ -14,11 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/cycle world
-	$(BIN)/cycle data r2v2-shards
-	$(BIN)/cycle pretrain
+	$(BIN)/snakemake --cores all
 
 test: $(STAMP)
+	tests/system-packages.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -75,3 +75,14 @@ def test_paper_dag_with_the_slurm_profile():
     assert all(re.search(r"resources: .*\bgpu=1\b", b) for b in evaluate)
     assert "--signal=USR1@300" in pretrain[0]
     assert all("data/shards/r2v2/train-s109500/index.json" in b for b in pretrain if "run=r18" in b)
+
+
+def test_a_new_default_moves_the_methods_rows_but_not_an_ablations_own_value(tmp_path):
+    params = yaml.safe_load(PARAMS.read_text())
+    params["loss"]["lambda_cycle"] = 0.3  # as `dvc exp run -S loss.lambda_cycle=0.3` writes it
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    grid = Grid(tmp_path / "params.yaml", "paper")
+    lambdas = [row.method for row in paper_tables()["table8"].rows]
+    assert grid.model_of("table8", lambdas.index("lambda=0.1")) == "r18-lambda0.1"
+    assert grid.model_of("table8", lambdas.index("lambda=0.3")) == grid.model_of("table4", 2) == "r18"
+    assert len(grid.runs) == 24  # lambda 0.3 is trained once, under the name of the default
