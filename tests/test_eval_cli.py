@@ -111,3 +111,16 @@ def test_video_evaluations_on_the_synthetic_world(task, world, tmp_path, pretrai
         for row in table.rows:
             for key in table.metrics:
                 assert 0 <= metric_value(metrics, key, row.section) <= 100
+
+
+@pytest.mark.parametrize("task", ["track", "action", "retrieval"])
+def test_video_evaluations_of_a_moco_release(task, world, tmp_path, mlflow_uri):
+    torch.save(moco_state(), tmp_path / "moco_v2_800ep_pretrain.pth.tar")
+    roots = [f"data.{name}_root={world / name}" for name in ("ucf101", "got10k", "otb")]
+    args = eval_args(task, world, tmp_path, tmp_path / "moco_v2_800ep_pretrain.pth.tar", *roots)
+    result = run_cycle(args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "results" / "eval" / task / "moco_v2_800ep_pretrain.json").read_text())
+    assert (record["checkpoint_format"], record["pretrain_run"]) == ("moco", None)
+    run = mlflow.MlflowClient(mlflow_uri).get_run(record["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.metrics  # its own run, with the metrics

@@ -67,6 +67,7 @@ def test_paper_dag_with_the_slurm_profile():
     counts = job_counts(result.stdout)
     assert counts["pretrain"] == 24 and counts["evaluate"] == 39 and counts["table"] == 11
     assert counts["ablation_figure"] == 4 and counts["r2v2_shards"] == 2 and counts["dataset"] == 4
+    assert counts["otb_plot"] == 12  # precision and success of the 6 models in Tables 1-2
     blocks = re.split(r"^\[\w{3} \w{3} .*\]$", result.stdout, flags=re.MULTILINE)
     pretrain = [b for b in blocks if "rule pretrain:" in b]
     evaluate = [b for b in blocks if "rule evaluate:" in b]

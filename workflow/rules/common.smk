@@ -38,6 +38,7 @@ PYTHON = shlex.quote(sys.executable)
 CYCLE = f"{PYTHON} -m cycle_pkg.cli"
 SCALE_ARGS = f"--params {PARAMS} --scale {SCALE}"
 MLFLOW_MARKER = f"{RESULTS}/mlflow/experiment.json"
+OTB_PLOTS = ("precision", "success")  # the got10k toolkit's two OTB plots
 ENV = "../envs/cycle.yaml"  # used with --sdm conda
 
 
@@ -71,7 +72,13 @@ def table_outputs():
 
 
 def figure_outputs():
-    return [f"{RESULTS}/figures/{name}.png" for name, table in TABLES.items() if table.curve]
+    """The ablation curves, and the OTB precision and success plots of every model a tracking table shows."""
+    curves = [f"{RESULTS}/figures/{name}.png" for name, table in TABLES.items() if table.curve]
+    trackers = {
+        GRID.model_of(t.name, i) for t in TABLES.values() if t.evaluation == "track" for i in range(len(t.rows))
+    }
+    plots = [f"{RESULTS}/figures/otb/{m}-{kind}.png" for m in sorted(trackers - {None}) for kind in OTB_PLOTS]
+    return curves + plots
 
 
 def needed_runs():

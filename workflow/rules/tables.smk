@@ -1,4 +1,4 @@
-"""The paper's tables (ours beside the paper's numbers) and the ablation figures."""
+"""The paper's tables (ours beside the paper's numbers), the ablation figures and the OTB plots."""
 
 
 rule table:
@@ -30,3 +30,27 @@ rule ablation_figure:
         ENV
     shell:
         f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --figure {{output}} --log {{log}}"
+
+
+localrules:
+    otb_plot,  # a copy: no job of its own on a cluster
+
+
+rule otb_plot:
+    input:
+        f"{RESULTS}/eval/track/{{model}}.json",
+    output:
+        report(
+            f"{RESULTS}/figures/otb/{{model}}-{{kind}}.png",
+            category="Tracking (OTB-2015)",
+            labels={"model": "{model}", "plot": "{kind}"},
+        ),
+    wildcard_constraints:
+        kind=alternatives(OTB_PLOTS),
+    log:
+        "logs/tables/otb-{model}-{kind}.log",
+    conda:
+        ENV
+    shell:
+        # the got10k toolkit's plot, written beside the metrics by `cycle eval track`
+        f"cp {RESULTS}/eval/track/{{wildcards.model}}/reports/OTB2015/SiamFC/{{wildcards.kind}}_plots.png {{output}} 2> {{log}}"

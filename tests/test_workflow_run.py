@@ -1,0 +1,149 @@
+"""The workflow for real, at the test scale: the whole DAG through `dvc repro` (every table, every
+job an MLflow run), DVC push / pull / experiments, and a part of the DAG through a real one-node
+SLURM cluster with the project's SLURM profile."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas
+import pytest
+import yaml
+
+from cycle_pkg.grid import Grid
+from cycle_pkg.paper import paper_tables
+
+from .conftest import ROOT
+
+PROJECT_FILES = ["Snakefile", "workflow", "cycle_pkg", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", "slurm"]
+BIN = Path(sys.executable).parent
+
+
+def project_copy(where: Path, **test_scale: dict) -> Path:
+    """The workflow's files in a fresh folder (the package is installed), at the test scale with
+    ``test_scale`` merged into its settings."""
+    where.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_symlink():
+            (where / name).symlink_to(os.readlink(source))
+        elif source.is_dir():
+            shutil.copytree(source, where / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (where / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, where / name)
+    params = yaml.safe_load((where / "params.yaml").read_text())
+    params["scale"] = "test"
+    for section, values in test_scale.items():
+        params["scales"]["test"].setdefault(section, {}).update(values)
+    (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return where
+
+
+def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def mlflow_runs(project: Path):
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return mlflow.search_runs(experiment_names=["cycle-contrast"], output_format="pandas")
+
+
+def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
+    project = project_copy(tmp_path / "project", data={"r2v2_format": "shards"})
+    run(["git", "init", "-q"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], project)
+
+    run([str(BIN / "dvc"), "repro"], project)
+    grid = Grid(project / "params.yaml", "test")
+    for name, table in paper_tables().items():
+        frame = pandas.read_csv(project / "results" / "tables" / f"{name}.csv")
+        ours = frame[frame["model"].notna()]
+        assert len(ours) > 0 and ours[[f"{key}_ours" for key in table.metrics]].notna().all().all(), name
+        markdown = (project / "results" / "tables" / f"{name}.md").read_text()
+        assert markdown.startswith(f"# Table {table.number}:") and "Scale `test`" in markdown
+        assert (project / "results" / "figures" / f"{name}.png").is_file() == bool(table.curve)
+    trackers = {grid.model_of(name, i) for name in ("table1", "table2") for i in range(len(paper_tables()[name].rows))}
+    otb_plots = {p.name for p in (project / "results" / "figures" / "otb").glob("*.png")}
+    assert otb_plots == {f"{m}-{kind}.png" for m in trackers - {None} for kind in ("precision", "success")}
+
+    runs = mlflow_runs(project)
+    pretrain = runs[runs["tags.cycle.job"] == "pretrain"]
+    evaluations = runs[runs["tags.cycle.job"].str.startswith("eval-")]
+    assert len(pretrain) == len(grid.runs) and len(evaluations) == len(grid.jobs())
+    assert set(runs["status"]) == {"FINISHED"}
+    assert pretrain["metrics.loss"].notna().all() and pretrain["tags.cycle.tables"].str.len().gt(0).all()
+    assert (evaluations["tags.mlflow.parentRunId"].isin(pretrain["run_id"])).all()  # linked to their pretraining
+    assert all(evaluations.filter(like="metrics.").notna().any(axis=1))
+
+    # push, lose, pull: the tables and figures come back identical
+    outputs = {name: digests(project / "results" / name) for name in ("tables", "figures")}
+    run([str(BIN / "dvc"), "push"], project)
+    for name in outputs:
+        shutil.rmtree(project / "results" / name)
+    run([str(BIN / "dvc"), "pull"], project)
+    assert {name: digests(project / "results" / name) for name in outputs} == outputs
+    status = run([str(BIN / "dvc"), "status"], project)
+    assert "up to date" in status.stdout.lower()
+
+    # an experiment on lambda, for Table 8 only
+    run([str(BIN / "dvc"), "exp", "run", "-S", "loss.lambda_cycle=0.3", "-S", "workflow.tables=[table8]"], project)
+    table8 = (project / "results" / "tables" / "table8.md").read_text()
+    assert "`r18-lambda0.1`" in table8  # the paper's default is now a grid point of its own
+    shown = run([str(BIN / "dvc"), "exp", "show", "--csv"], project).stdout
+    assert "0.3" in shown
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    """A one-node SLURM cluster on this machine, started from Debian's packages; the test fails
+    (it does not skip) when SLURM cannot be brought up."""
+    state = tmp_path_factory.mktemp("slurm")
+    scripts = ROOT / "tests" / "slurm"
+    started = subprocess.run(
+        ["bash", str(scripts / "start.sh"), str(state)], capture_output=True, text=True, timeout=600
+    )
+    if started.returncode != 0:
+        pytest.fail(f"could not start SLURM: {started.stderr[-2000:]}")
+    yield started.stdout.strip()
+    subprocess.run(["bash", str(scripts / "stop.sh"), str(state)], capture_output=True, timeout=120)
+
+
+def test_part_of_the_dag_through_slurm_with_the_projects_profile(tmp_path, slurm_cluster):
+    project = project_copy(tmp_path / "project", workflow={"tables": ["table11"]})
+    command = [
+        sys.executable, "-m", "snakemake", "--profile", "slurm", "--config", "scale=test",
+        "--default-resources", f"slurm_partition={slurm_cluster}", "slurm_account=none", "runtime=30", "mem_mb=1000",
+        "gpu=0", "--set-resources", "pretrain:gpu=0", "pretrain:mem_mb=2500", "pretrain:runtime=30",
+        "evaluate:gpu=0", "evaluate:mem_mb=2500", "evaluate:runtime=30", "r2v2_shards:mem_mb=1000",
+        "--set-threads", "world=1", "r2v2_shards=1",  # a node of 2 CPUs
+        "--jobs", "2", "--slurm-init-seconds-before-status-checks", "1",
+        "--slurm-status-command", "squeue",  # the test cluster keeps no accounting for sacct
+    ]  # fmt: skip
+    result = run(command, project)
+    assert (project / "results" / "tables" / "table11.md").is_file()
+    submitted = set(re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/slurm_logs/rule_(\w+)/", result.stderr))
+    assert {"world", "pretrain", "evaluate", "table"} <= submitted, result.stderr[-3000:]
+    runs = mlflow_runs(project)
+    pretrain = runs[runs["tags.cycle.job"] == "pretrain"]
+    assert len(pretrain) == 2 and pretrain["tags.slurm.job_id"].str.isdigit().all()
