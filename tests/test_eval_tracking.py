@@ -12,8 +12,6 @@ import torch
 
 from cycle_pkg.config import load_config
 from cycle_pkg.errors import ConfigError, DatasetError
-from cycle_pkg.eval.checkpoints import load_backbone
-from cycle_pkg.eval.features import FrozenBackbone
 from cycle_pkg.eval.tracking.crops import box_to_center, center_to_box, crop_and_resize, logistic_labels
 from cycle_pkg.eval.tracking.evaluate import evaluate_tracking
 from cycle_pkg.eval.tracking.sequences import check_sequences
@@ -22,17 +20,6 @@ from cycle_pkg.eval.tracking.train import choose_pair, valid_frames
 
 from .conftest import PARAMS
 from .eval_helpers import draw_sequence
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(PARAMS, "test")
-
-
-@pytest.fixture(scope="module")
-def frozen():
-    backbone = load_backbone("random", arch="resnet18", seed=0)
-    return FrozenBackbone(backbone.net, backbone.width, torch.device("cpu"))
 
 
 def test_boxes_convert_between_one_based_corners_and_centres():

@@ -8,8 +8,7 @@ import torch
 from cycle_pkg.config import load_config
 from cycle_pkg.errors import DatasetError
 from cycle_pkg.eval.action import TrainClips, action_recognition, learning_rate
-from cycle_pkg.eval.checkpoints import load_backbone
-from cycle_pkg.eval.features import FeatureCache, FrozenBackbone
+from cycle_pkg.eval.features import FeatureCache
 from cycle_pkg.eval.retrieval import RetrievalClips, RetrievalFrames, retrieval
 from cycle_pkg.eval.video import VideoClips
 
@@ -17,17 +16,6 @@ from .conftest import PARAMS
 from .eval_helpers import draw_video
 
 CLASSES = 6
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(PARAMS, "test")
-
-
-@pytest.fixture(scope="module")
-def frozen():
-    backbone = load_backbone("random", arch="resnet18", seed=0)
-    return FrozenBackbone(backbone.net, backbone.width, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
