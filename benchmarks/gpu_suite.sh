@@ -53,11 +53,12 @@ fi
 if has eval; then
   EVAL=("${TEST[@]}" --set eval.cache_dir=/tmp/cache --checkpoint /tmp/results/pretrain/r18/checkpoint.pt)
   for name in imagenet ucf101 got10k otb; do EVAL+=(--set "data.${name}_root=/tmp/world-test/$name"); done
+  declare -A NEEDS=([linear]=torch [retrieval]=av [action]=av [track]=got10k)
   for task in linear retrieval action track; do
-    needs=$([[ $task == track ]] && echo got10k || ([[ $task == linear ]] && echo torch || echo av))
+    needs=${NEEDS[$task]}
     if ! module "$needs"; then echo "cuda eval $task: not run ($needs is not installed)"; continue; fi
     python3 -m cycle_pkg.cli eval $task "${EVAL[@]}" --output "$OUT/eval_${task}_cuda.json" \
       --log "$OUT/eval_${task}_cuda.log" 2> "$OUT/eval_${task}_cuda.stderr"
-    python3 -c "import json; r=json.load(open('$OUT/eval_${task}_cuda.json')); print('cuda eval $task:', r.get('device'), {k: v for k, v in r['metrics'].items() if isinstance(v, (int, float))})"
+    python3 -c "import json; r=json.load(open('$OUT/eval_${task}_cuda.json')); print('cuda eval $task:', {k: v for k, v in r['metrics'].items() if isinstance(v, (int, float))})"
   done
 fi

@@ -90,17 +90,13 @@ def model_step_times(config: Config, device: torch.device, batch: int, steps: in
 def pipeline_throughput(config: Config, device: torch.device, steps: int) -> dict:
     """End-to-end pairs/s of data loading + augmentation + model step, with the loader of `cycle
     pretrain` (shards or loose JPEGs, as data.r2v2_format says)."""
-    from cycle_pkg.data.shards import shard_dir, subset_videos, write_shards
+    from cycle_pkg.data.shards import shard_r2v2
     from cycle_pkg.data.synthetic import generate_world
     from cycle_pkg.train import Runtime, build_dataset, build_loader
 
     generate_world(config.world)
-    data = config.data
-    if data.r2v2_format == "shards":  # kept as they are when complete
-        write_shards(
-            data.r2v2_root, shard_dir(data), data.r2v2_split, subset_videos(data),
-            data.shard_videos, data.shard_short_side, data.shard_quality,
-        )  # fmt: skip
+    if config.data.r2v2_format == "shards":
+        shard_r2v2(config.data)  # complete shards are kept as they are
     p = config.pretrain
     loader = build_loader(build_dataset(config), config, Runtime(0, 1, device), 0, steps + 5)
     model, optimizer = build(config, config.loss.components, device)

@@ -156,21 +156,9 @@ def data_r2v2(args: argparse.Namespace, config: Config) -> dict | None:
 
 
 def data_r2v2_shards(args: argparse.Namespace, config: Config) -> dict:
-    from .data.shards import shard_dir, subset_videos, write_shards
+    from .data.shards import shard_r2v2
 
-    data = config.data
-    folder = shard_dir(data)
-    write_shards(
-        data.r2v2_root,
-        shard_dir(data),
-        data.r2v2_split,
-        subset_videos(data),
-        data.shard_videos,
-        data.shard_short_side,
-        data.shard_quality,
-        jobs=args.jobs,
-    )
-    return {"shards": str(folder)}
+    return {"shards": str(shard_r2v2(config.data, jobs=args.jobs))}
 
 
 def data_ucf101(args: argparse.Namespace, config: Config) -> dict:

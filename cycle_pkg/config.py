@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -144,6 +145,9 @@ class LinearEvalConfig:
     seed: int = 0
 
 
+SIAMFC_STRIDE = 8  # the dilated backbone's output stride in SiamFC
+
+
 @dataclass
 class TrackEvalConfig:
     """SiamFC on the frozen backbone at output stride 8, trained on GOT-10k, tested on OTB-2015 (Tables
@@ -171,6 +175,12 @@ class TrackEvalConfig:
     max_box_side: float = 500.0
     max_frames: int | None = None  # track only the first frames of each test sequence (CPU scales); None = all
     seed: int = 0
+
+    def training_response_size(self) -> int:
+        """The side of the response map in training: the search crop is instance_size - 16
+        (eval.tracking.crops.training_pair), features are ceil(side / stride)."""
+        search, exemplar = (math.ceil(side / SIAMFC_STRIDE) for side in (self.instance_size - 16, self.exemplar_size))
+        return search - exemplar + 1
 
 
 @dataclass
@@ -488,13 +498,11 @@ def validate_eval(cfg: EvalConfig) -> None:
         raise ConfigError(
             "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
         )
-    # Training crops the search image to instance_size - 16 (siamfc-pytorch); at stride 8 its
-    # response map must reach beyond the positive radius, or the loss has no negatives to learn from.
-    stride = 8
-    response = -(-(track.instance_size - 16) // stride) - -(-track.exemplar_size // stride) + 1
-    if response <= 2 * int(track.r_pos // stride) + 1:
+    # The training response map must reach beyond the positive radius, or the loss has no negatives.
+    response = track.training_response_size()
+    if response <= 2 * int(track.r_pos // SIAMFC_STRIDE) + 1:
         raise ConfigError(
-            f"eval.track: the training response map ({response}x{response} cells of {stride} px) lies within "
+            f"eval.track: the training response map ({response}x{response} cells of {SIAMFC_STRIDE} px) lies within "
             f"r_pos={track.r_pos} px of its centre, so every cell is a positive: raise eval.track.instance_size "
             "(the paper scale has exemplar_size 120, instance_size 255) or lower r_pos"
         )

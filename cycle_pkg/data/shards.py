@@ -50,6 +50,16 @@ def shard_dir(data: DataConfig) -> Path:
     return Path(data.r2v2_shards) / (data.r2v2_split if count is None else f"{data.r2v2_split}-s{count}")
 
 
+def shard_r2v2(data: DataConfig, jobs: int = 1) -> Path:
+    """Shard the configured R2V2 copy (or its R2V2-S subset) as ``data`` says; returns the folder."""
+    folder = shard_dir(data)
+    write_shards(
+        data.r2v2_root, folder, data.r2v2_split, subset_videos(data),
+        data.shard_videos, data.shard_short_side, data.shard_quality, jobs=jobs,
+    )  # fmt: skip
+    return folder
+
+
 def prepare_frame(data: bytes, short_side: int | None, quality: int) -> bytes | None:
     """The frame as stored in a shard (resized so its short side is at most ``short_side``, never
     enlarged), or None if it cannot be decoded."""
