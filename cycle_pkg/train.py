@@ -36,7 +36,7 @@ from .data.shards import read_index, shard_dir, subset_videos
 from .data.stream import ShardPairs, decode_frame
 from .errors import ConfigError, Preempted
 from .io_utils import write_json_atomic, write_text_atomic
-from .model import CycleContrast, uses_same_frame_positive
+from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from .tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,21 @@ def build_dataset(config: Config) -> VideoPairs | ShardPairs:
         return ShardPairs(index, maker, data.shard_streams, data.shard_buffer, config.pretrain.seed)
     videos = load_videos(data.r2v2_root, data.r2v2_split, subset_videos(data))
     return VideoPairs(videos, moco_v2(config.pretrain.image_size), **views)
+
+
+def check_queues_fit_epoch(config: Config, keys_per_epoch: int) -> None:
+    """Refuse a queue longer than an epoch's keys: it would hold each video's own earlier keys among
+    its negatives (and, for the cycle queue, in the neighbour set U), so that the loss fights itself.
+    The paper's queues (65536 and 81920) are shorter than R2V2-S (109.5k videos)."""
+    used = {"intra_queue": uses_intra(config.loss), "cycle_queue": uses_cycle(config.loss)}
+    for name in (name for name, in_use in used.items() if in_use):
+        size = getattr(config.model, name)
+        if size > keys_per_epoch:
+            raise ConfigError(
+                f"model.{name} ({size}) is longer than the {keys_per_epoch} keys an epoch enqueues: each video's "
+                f"own earlier keys would be among its negatives. Choose model.{name} <= {keys_per_epoch}, "
+                "or train on more videos"
+            )
 
 
 def build_loader(
@@ -230,6 +245,7 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     dataset = build_dataset(config)
     start_step = state["step"] if state else 0
     steps_per_epoch = len(dataset) // p.batch_size
+    check_queues_fit_epoch(config, steps_per_epoch * p.batch_size)
     total_steps = steps_per_epoch * p.epochs if p.max_steps is None else min(steps_per_epoch * p.epochs, p.max_steps)
     loader = build_loader(dataset, config, runtime, start_step, total_steps)
     cuda = runtime.device.type == "cuda"

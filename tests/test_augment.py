@@ -33,3 +33,10 @@ def test_moco_v2_output():
     assert -3 < out.mean() < 3
     torch.manual_seed(0)
     assert torch.equal(moco_v2(32)(image), out)  # all randomness from the torch RNG
+
+
+@pytest.mark.parametrize(("size", "sigma"), [(224, (0.1, 2.0)), (56, (0.025, 0.5))])
+def test_moco_v2_blur_scales_with_the_view_size(size, sigma):
+    blur = next(t.transforms[0] for t in moco_v2(size).transforms if isinstance(t, v2.RandomApply)
+                and isinstance(t.transforms[0], GaussianBlur))
+    assert blur.sigma == pytest.approx(sigma)

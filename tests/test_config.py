@@ -63,13 +63,13 @@ def test_unknown_scale_and_missing_file(tmp_path):
 
 
 def test_queue_must_hold_whole_batches():
-    with pytest.raises(ConfigError, match=r"model.intra_queue \(256\) must be divisible by .*batch_size \(24\)"):
+    with pytest.raises(ConfigError, match=r"model.intra_queue \(64\) must be divisible by .*batch_size \(24\)"):
         load_config(PARAMS, "test", ["pretrain.batch_size=24"])
 
 
 def test_neighbors_leave_negatives_and_topk_fits():
     with pytest.raises(ConfigError, match="loss.neighbors .* smaller than model.cycle_queue"):
-        load_config(PARAMS, "test", ["loss.neighbors=320"])
+        load_config(PARAMS, "test", ["loss.neighbors=96"])
     with pytest.raises(ConfigError, match=r"loss.topk \(65\) must lie in \[1, loss.neighbors=64\]"):
         load_config(PARAMS, "test", ["loss.topk=65"])
 

@@ -35,7 +35,9 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     assert summary["steps"] == 12 and summary["epochs"] == 2 and summary["skipped_frames"] == 0
     assert summary["final_metrics"]["loss"] > 0 and summary["pairs_per_second"] > 0
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    assert state["step"] == 12 and int(state["model"]["intra_ptr"]) == (12 * 16) % 256
+    # 12 steps x batch 16 = 192 keys: both queues (64, 96) filled, wrapped, and back at the start
+    assert state["step"] == 12 and int(state["model"]["intra_ptr"]) == int(state["model"]["cycle_ptr"]) == 0
+    assert not torch.equal(state["model"]["intra_queue"][:64], load_fresh_queue())
     assert (tmp_path / "logs" / "pretrain" / "r18.log").read_text().count("step 12/12") == 1
 
     mlflow.set_tracking_uri(mlflow_uri)
@@ -113,8 +115,9 @@ def test_two_process_ddp_on_cpu(world, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 4
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    # the queues received the keys of both processes: 4 steps x global batch 16
-    assert int(state["model"]["intra_ptr"]) == 64 and int(state["model"]["cycle_ptr"]) == 64
+    # the queues received the keys of both processes: 4 steps x global batch 16 = 64 keys, which
+    # fill the cycle queue (96) to 64 and the intra queue (64) once round
+    assert int(state["model"]["intra_ptr"]) == 0 and int(state["model"]["cycle_ptr"]) == 64
     assert not torch.equal(state["model"]["intra_queue"][:64], load_fresh_queue())
 
 
@@ -147,6 +150,8 @@ def test_corrupt_frames_are_skipped_and_counted(world, tmp_path):
     [
         ("data.r2v2_root={tmp}/missing", "data error: .*missing: R2V2 folder not found"),
         ("model.intra_queue=250", "configuration error: model.intra_queue \\(250\\) must be divisible"),
+        # 96 videos in batches of 16: a queue of 128 would hold videos' own earlier keys as negatives
+        ("model.intra_queue=128", "configuration error: model.intra_queue \\(128\\) is longer than the 96 keys"),
         ("pretrain.batch_sise=16", "configuration error: override.pretrain.batch_sise: unknown setting"),
     ],
 )

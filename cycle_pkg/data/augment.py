@@ -48,14 +48,20 @@ class GaussianBlur:
         return blurred.to(image.dtype)
 
 
+MOCO_SIZE = 224  # the resolution MoCo v2's blur range (sigma 0.1-2.0 pixels) was chosen for
+
+
 def moco_v2(size: int) -> v2.Compose:
-    """MoCo v2's "aug-plus" at a configurable resolution."""
+    """MoCo v2's "aug-plus" at a configurable resolution; the blur's sigma scales with the output
+    size, so that a 64-pixel view is as blurred as a 224-pixel one (the same sigma in pixels would
+    wipe out a small image's textures)."""
+    scale = size / MOCO_SIZE
     return v2.Compose(
         [
             v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True),
             v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
             v2.RandomGrayscale(p=0.2),
-            v2.RandomApply([GaussianBlur((0.1, 2.0))], p=0.5),
+            v2.RandomApply([GaussianBlur((0.1 * scale, 2.0 * scale))], p=0.5),
             v2.RandomHorizontalFlip(),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
