@@ -146,6 +146,7 @@ class LinearEvalConfig:
 
 
 SIAMFC_STRIDE = 8  # the dilated backbone's output stride in SiamFC
+SIAMFC_SEARCH_MARGIN = 16  # training crops the search image to instance_size - 16 (a random shift of up to 4 px)
 
 
 @dataclass
@@ -177,9 +178,10 @@ class TrackEvalConfig:
     seed: int = 0
 
     def training_response_size(self) -> int:
-        """The side of the response map in training: the search crop is instance_size - 16
-        (eval.tracking.crops.training_pair), features are ceil(side / stride)."""
-        search, exemplar = (math.ceil(side / SIAMFC_STRIDE) for side in (self.instance_size - 16, self.exemplar_size))
+        """The side of the response map in training (features are ceil(side / stride))."""
+        search, exemplar = (
+            math.ceil(side / SIAMFC_STRIDE) for side in (self.instance_size - SIAMFC_SEARCH_MARGIN, self.exemplar_size)
+        )
         return search - exemplar + 1
 
 

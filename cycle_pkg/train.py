@@ -137,10 +137,9 @@ def check_queues_fit_epoch(config: Config, keys_per_epoch: int) -> None:
     """Refuse a queue longer than an epoch's keys: it would hold each video's own earlier keys among
     its negatives (and, for the cycle queue, in the neighbour set U), so that the loss fights itself.
     The paper's queues (65536 and 81920) are shorter than R2V2-S (109.5k videos)."""
-    used = {"intra_queue": uses_intra(config.loss), "cycle_queue": uses_cycle(config.loss)}
-    for name in (name for name, in_use in used.items() if in_use):
+    for name, in_use in (("intra_queue", uses_intra(config.loss)), ("cycle_queue", uses_cycle(config.loss))):
         size = getattr(config.model, name)
-        if size > keys_per_epoch:
+        if in_use and size > keys_per_epoch:
             raise ConfigError(
                 f"model.{name} ({size}) is longer than the {keys_per_epoch} keys an epoch enqueues: each video's "
                 f"own earlier keys would be among its negatives. Choose model.{name} <= {keys_per_epoch}, "

@@ -37,6 +37,9 @@ def test_moco_v2_output():
 
 @pytest.mark.parametrize(("size", "sigma"), [(224, (0.1, 2.0)), (56, (0.025, 0.5))])
 def test_moco_v2_blur_scales_with_the_view_size(size, sigma):
-    blur = next(t.transforms[0] for t in moco_v2(size).transforms if isinstance(t, v2.RandomApply)
-                and isinstance(t.transforms[0], GaussianBlur))
+    blur = next(
+        t.transforms[0]
+        for t in moco_v2(size).transforms
+        if isinstance(t, v2.RandomApply) and isinstance(t.transforms[0], GaussianBlur)
+    )
     assert blur.sigma == pytest.approx(sigma)

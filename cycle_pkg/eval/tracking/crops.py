@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ...config import SIAMFC_SEARCH_MARGIN
+
 
 def box_to_center(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 1-based [x, y, w, h] box (OTB, GOT-10k) -> 0-based centre (y, x) and size (h, w)."""
@@ -88,7 +90,7 @@ def training_pair(
         side = context_size(target, context) * instance_size / exemplar_size
         patch = crop_and_resize(image, center, side, instance_size, image.mean(dim=(1, 2)))
         patch = center_crop(random_stretch(patch, rng), instance_size - 8)
-        patches.append(random_crop(patch, instance_size - 16, rng))
+        patches.append(random_crop(patch, instance_size - SIAMFC_SEARCH_MARGIN, rng))
     return center_crop(patches[0], exemplar_size), patches[1]
 
 

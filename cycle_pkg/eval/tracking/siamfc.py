@@ -7,11 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...config import SIAMFC_STRIDE, TrackEvalConfig
+from ...config import TrackEvalConfig
 from ...data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..features import FrozenBackbone
 
-TOTAL_STRIDE = SIAMFC_STRIDE
 # The authors' head sizes and output scales per backbone.
 HEAD_CHANNELS = {512: 512, 2048: 1024}
 OUT_SCALE = {512: 1e-3, 2048: 1e-5}

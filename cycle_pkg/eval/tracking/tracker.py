@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from got10k.trackers import Tracker
 from PIL import Image
 
-from ...config import TrackEvalConfig
+from ...config import SIAMFC_STRIDE, TrackEvalConfig
 from .crops import box_to_center, center_to_box, context_size, crop_and_resize
 from .sequences import image_tensor
-from .siamfc import TOTAL_STRIDE, SiamFC
+from .siamfc import SiamFC
 
 
 class SiamFCTracker(Tracker):
@@ -65,7 +65,7 @@ class SiamFCTracker(Tracker):
         response = (1 - cfg.window_influence) * response + cfg.window_influence * window / window.sum()
         peak = np.array(np.unravel_index(response.argmax(), response.shape), dtype=np.float64)
 
-        displacement = (peak - (upscaled - 1) / 2) * TOTAL_STRIDE / cfg.response_up
+        displacement = (peak - (upscaled - 1) / 2) * SIAMFC_STRIDE / cfg.response_up
         self.center = self.center + displacement * self.search_side * self.scale_factors[best] / cfg.instance_size
         scale = (1 - cfg.scale_lr) + cfg.scale_lr * self.scale_factors[best]
         self.target_size = self.target_size * scale

@@ -18,11 +18,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ...config import TrackEvalConfig
+from ...config import SIAMFC_STRIDE, TrackEvalConfig
 from ...errors import DatasetError
 from .crops import logistic_labels, training_pair
 from .sequences import TrackingSequence, load_frame
-from .siamfc import TOTAL_STRIDE, SiamFC, focal_loss
+from .siamfc import SiamFC, focal_loss
 
 log = logging.getLogger(__name__)
 MAX_PAIR_ATTEMPTS = 100
@@ -127,7 +127,7 @@ def train_siamfc(
         for exemplars, searches in loader:
             responses = net(exemplars, searches)
             if labels is None or labels.shape[-2:] != responses.shape[-2:]:
-                labels = logistic_labels(*responses.shape[-2:], cfg.r_pos / TOTAL_STRIDE).to(responses.device)
+                labels = logistic_labels(*responses.shape[-2:], cfg.r_pos / SIAMFC_STRIDE).to(responses.device)
             loss = focal_loss(responses, labels.expand_as(responses), cfg.focal_gamma)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
