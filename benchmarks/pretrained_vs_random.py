@@ -1,6 +1,8 @@
 """Do the evaluations tell a pretrained backbone from a random one? Pretrain for a given budget with
 `cycle pretrain`, then run `cycle eval linear` and `cycle eval retrieval` on that checkpoint and on a
-seeded random backbone of the same architecture, and report both with their differences.
+seeded random backbone of the same architecture, and report both with their differences. With
+``--supervised-epochs``, a backbone trained on the synthetic world's latent classes
+(``supervised_reference.py``) is evaluated beside them, as a representation known to hold the classes.
 
 Every step is the real command line, so the result is what the workflow would measure; the run and
 the evaluations go to a scratch folder (MLflow off).
@@ -9,6 +11,8 @@ Examples (after `cycle world --scale demo`, which writes the synthetic world):
     python benchmarks/pretrained_vs_random.py --scale demo --epochs 10 \
         --set data.r2v2_subset=false --set data.r2v2_format=jpeg
     python benchmarks/pretrained_vs_random.py --scale demo --epochs 200 --set data.r2v2_format=jpeg  # a GPU
+    python benchmarks/pretrained_vs_random.py --scale demo --epochs 100 --supervised-epochs 5 \
+        --set data.r2v2_subset=false --set data.r2v2_format=jpeg
 """
 
 from __future__ import annotations
@@ -20,6 +24,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from supervised_reference import train_supervised
+
+from cycle_pkg.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("linear", "retrieval")
@@ -35,6 +43,7 @@ def main() -> None:
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--epochs", type=int, required=True, help="pretraining epochs")
+    parser.add_argument("--supervised-epochs", type=int, default=0, help="also evaluate a labels-trained backbone")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the results here as JSON")
     args = parser.parse_args()
@@ -53,11 +62,24 @@ def main() -> None:
         pretrain_seconds = time.perf_counter() - started
         checkpoint = Path(scratch) / "pretrain" / "probe" / "checkpoint.pt"
         summary = json.loads((checkpoint.parent / "summary.json").read_text())
-        metrics: dict[str, dict[str, float]] = {"pretrained": {}, "random": {}}
-        for name, source in (("pretrained", str(checkpoint)), ("random", "random")):  # random: model.backbone
+        backbones = {"pretrained": [str(checkpoint)], "random": ["random"]}  # random: model.backbone
+        supervised = {}
+        if args.supervised_epochs:
+            config = load_config(args.params, args.scale, sets)
+            weights = Path(scratch) / "supervised.pth"
+            supervised = train_supervised(
+                Path(config.data.r2v2_root),
+                config.model.backbone,
+                config.pretrain.image_size,
+                args.supervised_epochs,
+                weights,
+            )
+            backbones["supervised"] = [str(weights), "--format", "torchvision"]
+        metrics: dict[str, dict[str, float]] = {name: {} for name in backbones}
+        for name, source in backbones.items():
             for task in TASKS:
                 output = Path(scratch) / f"{name}-{task}.json"
-                cycle("eval", task, *common, "--checkpoint", source, "--output", str(output))
+                cycle("eval", task, *common, "--checkpoint", *source, "--output", str(output))
                 found = json.loads(output.read_text())["metrics"]
                 metrics[name].update({k: v for k, v in found.items() if k in HEADLINES})
 
@@ -68,9 +90,12 @@ def main() -> None:
         "epochs": args.epochs,
         "pretrain_seconds": round(pretrain_seconds, 1),
         "final_metrics": summary["final_metrics"],
+        **({"supervised_training": {"epochs": args.supervised_epochs, **supervised}} if supervised else {}),
         **metrics,
-        "pretrained_minus_random": {
-            k: round(metrics["pretrained"][k] - metrics["random"][k], 2) for k in metrics["random"]
+        **{
+            f"{name}_minus_random": {k: round(metrics[name][k] - metrics["random"][k], 2) for k in metrics["random"]}
+            for name in metrics
+            if name != "random"
         },
     }
     print(json.dumps(results, indent=2))
