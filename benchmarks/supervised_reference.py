@@ -10,7 +10,6 @@ format (classifier included), which `cycle eval --format torchvision` reads.
 from __future__ import annotations
 
 import csv
-import math
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from torchvision.transforms import v2
 from cycle_pkg.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from cycle_pkg.data.r2v2 import frame_relpath, read_videos
 from cycle_pkg.eval.features import read_image
+from cycle_pkg.train import cosine_lr
 
 LABELS = "latent_classes_train.csv"
 
@@ -70,7 +70,7 @@ def train_supervised(
             batch = order[start : start + batch_size]
             inputs = torch.stack([augment(images[i]) for i in batch])
             for group in optimizer.param_groups:
-                group["lr"] = base_lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+                group["lr"] = cosine_lr(base_lr, step, total_steps)
             logits = net(inputs)
             loss = F.cross_entropy(logits, labels[batch])
             optimizer.zero_grad()
