@@ -3,11 +3,11 @@
 # lack MLflow, PyAV or the got10k toolkit: tracking is switched off here, and an evaluation whose
 # reader needs a missing package is reported as not run).
 #   OUT=/path/for/results bash benchmarks/gpu_suite.sh [step ...]
-# Steps (default: all): pretrain model pipeline decode eval
+# Steps (default: all): pretrain model pipeline decode eval separation
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
-STEPS=${*:-pretrain model pipeline decode eval}
+STEPS=${*:-pretrain model pipeline decode eval separation}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name())"
@@ -61,4 +61,16 @@ if has eval; then
       --log "$OUT/eval_${task}_cuda.log" 2> "$OUT/eval_${task}_cuda.stderr"
     python3 -c "import json; r=json.load(open('$OUT/eval_${task}_cuda.json')); print('cuda eval $task:', {k: v for k, v in r['metrics'].items() if isinstance(v, (int, float))})"
   done
+fi
+
+# 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? 200 demo epochs
+#    (5000 steps), with a backbone trained on the world's latent classes beside them as a reference.
+if has separation; then
+  SEP=(--set world.root=/tmp/world-demo --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
+       --set data.r2v2_format=jpeg --set pretrain.workers=12)
+  for name in imagenet ucf101; do SEP+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
+  python3 -m cycle_pkg.cli world --scale demo "${SEP[@]}" --jobs 8
+  python3 benchmarks/pretrained_vs_random.py --scale demo --epochs 200 --supervised-epochs 20 "${SEP[@]}" \
+    --output "$OUT/pretrained_vs_random_demo_cuda_200ep.json" > "$OUT/pretrained_vs_random_cuda.log" 2>&1
+  python3 -c "import json; r=json.load(open('$OUT/pretrained_vs_random_demo_cuda_200ep.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"
 fi
