@@ -3,6 +3,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cycle_pkg.config import load_config
 from cycle_pkg.losses import cycle_loss, info_nce
@@ -172,3 +173,43 @@ def test_generator_state_travels_in_the_state_dict():
     clone.load_state_dict(model.state_dict())
     assert torch.equal(clone.generator.get_state(), model.generator.get_state())
     assert torch.equal(torch.randperm(50, generator=clone.generator), torch.randperm(50, generator=model.generator))
+
+
+def test_training_steps_are_mocos_algorithm():
+    """SGD steps of intra-video learning equal MoCo's algorithm written out by hand: query forward,
+    momentum update, shuffled keys in BN groups, InfoNCE against the queue, enqueue. (Two steps: on
+    noise images float rounding grows ~1e4-fold a step through 1x1 BatchNorm maps.)"""
+    model = make("loss.components=intra_video")
+    model.train()
+    net = nn.Sequential(copy.deepcopy(model.encoder_q.backbone), copy.deepcopy(model.encoder_q.intra_head))
+    key_net = copy.deepcopy(net)
+    queue = model.intra_queue.clone()
+    shuffles = torch.Generator()
+    shuffles.set_state(model.generator.get_state())
+    ours = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.03, momentum=0.9)
+    theirs = torch.optim.SGD(net.parameters(), lr=0.03, momentum=0.9)
+    for step in range(2):
+        query, positive = images(2 * step), images(2 * step + 1)
+        loss = model(query, positive)["total"]
+        ours.zero_grad()
+        loss.backward()
+        ours.step()
+
+        q = F.normalize(net(query), dim=1)
+        with torch.no_grad():
+            for p_q, p_k in zip(net.parameters(), key_net.parameters(), strict=True):
+                p_k.mul_(0.99).add_(p_q, alpha=0.01)
+            order = torch.randperm(BATCH, generator=shuffles)
+            keys = torch.cat([key_net(half) for half in positive[order].chunk(2)])[torch.argsort(order)]
+            k = F.normalize(keys, dim=1)
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / 0.07
+        expected = F.cross_entropy(logits, torch.zeros(BATCH, dtype=torch.long))
+        theirs.zero_grad()
+        expected.backward()
+        theirs.step()
+        queue[(step * BATCH) % len(queue) :][:BATCH] = k
+
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-5), step
+    assert torch.allclose(model.intra_queue, queue, atol=1e-4)
+    for ours_p, their_p in zip(model.encoder_k.backbone.parameters(), key_net[0].parameters(), strict=True):
+        assert torch.allclose(ours_p, their_p, atol=1e-5)
