@@ -2,7 +2,7 @@
 `cycle pretrain`, then run `cycle eval linear` and `cycle eval retrieval` on that checkpoint and on a
 seeded random backbone of the same architecture, and report both with their differences. With
 ``--supervised-epochs``, a backbone trained on the synthetic world's latent classes
-(``cycle_pkg.eval.reference``) is evaluated beside them, as a representation known to hold the classes.
+(``supervised_reference.py``) is evaluated beside them, as a representation known to hold the classes.
 
 Every step is the real command line, so the result is what the workflow would measure; the run and
 the evaluations go to a scratch folder (MLflow off).
@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from supervised_reference import train_supervised
+
 from cycle_pkg.config import load_config
-from cycle_pkg.eval.reference import train_supervised
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("linear", "retrieval")
@@ -47,7 +47,6 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the results here as JSON")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the reference's epochs
 
     with tempfile.TemporaryDirectory() as scratch:
         sets = [

@@ -10,7 +10,6 @@ format (classifier included), which `cycle eval --format torchvision` reads.
 from __future__ import annotations
 
 import csv
-import logging
 import time
 from pathlib import Path
 
@@ -19,14 +18,11 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.transforms import v2
 
-from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
-from ..data.r2v2 import frame_relpath, read_videos
-from ..errors import DatasetError
-from ..io_utils import atomic_file
-from ..train import cosine_lr
-from .features import read_image
+from cycle_pkg.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from cycle_pkg.data.r2v2 import frame_relpath, read_videos
+from cycle_pkg.eval.features import read_image
+from cycle_pkg.train import cosine_lr
 
-log = logging.getLogger(__name__)
 LABELS = "latent_classes_train.csv"
 
 
@@ -34,7 +30,7 @@ def labelled_frames(r2v2_root: Path) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Every train frame of the synthetic R2V2 copy, decoded, with its video's latent class."""
     labels_file = r2v2_root / LABELS
     if not labels_file.is_file():
-        raise DatasetError(f"{labels_file}: not found; only the synthetic world (`cycle world`) records latent classes")
+        raise SystemExit(f"{labels_file}: not found; only the synthetic world (`cycle world`) records latent classes")
     with labels_file.open() as rows:
         label_of = {row["video"]: int(row["class"]) for row in csv.DictReader(rows)}
     images, labels = [], []
@@ -46,14 +42,7 @@ def labelled_frames(r2v2_root: Path) -> tuple[list[torch.Tensor], torch.Tensor]:
 
 
 def train_supervised(
-    r2v2_root: Path,
-    arch: str,
-    image_size: int,
-    epochs: int,
-    output: Path,
-    batch_size: int = 32,
-    lr: float = 0.05,
-    seed: int = 0,
+    r2v2_root: Path, arch: str, image_size: int, epochs: int, output: Path, batch_size: int = 32, seed: int = 0
 ) -> dict[str, float]:
     """Train ``arch`` from scratch to classify the frames' latent classes (crop + flip, SGD with a
     cosine schedule) and save its state dict; returns the time taken and the last epoch's accuracy."""
@@ -68,7 +57,8 @@ def train_supervised(
     )
     torch.manual_seed(seed)
     net = getattr(torchvision.models, arch)(weights=None, num_classes=int(labels.max()) + 1)
-    optimizer = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    base_lr = 0.05
+    optimizer = torch.optim.SGD(net.parameters(), lr=base_lr, momentum=0.9, weight_decay=5e-4)
     steps_per_epoch = len(images) // batch_size
     total_steps, step = epochs * steps_per_epoch, 0
     started = time.perf_counter()
@@ -80,7 +70,7 @@ def train_supervised(
             batch = order[start : start + batch_size]
             inputs = torch.stack([augment(images[i]) for i in batch])
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(lr, step, total_steps)
+                group["lr"] = cosine_lr(base_lr, step, total_steps)
             logits = net(inputs)
             loss = F.cross_entropy(logits, labels[batch])
             optimizer.zero_grad()
@@ -89,7 +79,7 @@ def train_supervised(
             step += 1
             correct += int((logits.argmax(1) == labels[batch]).sum())
         accuracy = 100 * correct / (steps_per_epoch * batch_size)
-        log.info("supervised epoch %d/%d: loss %.3f, train top-1 %.1f%%", epoch + 1, epochs, loss.item(), accuracy)
-    with atomic_file(output) as handle:
-        torch.save(net.state_dict(), handle)
+        print(f"supervised epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, train top-1 {accuracy:.1f}%", flush=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), output)
     return {"seconds": round(time.perf_counter() - started, 1), "train_top1": round(accuracy, 1)}
