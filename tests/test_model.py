@@ -184,6 +184,7 @@ def test_training_steps_are_mocos_algorithm():
     net = nn.Sequential(copy.deepcopy(model.encoder_q.backbone), copy.deepcopy(model.encoder_q.intra_head))
     key_net = copy.deepcopy(net)
     queue = model.intra_queue.clone()
+    momentum = model.model_cfg.momentum
     shuffles = torch.Generator()
     shuffles.set_state(model.generator.get_state())
     ours = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.03, momentum=0.9)
@@ -198,18 +199,18 @@ def test_training_steps_are_mocos_algorithm():
         q = F.normalize(net(query), dim=1)
         with torch.no_grad():
             for p_q, p_k in zip(net.parameters(), key_net.parameters(), strict=True):
-                p_k.mul_(0.99).add_(p_q, alpha=0.01)
+                p_k.mul_(momentum).add_(p_q, alpha=1 - momentum)
             order = torch.randperm(BATCH, generator=shuffles)
             keys = torch.cat([key_net(half) for half in positive[order].chunk(2)])[torch.argsort(order)]
             k = F.normalize(keys, dim=1)
-        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / 0.07
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / model.loss_cfg.temperature
         expected = F.cross_entropy(logits, torch.zeros(BATCH, dtype=torch.long))
         theirs.zero_grad()
         expected.backward()
         theirs.step()
-        queue[(step * BATCH) % len(queue) :][:BATCH] = k
+        queue[step * BATCH : (step + 1) * BATCH] = k  # two batches fit in the queue
 
         assert loss.item() == pytest.approx(expected.item(), rel=1e-5), step
     assert torch.allclose(model.intra_queue, queue, atol=1e-4)
-    for ours_p, their_p in zip(model.encoder_k.backbone.parameters(), key_net[0].parameters(), strict=True):
+    for ours_p, their_p in zip(model.encoder_k.parameters(), key_net.parameters(), strict=True):
         assert torch.allclose(ours_p, their_p, atol=1e-5)
