@@ -137,7 +137,9 @@ def test_part_of_the_dag_through_slurm_with_the_projects_profile(tmp_path, slurm
         "gpu=0", "--set-resources", "pretrain:gpu=0", "pretrain:mem_mb=2500", "pretrain:runtime=30",
         "evaluate:gpu=0", "evaluate:mem_mb=2500", "evaluate:runtime=30", "r2v2_shards:mem_mb=1000",
         "--set-threads", "world=1", "r2v2_shards=1",  # a node of 2 CPUs
-        "--jobs", "2", "--slurm-init-seconds-before-status-checks", "1",
+        # the plugin polls at this interval, then 10 s longer after each poll that finds nothing
+        # finished (8, 26, 54 s): the test's jobs take 14-25 s, so most are seen at the second poll
+        "--jobs", "2", "--slurm-init-seconds-before-status-checks", "8",
         "--slurm-status-command", "squeue",  # the test cluster keeps no accounting for sacct
     ]  # fmt: skip
     result = run(command, project)
