@@ -101,7 +101,7 @@ def test_response_shape_follows_the_crop_sizes(config, frozen):
     net = SiamFC(frozen, config.eval.track)
     responses = net(torch.rand(2, 3, 32, 32) * 255, torch.rand(2, 3, 80, 80) * 255)
     assert responses.shape == (2, 1, 7, 7)  # features 4x4 and 10x10 at stride 8
-    assert config.eval.track.training_response_size() == 7  # a training pair's search crop is instance - 16 = 80
+    assert config.eval.track.training_response_size() == 6  # a training pair's search crop is instance - 16 = 72
     assert net.out_scale == 1e-3 and net.adjust_exemplar.out_channels == 512  # the authors' R18 head
 
 
