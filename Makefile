@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/snakemake --cores all
 
+# One pytest worker per core: the workflow tests run beside the rest instead of after it.
 test: $(STAMP)
 	tests/system-packages.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check cycle_pkg tests benchmarks

@@ -20,6 +20,26 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"
 
 
+def pytest_configure(config):
+    """Parallel workers share the cores: each one's torch, and the commands it starts, use its share
+    rather than all of them, which would oversubscribe the machine."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests go to the two ends of the run, alternately: `make test` runs the suite on parallel
+    workers that each start from one end of it (pytest-xdist's work stealing), so the longest tests
+    start at once and the short ones fill the time beside them."""
+    long, short = [], []
+    for item in items:
+        (long if item.get_closest_marker("long") else short).append(item)
+    items[:] = long[0::2] + short + long[1::2][::-1]
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     """The test scale's synthetic world, in a temporary folder."""
