@@ -63,14 +63,16 @@ if has eval; then
   done
 fi
 
-# 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? 200 demo epochs
-#    (5000 steps), with a backbone trained on the world's latent classes beside them as a reference.
+# 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
+#    demo epochs (default 200: 5000 steps), with a backbone trained on the world's latent classes
+#    beside them as a reference.
 if has separation; then
   SEP=(--set world.root=/tmp/world-demo --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
        --set data.r2v2_format=jpeg --set pretrain.workers=12)
   for name in imagenet ucf101; do SEP+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
   python3 -m cycle_pkg.cli world --scale demo "${SEP[@]}" --jobs 8
-  python3 benchmarks/pretrained_vs_random.py --scale demo --epochs 200 --supervised-epochs 20 "${SEP[@]}" \
-    --output "$OUT/pretrained_vs_random_demo_cuda_200ep.json" > "$OUT/pretrained_vs_random_cuda.log" 2>&1
-  python3 -c "import json; r=json.load(open('$OUT/pretrained_vs_random_demo_cuda_200ep.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"
+  EPOCHS=${SEPARATION_EPOCHS:-200}
+  python3 benchmarks/pretrained_vs_random.py --scale demo --epochs "$EPOCHS" --supervised-epochs 20 "${SEP[@]}" \
+    --output "$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json" > "$OUT/pretrained_vs_random_cuda.log" 2>&1
+  python3 -c "import json; r=json.load(open('$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"
 fi
