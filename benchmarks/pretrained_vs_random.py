@@ -5,7 +5,8 @@ seeded random backbone of the same architecture, and report both with their diff
 (``supervised_reference.py``) is evaluated beside them, as a representation known to hold the classes.
 
 Every step is the real command line, so the result is what the workflow would measure; the run and
-the evaluations go to a scratch folder (MLflow off).
+the evaluations go to a scratch folder (MLflow off), or to ``--workdir``, where the run is kept and an
+interrupted benchmark resumes its pretraining when started again with the same settings.
 
 Examples (after `cycle world --scale demo`, which writes the synthetic world):
     python benchmarks/pretrained_vs_random.py --scale demo --epochs 10 \
@@ -18,11 +19,11 @@ Examples (after `cycle world --scale demo`, which writes the synthetic world):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from supervised_reference import train_supervised
@@ -46,9 +47,12 @@ def main() -> None:
     parser.add_argument("--supervised-epochs", type=int, default=0, help="also evaluate a labels-trained backbone")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the results here as JSON")
+    parser.add_argument("--workdir", help="keep the run, features and evaluations here (default: a scratch folder)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as scratch:
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(args.workdir) if args.workdir else tempfile.TemporaryDirectory() as scratch:
         sets = [
             *args.overrides,
             f"results={scratch}",
@@ -57,9 +61,7 @@ def main() -> None:
             f"pretrain.epochs={args.epochs}",
         ]
         common = ["--params", args.params, "--scale", args.scale, *(a for s in sets for a in ("--set", s))]
-        started = time.perf_counter()
         cycle("pretrain", *common, "--run", "probe")
-        pretrain_seconds = time.perf_counter() - started
         checkpoint = Path(scratch) / "pretrain" / "probe" / "checkpoint.pt"
         summary = json.loads((checkpoint.parent / "summary.json").read_text())
         backbones = {"pretrained": [str(checkpoint)], "random": ["random"]}  # random: model.backbone
@@ -88,7 +90,7 @@ def main() -> None:
         "overrides": args.overrides,
         "steps": summary["steps"],
         "epochs": args.epochs,
-        "pretrain_seconds": round(pretrain_seconds, 1),
+        "pretrain_seconds": round(summary["train_seconds"], 1),  # summed over resumed sessions
         "final_metrics": summary["final_metrics"],
         **({"supervised_training": {"epochs": args.supervised_epochs, **supervised}} if supervised else {}),
         **metrics,
