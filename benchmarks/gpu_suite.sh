@@ -64,14 +64,15 @@ if has eval; then
 fi
 
 # 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
-#    demo epochs (default 200: 5000 steps), with a backbone trained on the world's latent classes
-#    beside them as a reference.
+#    demo epochs (default 400: 10000 steps, tests/test_separation.py's budget), on the demo world with
+#    384 UCF101 test queries, with a backbone trained on the world's latent classes beside them.
 if has separation; then
-  SEP=(--set world.root=/tmp/world-demo --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
+  SEP=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
+       --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
        --set data.r2v2_format=jpeg --set pretrain.workers=12)
   for name in imagenet ucf101; do SEP+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
   python3 -m cycle_pkg.cli world --scale demo "${SEP[@]}" --jobs 8
-  EPOCHS=${SEPARATION_EPOCHS:-200}
+  EPOCHS=${SEPARATION_EPOCHS:-400}
   python3 benchmarks/pretrained_vs_random.py --scale demo --epochs "$EPOCHS" --supervised-epochs 20 "${SEP[@]}" \
     --output "$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json" > "$OUT/pretrained_vs_random_cuda.log" 2>&1
   python3 -c "import json; r=json.load(open('$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"

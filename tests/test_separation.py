@@ -1,10 +1,11 @@
-"""The linear probe tells representations apart: on the demo world, a backbone pretrained for 200
-epochs (5000 steps) beats a random one (measured on 2 CPU cores: 30.8% against 15.0% top-1).
+"""The evaluations tell representations apart: on the demo world, a backbone pretrained for 400
+epochs (10000 steps) beats a random one on the linear probe and on frame and clip retrieval.
 
-The budget is what it takes to get past MoCo-style training's starting plateau (see the README's
-benchmarks): some 50 minutes on 2 CPU cores, minutes on a GPU. The test runs where CUDA is
-available, or anywhere with CYCLE_SEPARATION_TEST=1; elsewhere it is skipped. Retrieval, which
-compares raw features by cosine, does not separate them at this budget yet (the README's table).
+The budget is what it takes to get well past MoCo-style training's starting plateau (see the
+README's benchmarks): some 105 minutes on 2 CPU cores, minutes on a GPU. The test runs where CUDA is
+available, or anywhere with CYCLE_SEPARATION_TEST=1; elsewhere it is skipped. The world has more
+UCF101-format videos than the demo's (12 groups of 4 clips per class: 384 test queries, one query
+0.26 points), so that a retrieval difference of a few points is a measurement, not noise.
 """
 
 from __future__ import annotations
@@ -25,15 +26,19 @@ pytestmark = [
     pytest.mark.long,
     pytest.mark.skipif(
         not (torch.cuda.is_available() or os.environ.get("CYCLE_SEPARATION_TEST") == "1"),
-        reason="needs a GPU, or CYCLE_SEPARATION_TEST=1 for about an hour on a CPU",
+        reason="needs a GPU, or CYCLE_SEPARATION_TEST=1 for about two hours on a CPU",
     ),
 ]
-EPOCHS = 200
+EPOCHS = 400
+# Required gains in points, about half of those measured on 2 CPU cores
+# (benchmarks/results/pretrained_vs_random_demo_cpu_400ep.json).
+MIN_GAIN = {"top1": 5, "top5": 5, "frame_top1": 4, "frame_top5": 8, "clip_top1": 4, "clip_top5": 8}
 
 
-def test_pretrained_backbone_beats_random_on_the_linear_probe(tmp_path):
+def test_pretrained_backbone_beats_random_on_the_linear_probe_and_retrieval(tmp_path):
     world = tmp_path / "world"
-    sets = [f"world.root={world}", "data.r2v2_subset=false", "data.r2v2_format=jpeg"]
+    sets = [f"world.root={world}", "world.ucf101_groups=12", "world.ucf101_clips=4"]
+    sets += ["data.r2v2_subset=false", "data.r2v2_format=jpeg"]
     sets += [f"data.{name}_root={world / name}" for name in ("r2v2", "imagenet", "ucf101", "otb", "got10k")]
     options = [a for s in sets for a in ("--set", s)]
     subprocess.run(cycle_command("world", "--params", str(PARAMS), "--scale", "demo", *options), check=True)
@@ -42,7 +47,8 @@ def test_pretrained_backbone_beats_random_on_the_linear_probe(tmp_path):
     run = ["--params", str(PARAMS), "--scale", "demo", "--epochs", str(EPOCHS), *options, "--output", str(output)]
     subprocess.run([sys.executable, str(benchmark), *run], check=True)
     results = json.loads(output.read_text())
-    gain = results["pretrained_minus_random"]
     demo = load_config(PARAMS, "demo", sets)
     assert results["steps"] == EPOCHS * (demo.world.videos // demo.pretrain.batch_size)
-    assert gain["top1"] > 5 and gain["top5"] > 5, f"linear probe: pretrained does not beat random ({gain})"
+    gain = results["pretrained_minus_random"]
+    short = {metric: gain[metric] for metric, least in MIN_GAIN.items() if gain[metric] <= least}
+    assert not short, f"pretrained does not beat random by {MIN_GAIN} points: {short} (all gains: {gain})"
