@@ -2,7 +2,7 @@
 epochs (10000 steps) beats a random one on the linear probe and on frame and clip retrieval.
 
 The budget is what it takes to get well past MoCo-style training's starting plateau (see the
-README's benchmarks): some 105 minutes on 2 CPU cores, minutes on a GPU. The test runs where CUDA is
+README's benchmarks): some 110 minutes on 2 CPU cores, minutes on a GPU. The test runs where CUDA is
 available, or anywhere with CYCLE_SEPARATION_TEST=1; elsewhere it is skipped. The world has more
 UCF101-format videos than the demo's (12 groups of 4 clips per class: 384 test queries, one query
 0.26 points), so that a retrieval difference of a few points is a measurement, not noise.
@@ -30,9 +30,9 @@ pytestmark = [
     ),
 ]
 EPOCHS = 400
-# Required gains in points, about half of those measured on 2 CPU cores
-# (benchmarks/results/pretrained_vs_random_demo_cpu_400ep.json).
-MIN_GAIN = {"top1": 5, "top5": 5, "frame_top1": 4, "frame_top5": 8, "clip_top1": 4, "clip_top5": 8}
+# Required gains in points: a third to a half of those measured on 2 CPU cores (27.5, 44.2, 14.3,
+# 30.0, 10.4, 26.6; benchmarks/results/pretrained_vs_random_demo_cpu_400ep.json).
+MIN_GAIN = {"top1": 10, "top5": 15, "frame_top1": 5, "frame_top5": 10, "clip_top1": 5, "clip_top5": 10}
 
 
 def test_pretrained_backbone_beats_random_on_the_linear_probe_and_retrieval(tmp_path):
