@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..config import EvalConfig, LinearEvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
+from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features
 from .metrics import topk_accuracy
 
@@ -85,8 +86,8 @@ def train_moco(
     cfg: LinearEvalConfig,
     workers: int,
     on_epoch: EpochCallback | None = None,
-) -> float:
-    """Train ``classifier`` on augmented views through the frozen backbone; the last epoch's mean loss."""
+) -> LossHistory:
+    """Train ``classifier`` on augmented views through the frozen backbone; its losses."""
     loader = DataLoader(
         ImageFiles(train, train_transform(cfg.image_size)),
         batch_size=cfg.batch_size,
@@ -97,16 +98,13 @@ def train_moco(
         persistent_workers=workers > 0,
     )
     optimizer = _sgd(classifier, cfg)
-    loss = float("nan")
+    history = LossHistory()
     for epoch in tqdm(range(cfg.epochs), desc="linear probe (moco)", dynamic_ncols=True):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, epoch)
-        losses = []
-        for images, labels in loader:
-            losses.append(_step(classifier, optimizer, backbone(images), labels.to(backbone.device)))
-        loss = sum(losses) / len(losses)
-        _report(epoch, optimizer, loss, on_epoch)
-    return loss
+        losses = [_step(classifier, optimizer, backbone(x), y.to(backbone.device)) for x, y in loader]
+        _report(epoch, optimizer, history.add_epoch(losses), on_epoch)
+    return history
 
 
 def train_fast(
@@ -115,21 +113,20 @@ def train_fast(
     classifier: nn.Linear,
     cfg: LinearEvalConfig,
     on_epoch: EpochCallback | None = None,
-) -> float:
-    """Train ``classifier`` on fixed features with the MoCo protocol's optimiser and schedule."""
+) -> LossHistory:
+    """Train ``classifier`` on fixed features with the MoCo protocol's optimiser and schedule; its losses."""
     device = classifier.weight.device
     features, labels = features.to(device), labels.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = _sgd(classifier, cfg)
-    loss = float("nan")
+    history = LossHistory()
     for epoch in tqdm(range(cfg.epochs), desc="linear probe (fast)", dynamic_ncols=True):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, epoch)
         order = torch.randperm(len(features), generator=generator).to(device)
         losses = [_step(classifier, optimizer, features[b], labels[b]) for b in order.split(cfg.batch_size)]
-        loss = sum(losses) / len(losses)
-        _report(epoch, optimizer, loss, on_epoch)
-    return loss
+        _report(epoch, optimizer, history.add_epoch(losses), on_epoch)
+    return history
 
 
 def _report(epoch: int, optimizer: torch.optim.Optimizer, loss: float, on_epoch: EpochCallback | None) -> None:
@@ -167,11 +164,11 @@ def linear_probe(
     torch.manual_seed(cfg.seed)
     classifier = new_classifier(backbone.width, classes).to(backbone.device)
     if cfg.protocol == "moco":
-        train_loss = train_moco(backbone, train, classifier, cfg, eval_cfg.workers, on_epoch)
+        history = train_moco(backbone, train, classifier, cfg, eval_cfg.workers, on_epoch)
     else:
         train_features = features_of("linear-train", train)
         train_labels = torch.tensor([y for _, y in train])
-        train_loss = train_fast(train_features, train_labels, classifier, cfg, on_epoch)
+        history = train_fast(train_features, train_labels, classifier, cfg, on_epoch)
     # Both protocols validate on Resize + CenterCrop views: one computation, cached.
     val_features = features_of("linear-val", val)
     with torch.no_grad():
@@ -181,7 +178,8 @@ def linear_probe(
     return {
         "top1": accuracy[1],
         "top5": accuracy[5],
-        "train_loss": train_loss,
+        "train_loss": history.last,
+        **divergence_flags("linear probe", history),
         "train_images": len(train),
         "val_images": len(val),
         "classes": classes,
