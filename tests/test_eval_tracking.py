@@ -16,7 +16,7 @@ from cycle_pkg.eval.tracking.crops import box_to_center, center_to_box, crop_and
 from cycle_pkg.eval.tracking.evaluate import evaluate_tracking
 from cycle_pkg.eval.tracking.sequences import check_sequences
 from cycle_pkg.eval.tracking.siamfc import SiamFC, focal_loss
-from cycle_pkg.eval.tracking.train import choose_pair, valid_frames
+from cycle_pkg.eval.tracking.train import TrainingPairs, choose_pair, valid_frames, visible
 
 from .conftest import PARAMS
 from .eval_helpers import draw_sequence
@@ -81,9 +81,43 @@ def test_pairs_are_close_in_time_or_one_frame_twice():
     for _ in range(20):
         first, second = choose_pair(np.arange(300), 100, rng)
         assert 0 <= second - first < 100
-    first, second = choose_pair(np.array([0, 500]), 100, rng)
+    first, second = choose_pair(np.array([0, 500, 1000]), 100, rng)  # no two within 100 frames
     assert first == second
-    assert choose_pair(np.array([7]), 100, rng) == (7, 7)
+    assert choose_pair(np.array([0, 500]), 100, rng) == (0, 500)  # exactly two valid frames: the pair
+
+
+def test_visibility_filter_is_the_authors():
+    # Largest cover 8: keep cover > max(1, 2.4), i.e. 3 and above.
+    assert visible(np.array([0, 1, 2, 3, 8, 8])).tolist() == [False, False, False, True, True, True]
+    # Largest cover 3: 0.3 x 3 = 0.9, so the floor of 1 decides: 2 and 3 stay.
+    assert visible(np.array([0, 1, 2, 3])).tolist() == [False, False, True, True]
+    assert not visible(np.zeros(4)).any()  # a target hidden throughout
+    cfg = load_config(PARAMS, "paper").eval.track
+    boxes = np.array([[0, 0, 30, 30], [0, 0, 10, 10], [0, 0, 30, 30], [0, 0, 30, 30]], float)
+    assert valid_frames(boxes, (400, 400), cfg, cover=np.array([8, 8, 2, 5])).tolist() == [0, 3]
+    with pytest.raises(DatasetError, match="3 cover labels for 4 boxes"):
+        valid_frames(boxes, (400, 400), cfg, cover=np.array([8, 8, 2]))
+
+
+def test_a_sequence_without_two_visible_frames_lends_its_place(tmp_path, config):
+    sequences = [draw_sequence(tmp_path, f"GOT-10k_Train_{i:06d}", i) for i in range(3)]
+    covers = {
+        "GOT-10k_Train_000000": np.array([8, 0, 0, 0, 0, 0, 0, 0]),  # one visible frame: unusable
+        "GOT-10k_Train_000001": np.array([8, 8, 1, 8, 8, 8, 8, 8]),  # frame 2 hidden
+        "GOT-10k_Train_000002": np.array([2, 2, 2, 2, 2, 3, 2, 2]),  # largest 3: cover 2 passes
+    }
+    pairs = TrainingPairs(sequences, config.eval.track, covers)
+    assert len(pairs) == 3 and pairs.usable == [1, 2]
+    assert pairs.valid[1].tolist() == [0, 1, 3, 4, 5, 6, 7] and len(pairs.valid[2]) == 8
+    for epoch in range(10):
+        sequence, z, x = pairs.pair(0, np.random.default_rng([0, epoch, 0]))
+        assert sequence in (1, 2) and z < x and z in pairs.valid[sequence] and x in pairs.valid[sequence]
+        assert pairs.pair(1, np.random.default_rng([0, epoch, 1]))[0] == 1  # a usable one keeps its place
+    exemplar, search = pairs[0]
+    assert exemplar.shape[-1] == config.eval.track.exemplar_size
+    hidden = {name: np.zeros(8) for name in covers}
+    with pytest.raises(DatasetError, match="two frames .* visible"):
+        TrainingPairs(sequences, config.eval.track, hidden)
 
 
 def test_a_sequence_whose_boxes_and_frames_disagree_is_named(tmp_path):

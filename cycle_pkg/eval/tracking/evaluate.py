@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ...config import TrackEvalConfig
@@ -32,9 +33,11 @@ def evaluate_tracking(
     workers: int,
     folder: str | Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    covers: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, Any], list[Path]]:
     """Metrics, and the plot files; ``folder`` receives the toolkit's result files (``results/``) and
-    report (``reports/``: performance.json, success_plots.png, precision_plots.png) as a whole."""
+    report (``reports/``: performance.json, success_plots.png, precision_plots.png) as a whole.
+    ``covers`` are the training sequences' per-frame visibility labels (GOT-10k's cover.label)."""
     started = time.perf_counter()
     train = check_sequences(train, "tracking training set")
     test = check_sequences(test, "tracking test set")
@@ -42,7 +45,7 @@ def evaluate_tracking(
         test = [(name, frames[: cfg.max_frames], boxes[: cfg.max_frames]) for name, frames, boxes in test]
     torch.manual_seed(cfg.seed)  # the head's initialisation
     net = SiamFC(backbone, cfg)
-    training = train_siamfc(net, train, cfg, workers, on_epoch)
+    training = train_siamfc(net, train, cfg, workers, on_epoch, covers)
     tracker = SiamFCTracker(net, cfg, name=TRACKER_NAME)
     folder = Path(folder)
     with atomic_dir(folder) as staging:
