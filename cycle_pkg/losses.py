@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 F_ = TypeVar("F_", bound=Callable[..., Tensor])
+KppEmbedding = Literal["view", "query"]
 
 
 def _in_float32(function: F_) -> F_:
@@ -49,28 +50,32 @@ def soft_nearest_neighbor(
     temperature: float,
     topk: int | None = None,
     query_view: Tensor | None = None,
+    kpp_embedding: KppEmbedding = "view",
 ) -> Tensor:
     """Eq. 3-4: q_hat = sum_u softmax_u(sim(q, u) / T) u, over the unit-norm neighbours u.
 
     ``topk`` (Table 7) keeps, for each query, only its K most similar neighbours. ``query_view``
-    (n, c) (Table 5's k_++) adds to each query's neighbour set a view of that query itself.
-    Returns (n, c), not normalised.
+    (n, c) (Table 5's k_++) adds to each query's neighbour set an element whose similarity is that of
+    the query with this view of its own frame; the element itself is the view (``kpp_embedding``
+    "view", the paper's "the query's own view") or the query embedding (``"query"``, the authors'
+    code: ``weight_self * q_cycle``, with its gradient). Returns (n, c), not normalised.
     """
     q, u = _unit(query), _unit(neighbors)
     similarity = q @ u.T  # (n, m): the same U for every query ...
-    view = None
-    if query_view is not None:  # ... plus, with k_++, the query's own view as column m
+    kpp = None
+    if query_view is not None:  # ... plus, with k_++, one element of each query's own as column m
         view = _unit(query_view)
         similarity = torch.cat([similarity, (q * view).sum(dim=1, keepdim=True)], dim=1)
+        kpp = view if kpp_embedding == "view" else q
     if topk is None:
         weights = torch.softmax(similarity / temperature, dim=1)
         q_hat = weights[:, : len(u)] @ u
-        return q_hat if view is None else q_hat + weights[:, len(u) :] * view
+        return q_hat if kpp is None else q_hat + weights[:, len(u) :] * kpp
     similarity, index = similarity.topk(topk, dim=1)
     weights = torch.softmax(similarity / temperature, dim=1)
     chosen = u[index.clamp(max=len(u) - 1)]  # (n, K, c)
-    if view is not None:
-        chosen = torch.where((index == len(u)).unsqueeze(-1), view.unsqueeze(1), chosen)
+    if kpp is not None:
+        chosen = torch.where((index == len(u)).unsqueeze(-1), kpp.unsqueeze(1), chosen)
     return torch.einsum("nk,nkc->nc", weights, chosen)
 
 
@@ -84,10 +89,10 @@ def cycle_loss(
     nn_temperature: float | None = None,
     topk: int | None = None,
     query_view: Tensor | None = None,
+    kpp_embedding: KppEmbedding = "view",
 ) -> Tensor:
     """Eq. 5: the soft nearest neighbour q_hat of the query in U (forward step) must pick the
     positive, another frame of the query's video, out of the negatives (backward step)."""
-    q_hat = soft_nearest_neighbor(
-        query, neighbors, temperature if nn_temperature is None else nn_temperature, topk, query_view
-    )
+    nn_temperature = temperature if nn_temperature is None else nn_temperature
+    q_hat = soft_nearest_neighbor(query, neighbors, nn_temperature, topk, query_view, kpp_embedding)
     return info_nce(q_hat, positive, negatives, temperature)

@@ -114,3 +114,41 @@ def test_losses_run_in_float32_under_bfloat16_inputs_and_autocast():
     assert under_autocast.dtype == torch.float32 and torch.equal(under_autocast, exact)
     loss = cycle_loss(query.bfloat16(), positive.bfloat16(), neighbors, negatives, 0.07)
     assert loss.dtype == torch.float32
+
+
+def test_kpp_as_the_authors_code_adds_the_query_itself():
+    # q = [1, 0], U = {[0, 1]}, view of the query's frame [0.6, 0.8]: sims 0 and 0.6, T = 1, so the
+    # weights are 1/(1+e^0.6) = 0.3543437 (U) and e^0.6/(1+e^0.6) = 0.6456563 (k_++).
+    q, u, view = t([1.0, 0.0]), t([0.0, 1.0]), t([0.6, 0.8])
+    paper = soft_nearest_neighbor(q, u, 1.0, query_view=view)  # k_++ = the view: 0.3543 u + 0.6457 view
+    assert paper.tolist()[0] == pytest.approx([0.6456563 * 0.6, 0.3543437 + 0.6456563 * 0.8], abs=1e-6)
+    authors = soft_nearest_neighbor(q, u, 1.0, query_view=view, kpp_embedding="query")  # 0.3543 u + 0.6457 q
+    assert authors.tolist()[0] == pytest.approx([0.6456563, 0.3543437], abs=1e-6)
+    # with top-1 the k_++ column (sim 0.6) wins, and is the query itself
+    top1 = soft_nearest_neighbor(q, u, 1.0, topk=1, query_view=view, kpp_embedding="query")
+    assert top1.tolist()[0] == pytest.approx([1.0, 0.0], abs=1e-6)
+
+
+def test_the_authors_kpp_carries_the_querys_gradient():
+    # At a huge temperature the weights are 1/2 each whatever the query, so q_hat = (u + k_++) / 2:
+    # d q_hat_y / d query_y at query [1, 0] is 1/2 through the unit query (d(q/|q|)/dq = I - qq^T),
+    # and 0 when k_++ is the view, which does not depend on the query.
+    grads = {}
+    for kind in ("view", "query"):
+        query = t([1.0, 0.0]).requires_grad_()
+        soft_nearest_neighbor(query, t([0.0, 1.0]), 1e6, query_view=t([0.6, 0.8]), kpp_embedding=kind)[0, 1].backward()
+        grads[kind] = query.grad.tolist()[0]
+    assert grads["query"] == pytest.approx([0.0, 0.5], abs=1e-4)
+    assert grads["view"] == pytest.approx([0.0, 0.0], abs=1e-4)
+
+
+def test_cycle_loss_passes_the_kpp_variant_on():
+    query, positive, u, negatives, view = t([1.0, 0.0]), t([0.0, 1.0]), t([0.0, 1.0]), t([1.0, 0.0]), t([0.6, 0.8])
+    for kind in ("view", "query"):
+        q_hat = soft_nearest_neighbor(query, u, 1.0, query_view=view, kpp_embedding=kind)
+        expected = info_nce(q_hat, positive, negatives, 1.0)
+        loss = cycle_loss(query, positive, u, negatives, 1.0, query_view=view, kpp_embedding=kind)
+        assert loss.item() == pytest.approx(expected.item(), abs=1e-6)
+    assert cycle_loss(query, positive, u, negatives, 1.0, query_view=view, kpp_embedding="query").item() != (
+        pytest.approx(cycle_loss(query, positive, u, negatives, 1.0, query_view=view).item())
+    )
