@@ -10,34 +10,12 @@ from typing import Any
 
 import torch
 
-from .config import Config
+from .config import SETTING_FACTS, Config
 from .io_utils import write_bytes_atomic
-from .tracking import flatten
+from .typed_yaml import flatten
 
 FORMAT = "cycle_pkg.pretrain/1"
 CHECKPOINT = "checkpoint.pt"
-# Settings a resumed job may change without changing what it computes.
-RESUMABLE_CHANGES = (
-    "pretrain.workers",
-    "pretrain.checkpoint_every",
-    "pretrain.log_every",
-    "pretrain.max_steps",
-    "mlflow.",
-    "results",
-    "scale",
-    "world.",
-    "data.",
-    "workflow.",
-    "grid.",
-    "baselines.",
-    "eval.",
-)
-
-# ...but not these, which decide what data a step sees.
-DATA_SETTINGS = tuple(
-    f"data.{key}"
-    for key in ("r2v2_split", "r2v2_subset", "r2v2_subset_videos", "r2v2_format", "shard_streams", "shard_buffer")
-)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -54,10 +32,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def affects_training(key: str) -> bool:
-    """Whether a (flattened) setting changes what a pretraining run computes from a checkpoint on."""
-    return key in DATA_SETTINGS or not any(
-        key == p or (p.endswith(".") and key.startswith(p)) for p in RESUMABLE_CHANGES
-    )
+    """Whether a (flattened) setting changes what a pretraining run computes from a checkpoint on:
+    the most specific entry of SETTING_FACTS with a say on resuming (the key's own, else its
+    section's) decides; a setting none speaks of does."""
+    covering = [
+        facts
+        for facts in SETTING_FACTS
+        if facts.resumable is not None and (key == facts.key or (facts.key.endswith(".") and key.startswith(facts.key)))
+    ]
+    return not covering or not max(covering, key=lambda facts: len(facts.key)).resumable
 
 
 def training_settings(config: dict[str, Any]) -> dict[str, Any]:

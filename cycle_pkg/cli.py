@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from .config import Config, load_config, run_name
+from .config import Config, load_config
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
+from .grid import run_name
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,25 +1,21 @@
-"""Typed, validated configuration read from ``params.yaml``.
+"""The settings, with the paper's defaults, and what the workflow knows of each of them.
 
-The effective configuration of a job is built in layers, each validated on its own so that an
-error names the layer and the key: the dataclass defaults below (the paper's settings), the
-top-level sections of ``params.yaml``, the active scale's section ``scales.<scale>``, then
-command-line overrides ``key.sub=value``.
+The dataclasses below are the settings of every job; ``params.yaml`` and the command line change
+them in layers (:mod:`.typed_yaml`), and :mod:`.config_checks` refuses combinations that do not
+fit. :data:`SETTING_FACTS` is the one table of per-setting facts: which settings name a run and
+how, which are the grid's MLflow tags, which the scale's ``grid`` section maps, and which a resumed
+run may change.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from .errors import ConfigError
+from .typed_yaml import build, check_section, file_schema, read_layers
 
 LossComponents = Literal["intra_image", "intra_video", "intra_video+cycle", "cycle"]
 
@@ -121,7 +117,7 @@ class PretrainConfig:
 
 @dataclass
 class MlflowConfig:
-    """Experiment tracking; MLFLOW_TRACKING_URI in the environment wins over tracking_uri."""
+    """Where jobs log their MLflow runs; MLFLOW_TRACKING_URI in the environment wins over tracking_uri."""
 
     enabled: bool = True
     tracking_uri: str = "sqlite:///mlflow.db"
@@ -274,108 +270,55 @@ class Config:
         return dataclasses.asdict(self)
 
 
-def _check_value(value: Any, hint: Any, where: str) -> Any:
-    """Return ``value`` converted to ``hint`` or raise a ConfigError naming ``where``."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _check_value(value, option, where)
-            except ConfigError as err:
-                errors.append(str(err))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches no allowed type")
-    if origin is Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
-        return value
-    if origin is dict:
-        key_hint, value_hint = typing.get_args(hint)
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return {
-            _check_value(k, key_hint, f"{where} key"): _check_value(v, value_hint, f"{where}.{k}")
-            for k, v in value.items()
-        }
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {hint!r} at {where}")
+@dataclass(frozen=True)
+class SettingFacts:
+    """What the workflow knows of one setting (a dotted key) or, for ``resumable``, of a whole
+    section (a key ending in ``.``, e.g. ``eval.``): the most specific entry that has a say decides."""
+
+    key: str
+    # How the setting appears in a run name when it differs from the scale's: a prefix for its
+    # value, or the words for true and false. None: it does not name runs.
+    name: str | tuple[str, str] | None = None
+    tag: str | None = None  # a grid axis: pretraining runs carry the MLflow tag grid.<tag>
+    grid_map: str | None = None  # the field of the scale's `grid` section that maps the paper's values
+    resumable: bool | None = None  # whether a resumed run may change it (it does not change what the run computes)
 
 
-def _check_section(cls: type, data: Any, where: str) -> dict[str, Any]:
-    """Validate a (partial) dict against dataclass ``cls``; returns the checked, converted dict."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    checked: dict[str, Any] = {}
-    for key, value in data.items():
-        if key not in hints:
-            known = ", ".join(sorted(hints))
-            raise ConfigError(f"{where}.{key}: unknown setting (known here: {known})")
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            checked[key] = _check_section(hint, value, f"{where}.{key}")
-        else:
-            checked[key] = _check_value(value, hint, f"{where}.{key}")
-    return checked
-
-
-def _merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in layer.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _build(cls: type, data: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
-    kwargs = {k: _build(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"loss.lambda_cycle=0.3"`` -> (["loss", "lambda_cycle"], 0.3); values are read as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. loss.lambda_cycle=0.3")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
-
-
-def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = nested
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = value
-    return nested
+# Run names list their parts in this order, after the backbone (which every name starts with).
+SETTING_FACTS = (
+    SettingFacts("model.backbone", tag="backbone"),
+    SettingFacts("data.r2v2_subset", name=("r2v2s", "r2v2"), resumable=False),
+    SettingFacts("loss.components", name="", tag="components"),
+    SettingFacts("loss.lambda_cycle", name="lambda", tag="lambda"),
+    SettingFacts("loss.neighbors", name="m", tag="neighbors", grid_map="neighbors"),
+    SettingFacts("loss.topk", name="top", tag="topk", grid_map="topk"),
+    SettingFacts("loss.query_view_in_neighbors", name=("kpp", "nokpp"), tag="query_view_in_neighbors"),
+    SettingFacts("loss.temperature", name="t"),
+    SettingFacts("loss.nn_temperature", name="tnn"),
+    SettingFacts("model.head", name=""),
+    SettingFacts("model.embed_dim", name="d"),
+    SettingFacts("model.momentum", name="mom"),
+    # What a resumed run may change: how it runs, where it logs, and everything outside pretraining...
+    SettingFacts("pretrain.workers", resumable=True),
+    SettingFacts("pretrain.checkpoint_every", resumable=True),
+    SettingFacts("pretrain.log_every", resumable=True),
+    SettingFacts("pretrain.max_steps", resumable=True),
+    SettingFacts("mlflow.", resumable=True),
+    SettingFacts("results", resumable=True),
+    SettingFacts("scale", resumable=True),
+    SettingFacts("world.", resumable=True),
+    SettingFacts("data.", resumable=True),
+    SettingFacts("workflow.", resumable=True),
+    SettingFacts("grid.", resumable=True),
+    SettingFacts("baselines.", resumable=True),
+    SettingFacts("eval.", resumable=True),
+    # ...but not the data settings that decide what data a step sees (and data.r2v2_subset above).
+    SettingFacts("data.r2v2_split", resumable=False),
+    SettingFacts("data.r2v2_subset_videos", resumable=False),
+    SettingFacts("data.r2v2_format", resumable=False),
+    SettingFacts("data.shard_streams", resumable=False),
+    SettingFacts("data.shard_buffer", resumable=False),
+)
 
 
 def load_config(
@@ -384,55 +327,12 @@ def load_config(
     overrides: list[str] | None = None,
 ) -> Config:
     """The effective configuration: defaults <- params.yaml <- its scale <- overrides."""
-    merged: dict[str, Any] = {}
-    scales: dict[str, Any] = {}
-    if params_path is not None:
-        path = Path(params_path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: parameter file not found (run from the project root or pass --params)")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level")
-        raw = dict(raw)
-        scales = raw.pop("scales", {}) or {}
-        if not isinstance(scales, dict):
-            raise ConfigError(f"{path}: scales: expected a mapping of scale names to settings")
-        merged = _check_section(Config, raw, str(path))
-    chosen = scale or merged.get("scale") or "paper"
-    if scales or params_path is not None:
-        if chosen not in scales:
-            raise ConfigError(
-                f"scale {chosen!r} is not defined under 'scales' in {params_path} "
-                f"(defined: {', '.join(scales) or 'none'})"
-            )
-        merged = _merge(merged, _check_section(Config, scales[chosen] or {}, f"{params_path}: scales.{chosen}"))
-    merged["scale"] = chosen
-    if overrides:
-        merged = _merge(merged, _check_section(Config, overrides_to_dict(overrides), "override"))
-    config = _build(Config, merged)
-    validate(config)
-    return config
+    return _checked(build(Config, read_layers(Config, params_path, scale, overrides)))
 
 
-def _schema_of(hint: Any) -> dict[str, Any]:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
-        properties = {f.name: _schema_of(hints[f.name]) for f in dataclasses.fields(hint)}
-        return {"type": "object", "additionalProperties": False, "properties": properties}
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_schema_of(option) for option in typing.get_args(hint)]}
-    if origin is Literal:
-        return {"enum": list(typing.get_args(hint))}
-    if origin is list:
-        return {"type": "array", "items": _schema_of(typing.get_args(hint)[0])}
-    if origin is dict:
-        return {"type": "object", "additionalProperties": _schema_of(typing.get_args(hint)[1])}
-    names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
-    return {"type": names[hint]}
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config saved with ``to_dict`` (e.g. inside a checkpoint)."""
+    return _checked(build(Config, check_section(Config, data, "config")))
 
 
 def json_schema() -> dict[str, Any]:
@@ -442,124 +342,11 @@ def json_schema() -> dict[str, Any]:
     `cycle config --schema`); :func:`load_config` checks the same types with messages that name
     the layer.
     """
-    section = _schema_of(Config)
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "description": "params.yaml", **section}
-    scale = copy.deepcopy(section)  # a copy: written as YAML, shared objects would become anchors
-    schema["properties"] = {**section["properties"], "scales": {"type": "object", "additionalProperties": scale}}
-    return schema
+    return file_schema(Config)
 
 
-def config_from_dict(data: dict[str, Any]) -> Config:
-    """Rebuild a Config saved with ``to_dict`` (e.g. inside a checkpoint)."""
-    config = _build(Config, _check_section(Config, data, "config"))
+def _checked(config: Config) -> Config:
+    from .config_checks import validate  # imported here: the checks read this module's classes
+
     validate(config)
     return config
-
-
-def validate(config: Config) -> None:
-    """Cross-field checks that a type check cannot express."""
-    model, loss, pretrain = config.model, config.loss, config.pretrain
-    validate_data(config)
-    if loss.neighbors < 1:
-        raise ConfigError("loss.neighbors: the neighbour set needs at least one element")
-    if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
-        raise ConfigError(
-            f"loss.neighbors ({loss.neighbors}) must be smaller than model.cycle_queue ({model.cycle_queue}): "
-            "the rest of the cycle queue are the backward step's negatives"
-        )
-    if loss.topk is not None and not 1 <= loss.topk <= loss.neighbors:
-        raise ConfigError(f"loss.topk ({loss.topk}) must lie in [1, loss.neighbors={loss.neighbors}]")
-    for name in ("intra_queue", "cycle_queue"):
-        size = getattr(model, name)
-        if size % pretrain.batch_size:
-            raise ConfigError(
-                f"model.{name} ({size}) must be divisible by the global batch pretrain.batch_size "
-                f"({pretrain.batch_size}) so that whole batches are enqueued"
-            )
-    if pretrain.batch_size < 1 or pretrain.epochs < 1:
-        raise ConfigError("pretrain.batch_size and pretrain.epochs must be positive")
-    if model.key_bn_splits < 1:
-        raise ConfigError("model.key_bn_splits must be at least 1")
-    validate_eval(config.eval)
-
-
-def validate_eval(cfg: EvalConfig) -> None:
-    for name, schedule in (("linear", cfg.linear), ("action", cfg.action)):
-        if schedule.milestones != sorted(schedule.milestones) or any(m < 1 for m in schedule.milestones):
-            raise ConfigError(f"eval.{name}.milestones: expected increasing epochs >= 1, got {schedule.milestones}")
-    if len(cfg.action.color_jitter) != 4:
-        raise ConfigError("eval.action.color_jitter: expected [brightness, contrast, saturation, hue]")
-    if len(cfg.retrieval.clip_resize) != 2:
-        raise ConfigError("eval.retrieval.clip_resize: expected [height, width]")
-    if not cfg.retrieval.topk or min(cfg.retrieval.topk) < 1:
-        raise ConfigError("eval.retrieval.topk: expected a list of positive integers")
-    track = cfg.track
-    if track.max_frames is not None and track.max_frames < 2:
-        raise ConfigError("eval.track.max_frames: a sequence needs at least 2 frames to track (or null for all)")
-    if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:
-        raise ConfigError(
-            "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
-        )
-    # The training response map must reach beyond the positive radius, or the loss has no negatives.
-    response = track.training_response_size()
-    if response <= 2 * int(track.r_pos // SIAMFC_STRIDE) + 1:
-        raise ConfigError(
-            f"eval.track: the training response map ({response}x{response} cells of {SIAMFC_STRIDE} px) lies within "
-            f"r_pos={track.r_pos} px of its centre, so every cell is a positive: raise eval.track.instance_size "
-            "(the paper scale has exemplar_size 120, instance_size 255) or lower r_pos"
-        )
-
-
-def validate_data(config: Config) -> None:
-    data, world = config.data, config.world
-    positive = ("r2v2_subset_videos", "shard_videos", "shard_streams", "shard_buffer", "download_retries")
-    for name in positive:
-        if getattr(data, name) < 1:
-            raise ConfigError(f"data.{name} must be at least 1")
-    if data.shard_short_side is not None and data.shard_short_side < 16:
-        raise ConfigError(f"data.shard_short_side ({data.shard_short_side}) must be at least 16, or null")
-    if not 1 <= data.shard_quality <= 100 or data.download_timeout <= 0:
-        raise ConfigError("data.shard_quality must lie in [1, 100] and data.download_timeout be positive")
-    workers = max(1, config.pretrain.workers)
-    if data.r2v2_format == "shards" and data.shard_streams % workers:
-        raise ConfigError(
-            f"data.shard_streams ({data.shard_streams}) must be a multiple of pretrain.workers ({workers}) "
-            "so that every loader process reads whole streams"
-        )
-    if "{name}" not in data.otb_url:
-        raise ConfigError(f"data.otb_url ({data.otb_url}) must contain {{name}}, the sequence's name")
-    if len(world.got10k_sequences) != 3 or min(world.got10k_sequences) < 1:
-        raise ConfigError("world.got10k_sequences: expected three positive counts [train, val, test]")
-
-
-# How a setting that differs from its scale's appears in a run name, in this order: a prefix for
-# the value, or the words for true and false.
-NAME_PARTS: dict[str, str | tuple[str, str]] = {
-    "data.r2v2_subset": ("r2v2s", "r2v2"),
-    "loss.components": "",
-    "loss.lambda_cycle": "lambda",
-    "loss.neighbors": "m",
-    "loss.topk": "top",
-    "loss.query_view_in_neighbors": ("kpp", "nokpp"),
-    "loss.temperature": "t",
-    "loss.nn_temperature": "tnn",
-    "model.head": "",
-    "model.embed_dim": "d",
-    "model.momentum": "mom",
-}
-
-
-def run_name(config: Config, reference: Config) -> str:
-    """A readable run name: the backbone, then how the method differs from ``reference`` (the
-    scale's own settings), e.g. ``r18``, ``r18-lambda0.3``, ``r18-cycle-m256-kpp``."""
-    parts = [config.model.backbone.replace("resnet", "r")]
-    for key, words in NAME_PARTS.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if value == getattr(getattr(reference, section), name):
-            continue
-        if isinstance(words, tuple):
-            parts.append(words[0] if value else words[1])
-        else:
-            parts.append(f"{words}{value}".replace("+", "_"))
-    return "-".join(parts)

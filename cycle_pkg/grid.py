@@ -1,9 +1,11 @@
-"""From the paper's tables to jobs: the unique pretraining grid points and the evaluations.
+"""From the paper's tables to jobs: the unique pretraining grid points, their names and tags, and
+the evaluations.
 
 A grid point is a set of settings that differ from the scale's (``run`` of a table row); rows of
-several tables that name the same settings share one pretraining run, named by
-:func:`cycle_pkg.config.run_name`. Neighbour-set sizes and top-K values are given in the paper's
-units and mapped to the scale's by its ``grid`` section.
+several tables that name the same settings share one pretraining run, named by :func:`run_name`.
+Neighbour-set sizes and top-K values are given in the paper's units and mapped to the scale's by
+its ``grid`` section. Which settings name a run, tag it and are mapped is said once, in
+:data:`cycle_pkg.config.SETTING_FACTS`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, load_config, run_name
+from .config import SETTING_FACTS, Config, load_config
 from .paper import Row, paper_tables
-
-SCALED = {"loss.neighbors": "neighbors", "loss.topk": "topk"}
+from .typed_yaml import get_setting
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,34 @@ class Job:
     model: str  # a run name, or ``baseline-<key>``
 
 
+def run_name(config: Config, reference: Config) -> str:
+    """A readable run name: the backbone, then how the method differs from ``reference`` (the
+    scale's own settings), e.g. ``r18``, ``r18-lambda0.3``, ``r18-cycle-m256-kpp``."""
+    parts = [config.model.backbone.replace("resnet", "r")]
+    for facts in SETTING_FACTS:
+        if facts.name is None:
+            continue
+        value = get_setting(config, facts.key)
+        if value == get_setting(reference, facts.key):
+            continue
+        if isinstance(facts.name, tuple):
+            parts.append(facts.name[0] if value else facts.name[1])
+        else:
+            parts.append(f"{facts.name}{value}".replace("+", "_"))
+    return "-".join(parts)
+
+
+def grid_tags(config: Config) -> dict[str, str]:
+    """A pretraining run's place on the grid's axes, as MLflow tags ``grid.<axis>``."""
+    return {f"grid.{facts.tag}": str(get_setting(config, facts.key)) for facts in SETTING_FACTS if facts.tag}
+
+
 def scaled_settings(run: dict[str, Any], config: Config) -> dict[str, Any]:
     """A row's settings with the paper's sizes replaced by the scale's."""
     settings = dict(run)
-    for key, grid_field in SCALED.items():
-        if settings.get(key) is not None:
-            settings[key] = getattr(config.grid, grid_field).get(settings[key], settings[key])
+    for facts in SETTING_FACTS:
+        if facts.grid_map and settings.get(facts.key) is not None:
+            settings[facts.key] = getattr(config.grid, facts.grid_map).get(settings[facts.key], settings[facts.key])
     return settings
 
 

@@ -35,6 +35,7 @@ from .data.r2v2 import load_videos
 from .data.shards import read_index, shard_dir, subset_videos
 from .data.stream import ShardPairs, decode_frame
 from .errors import ConfigError, Preempted
+from .grid import grid_tags
 from .io_utils import write_json_atomic, write_text_atomic
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from .tracking import Tracker
@@ -165,19 +166,8 @@ def build_loader(
     return DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, **options)
 
 
-def grid_tags(config: Config, run: str) -> dict[str, str]:
-    loss, model = config.loss, config.model
-    return {
-        "cycle.job": "pretrain",
-        "cycle.run": run,
-        "cycle.scale": config.scale,
-        "grid.backbone": model.backbone,
-        "grid.components": loss.components,
-        "grid.lambda": str(loss.lambda_cycle),
-        "grid.neighbors": str(loss.neighbors),
-        "grid.topk": str(loss.topk),
-        "grid.query_view_in_neighbors": str(loss.query_view_in_neighbors),
-    }
+def pretrain_tags(config: Config, run: str) -> dict[str, str]:
+    return {"cycle.job": "pretrain", "cycle.run": run, "cycle.scale": config.scale, **grid_tags(config)}
 
 
 def pretrain(
@@ -276,7 +266,7 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     tracker = Tracker(config.mlflow, active=runtime.is_main)
     run_id_file = run_dir / "mlflow_run_id"
     previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
-    run_id = tracker.start(run, previous_run_id, config.to_dict(), {**grid_tags(config, run), **extra_tags})
+    run_id = tracker.start(run, previous_run_id, config.to_dict(), {**pretrain_tags(config, run), **extra_tags})
     if runtime.is_main and run_id and run_id != previous_run_id:
         write_text_atomic(run_id_file, run_id)
 

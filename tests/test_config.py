@@ -1,9 +1,12 @@
+import dataclasses
 import textwrap
 
 import pytest
 
-from cycle_pkg.config import Config, config_from_dict, load_config, run_name
+from cycle_pkg.checkpoint import affects_training
+from cycle_pkg.config import SETTING_FACTS, Config, GridConfig, config_from_dict, load_config
 from cycle_pkg.errors import ConfigError
+from cycle_pkg.typed_yaml import flatten, get_setting
 
 from .conftest import PARAMS
 
@@ -84,14 +87,18 @@ def test_round_trip_through_a_dict():
     assert config_from_dict(config.to_dict()) == config
 
 
-def test_run_names_say_how_a_run_differs():
-    base = load_config(PARAMS, "test")
-    assert run_name(base, base) == "r18"
-    assert run_name(load_config(PARAMS, "test", ["loss.lambda_cycle=0.3"]), base) == "r18-lambda0.3"
-    table5 = load_config(
-        PARAMS, "test", ["loss.components=cycle", "loss.neighbors=32", "loss.query_view_in_neighbors=true"]
-    )
-    assert run_name(table5, base) == "r18-cycle-m32-kpp"
-    r50 = load_config(PARAMS, "test", ["model.backbone=resnet50", "model.head=mlp", "model.embed_dim=128"])
-    assert run_name(r50, base) == "r50-mlp-d128"
-    assert run_name(Config(), Config()) == "r18"
+def test_flatten_joins_nested_keys():
+    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": "x"}) == {"a.b": 1, "a.c.d": None, "e": "x"}
+
+
+def test_every_setting_fact_names_a_setting_or_a_section():
+    defaults = Config()
+    for facts in SETTING_FACTS:
+        value = get_setting(defaults, facts.key.removesuffix("."))  # AttributeError: no such setting
+        assert facts.key.endswith(".") == (isinstance(value, dict) or dataclasses.is_dataclass(value)), facts.key
+        assert facts.grid_map is None or facts.grid_map in GridConfig.__dataclass_fields__, facts.key
+
+
+def test_a_resumed_run_may_change_how_it_runs_but_not_what_it_computes():
+    assert not any(affects_training(key) for key in ("pretrain.workers", "data.ucf101_root", "eval.linear.lr", "scale"))
+    assert all(affects_training(key) for key in ("pretrain.lr", "data.r2v2_split", "data.r2v2_subset", "loss.topk"))

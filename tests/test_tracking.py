@@ -3,7 +3,7 @@ import pytest
 
 from cycle_pkg import tracking
 from cycle_pkg.config import MlflowConfig
-from cycle_pkg.tracking import Tracker, flatten, with_retries
+from cycle_pkg.tracking import Tracker, with_retries
 
 
 def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlflow_uri):
@@ -44,7 +44,3 @@ def test_busy_store_is_retried(monkeypatch):
     assert with_retries(flaky)() == "ok" and len(calls) == 3
     with pytest.raises(ValueError, match="not transient"):
         with_retries(lambda: (_ for _ in ()).throw(ValueError("not transient")))()
-
-
-def test_flatten_joins_nested_keys():
-    assert flatten({"a": {"b": 1, "c": {"d": None}}, "e": "x"}) == {"a.b": 1, "a.c.d": None, "e": "x"}

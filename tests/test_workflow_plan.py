@@ -7,8 +7,8 @@ import sys
 
 import yaml
 
-from cycle_pkg.config import json_schema
-from cycle_pkg.grid import Grid
+from cycle_pkg.config import Config, json_schema, load_config
+from cycle_pkg.grid import Grid, run_name
 from cycle_pkg.paper import paper_tables
 
 from .conftest import PARAMS, ROOT
@@ -33,6 +33,19 @@ def test_lint_is_clean():
 def test_schema_file_is_generated_from_the_settings():
     committed = yaml.safe_load((ROOT / "workflow" / "schemas" / "params.schema.yaml").read_text())
     assert committed == json_schema(), "regenerate it: cycle config --schema > workflow/schemas/params.schema.yaml"
+
+
+def test_run_names_say_how_a_run_differs():
+    base = load_config(PARAMS, "test")
+    assert run_name(base, base) == "r18"
+    assert run_name(load_config(PARAMS, "test", ["loss.lambda_cycle=0.3"]), base) == "r18-lambda0.3"
+    table5 = load_config(
+        PARAMS, "test", ["loss.components=cycle", "loss.neighbors=32", "loss.query_view_in_neighbors=true"]
+    )
+    assert run_name(table5, base) == "r18-cycle-m32-kpp"
+    r50 = load_config(PARAMS, "test", ["model.backbone=resnet50", "model.head=mlp", "model.embed_dim=128"])
+    assert run_name(r50, base) == "r50-mlp-d128"
+    assert run_name(Config(), Config()) == "r18"
 
 
 def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():

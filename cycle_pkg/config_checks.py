@@ -1,0 +1,84 @@
+"""Cross-field checks of the settings: what a type check cannot express (a queue that whole
+batches fill, a neighbour set that leaves negatives, a SiamFC response map with negatives, ...).
+Every message names the keys and what to change."""
+
+from __future__ import annotations
+
+from .config import SIAMFC_STRIDE, Config, EvalConfig
+from .errors import ConfigError
+
+
+def validate(config: Config) -> None:
+    """Raise a ConfigError for settings that are each well-typed but do not fit together."""
+    model, loss, pretrain = config.model, config.loss, config.pretrain
+    validate_data(config)
+    if loss.neighbors < 1:
+        raise ConfigError("loss.neighbors: the neighbour set needs at least one element")
+    if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
+        raise ConfigError(
+            f"loss.neighbors ({loss.neighbors}) must be smaller than model.cycle_queue ({model.cycle_queue}): "
+            "the rest of the cycle queue are the backward step's negatives"
+        )
+    if loss.topk is not None and not 1 <= loss.topk <= loss.neighbors:
+        raise ConfigError(f"loss.topk ({loss.topk}) must lie in [1, loss.neighbors={loss.neighbors}]")
+    for name in ("intra_queue", "cycle_queue"):
+        size = getattr(model, name)
+        if size % pretrain.batch_size:
+            raise ConfigError(
+                f"model.{name} ({size}) must be divisible by the global batch pretrain.batch_size "
+                f"({pretrain.batch_size}) so that whole batches are enqueued"
+            )
+    if pretrain.batch_size < 1 or pretrain.epochs < 1:
+        raise ConfigError("pretrain.batch_size and pretrain.epochs must be positive")
+    if model.key_bn_splits < 1:
+        raise ConfigError("model.key_bn_splits must be at least 1")
+    validate_eval(config.eval)
+
+
+def validate_eval(cfg: EvalConfig) -> None:
+    for name, schedule in (("linear", cfg.linear), ("action", cfg.action)):
+        if schedule.milestones != sorted(schedule.milestones) or any(m < 1 for m in schedule.milestones):
+            raise ConfigError(f"eval.{name}.milestones: expected increasing epochs >= 1, got {schedule.milestones}")
+    if len(cfg.action.color_jitter) != 4:
+        raise ConfigError("eval.action.color_jitter: expected [brightness, contrast, saturation, hue]")
+    if len(cfg.retrieval.clip_resize) != 2:
+        raise ConfigError("eval.retrieval.clip_resize: expected [height, width]")
+    if not cfg.retrieval.topk or min(cfg.retrieval.topk) < 1:
+        raise ConfigError("eval.retrieval.topk: expected a list of positive integers")
+    track = cfg.track
+    if track.max_frames is not None and track.max_frames < 2:
+        raise ConfigError("eval.track.max_frames: a sequence needs at least 2 frames to track (or null for all)")
+    if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:
+        raise ConfigError(
+            "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
+        )
+    # The training response map must reach beyond the positive radius, or the loss has no negatives.
+    response = track.training_response_size()
+    if response <= 2 * int(track.r_pos // SIAMFC_STRIDE) + 1:
+        raise ConfigError(
+            f"eval.track: the training response map ({response}x{response} cells of {SIAMFC_STRIDE} px) lies within "
+            f"r_pos={track.r_pos} px of its centre, so every cell is a positive: raise eval.track.instance_size "
+            "(the paper scale has exemplar_size 120, instance_size 255) or lower r_pos"
+        )
+
+
+def validate_data(config: Config) -> None:
+    data, world = config.data, config.world
+    positive = ("r2v2_subset_videos", "shard_videos", "shard_streams", "shard_buffer", "download_retries")
+    for name in positive:
+        if getattr(data, name) < 1:
+            raise ConfigError(f"data.{name} must be at least 1")
+    if data.shard_short_side is not None and data.shard_short_side < 16:
+        raise ConfigError(f"data.shard_short_side ({data.shard_short_side}) must be at least 16, or null")
+    if not 1 <= data.shard_quality <= 100 or data.download_timeout <= 0:
+        raise ConfigError("data.shard_quality must lie in [1, 100] and data.download_timeout be positive")
+    workers = max(1, config.pretrain.workers)
+    if data.r2v2_format == "shards" and data.shard_streams % workers:
+        raise ConfigError(
+            f"data.shard_streams ({data.shard_streams}) must be a multiple of pretrain.workers ({workers}) "
+            "so that every loader process reads whole streams"
+        )
+    if "{name}" not in data.otb_url:
+        raise ConfigError(f"data.otb_url ({data.otb_url}) must contain {{name}}, the sequence's name")
+    if len(world.got10k_sequences) != 3 or min(world.got10k_sequences) < 1:
+        raise ConfigError("world.got10k_sequences: expected three positive counts [train, val, test]")

@@ -1,0 +1,214 @@
+"""Typed settings from layered YAML: dataclasses give the types and defaults, YAML the values.
+
+A parameter file holds settings at its top level and named scales under ``scales``; its ``scale``
+key names the active one. Each layer (the file's top level, the active scale, command-line
+overrides) is checked on its own against the dataclasses' type hints, so that an error names the
+layer and the key; the layers are then merged in order and built into the dataclasses. The same
+hints give the file's JSON schema. A setting is addressed by its dotted key (``loss.lambda_cycle``):
+on the command line (:func:`overrides_to_dict`), in flat records (:func:`flatten`) and in code
+(:func:`get_setting`). Nothing here knows the project's settings (``config.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError
+
+
+def _check_value(value: Any, hint: Any, where: str) -> Any:
+    """Return ``value`` converted to ``hint`` or raise a ConfigError naming ``where``."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _check_value(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches no allowed type")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, allowed))}")
+        return value
+    if origin is dict:
+        key_hint, value_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {
+            _check_value(k, key_hint, f"{where} key"): _check_value(v, value_hint, f"{where}.{k}")
+            for k, v in value.items()
+        }
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")
+
+
+def check_section(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """Validate a (partial) dict against dataclass ``cls``; returns the checked, converted dict."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    checked: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"{where}.{key}: unknown setting (known here: {known})")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            checked[key] = check_section(hint, value, f"{where}.{key}")
+        else:
+            checked[key] = _check_value(value, hint, f"{where}.{key}")
+    return checked
+
+
+def merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    """``layer`` over ``base``, section by section."""
+    merged = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build(cls: type, data: dict[str, Any]) -> Any:
+    """The dataclass ``cls`` from a checked dict; what the dict leaves out keeps its default."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: build(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"loss.lambda_cycle=0.3"`` -> (["loss", "lambda_cycle"], 0.3); values are read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. loss.lambda_cycle=0.3")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides as one nested dict, the inverse of :func:`flatten`."""
+    nested: dict[str, Any] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = nested
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return nested
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one dict of dotted keys: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def get_setting(settings: Any, key: str) -> Any:
+    """The value of a dotted key in built dataclasses: ``get_setting(config, "loss.topk")``."""
+    return functools.reduce(getattr, key.split("."), settings)
+
+
+def read_layers(
+    cls: type, params_path: str | Path | None, scale: str | None, overrides: list[str] | None
+) -> dict[str, Any]:
+    """The checked, merged layers of a parameter file for root dataclass ``cls`` (which has a
+    ``scale`` field): its top level <- ``scales.<scale>`` <- ``overrides``. Without a file only the
+    overrides apply over the defaults."""
+    merged: dict[str, Any] = {}
+    scales: dict[str, Any] = {}
+    if params_path is not None:
+        path = Path(params_path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: parameter file not found (run from the project root or pass --params)")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        raw = dict(raw)
+        scales = raw.pop("scales", {}) or {}
+        if not isinstance(scales, dict):
+            raise ConfigError(f"{path}: scales: expected a mapping of scale names to settings")
+        merged = check_section(cls, raw, str(path))
+    default_scale = {f.name: f.default for f in dataclasses.fields(cls)}["scale"]
+    chosen = scale or merged.get("scale") or default_scale
+    if scales or params_path is not None:
+        if chosen not in scales:
+            raise ConfigError(
+                f"scale {chosen!r} is not defined under 'scales' in {params_path} "
+                f"(defined: {', '.join(scales) or 'none'})"
+            )
+        merged = merge(merged, check_section(cls, scales[chosen] or {}, f"{params_path}: scales.{chosen}"))
+    merged["scale"] = chosen
+    if overrides:
+        merged = merge(merged, check_section(cls, overrides_to_dict(overrides), "override"))
+    return merged
+
+
+def _schema_of(hint: Any) -> dict[str, Any]:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        properties = {f.name: _schema_of(hints[f.name]) for f in dataclasses.fields(hint)}
+        return {"type": "object", "additionalProperties": False, "properties": properties}
+    if origin in (typing.Union, types.UnionType):
+        return {"anyOf": [_schema_of(option) for option in typing.get_args(hint)]}
+    if origin is Literal:
+        return {"enum": list(typing.get_args(hint))}
+    if origin is list:
+        return {"type": "array", "items": _schema_of(typing.get_args(hint)[0])}
+    if origin is dict:
+        return {"type": "object", "additionalProperties": _schema_of(typing.get_args(hint)[1])}
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+    return {"type": names[hint]}
+
+
+def file_schema(cls: type) -> dict[str, Any]:
+    """The JSON schema of a parameter file for root dataclass ``cls``: its settings at the top
+    level and under each scale."""
+    section = _schema_of(cls)
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "description": "params.yaml", **section}
+    scale = copy.deepcopy(section)  # a copy: written as YAML, shared objects would become anchors
+    schema["properties"] = {**section["properties"], "scales": {"type": "object", "additionalProperties": scale}}
+    return schema
