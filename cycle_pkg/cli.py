@@ -84,14 +84,14 @@ def cmd_table(args: argparse.Namespace) -> None:
 def cmd_mlflow_init(args: argparse.Namespace) -> None:
     """Create the tracking store and the experiment once, before the jobs that log to it fan out."""
     from .io_utils import write_json_atomic
-    from .tracking import Tracker, tracking_uri
+    from .mlflow_run import MlflowRun, tracking_uri
 
     setup_logging(args.log)
     config = _config(args)
-    tracker = Tracker(config.mlflow)
+    mlflow_run = MlflowRun(config.mlflow)
     record = {"tracking_uri": tracking_uri(config.mlflow), "experiment": config.mlflow.experiment}
-    if tracker.active:
-        record["experiment_id"] = tracker.experiment_id
+    if mlflow_run.active:
+        record["experiment_id"] = mlflow_run.experiment_id
     write_json_atomic(args.output, record)
 
 

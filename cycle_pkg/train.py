@@ -37,8 +37,8 @@ from .data.stream import ShardPairs, decode_frame
 from .errors import ConfigError, Preempted
 from .grid import grid_tags
 from .io_utils import write_json_atomic, write_text_atomic
+from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
-from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -263,10 +263,10 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
 
     if runtime.is_main and not (run_dir / CONFIG).is_file():
         write_json_atomic(run_dir / CONFIG, config.to_dict())
-    tracker = Tracker(config.mlflow, active=runtime.is_main)
+    mlflow_run = MlflowRun(config.mlflow, active=runtime.is_main)
     run_id_file = run_dir / "mlflow_run_id"
     previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
-    run_id = tracker.start(run, previous_run_id, config.to_dict(), {**pretrain_tags(config, run), **extra_tags})
+    run_id = mlflow_run.start(run, previous_run_id, config.to_dict(), {**pretrain_tags(config, run), **extra_tags})
     if runtime.is_main and run_id and run_id != previous_run_id:
         write_text_atomic(run_id_file, run_id)
 
@@ -330,7 +330,7 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
                     epoch=step / steps_per_epoch,
                     skipped_frames=counters["skipped_frames"],
                 )
-                tracker.log_metrics(last_metrics, step=step)
+                mlflow_run.log_metrics(last_metrics, step=step)
                 progress.set_postfix(
                     loss=f"{last_metrics['loss']:.3f}", pairs_s=f"{last_metrics['pairs_per_second']:.0f}"
                 )
@@ -343,7 +343,7 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
             if stopping:
                 raise Preempted(f"{run}: checkpoint saved at step {step}; rerun the same command to resume")
     except BaseException:
-        tracker.end("KILLED")
+        mlflow_run.end("KILLED")
         raise
     finally:
         progress.close()
@@ -371,8 +371,8 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     }
     if runtime.is_main:
         write_json_atomic(run_dir / SUMMARY, summary)
-        tracker.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
-        tracker.end("FINISHED")
+        mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
+        mlflow_run.end("FINISHED")
     if runtime.world > 1:
         dist.barrier()
     return summary

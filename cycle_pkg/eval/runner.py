@@ -16,13 +16,13 @@ from typing import Any
 from ..config import Config
 from ..errors import DatasetError
 from ..io_utils import write_json_atomic
-from ..tracking import Tracker
+from ..mlflow_run import MlflowRun
 from .checkpoints import Backbone
 from .features import FeatureCache, FrozenBackbone
 from .linear import linear_probe
 
 log = logging.getLogger(__name__)
-Evaluation = Callable[[FrozenBackbone, Tracker], dict[str, Any]]
+Evaluation = Callable[[FrozenBackbone, MlflowRun], dict[str, Any]]
 
 
 def default_run_name(backbone: Backbone) -> str:
@@ -65,15 +65,15 @@ def run_evaluation(
         tags["cycle.pretrain_run_id"] = backbone.pretrain_run_id
         tags["mlflow.parentRunId"] = backbone.pretrain_run_id
     tags.update(extra_tags or {})
-    tracker = Tracker(config.mlflow)
+    mlflow_run = MlflowRun(config.mlflow)
     params = {task: settings, "batch_size": config.eval.batch_size, "checkpoint": backbone.source}
-    mlflow_run_id = tracker.start(f"{task_name(task, config)}-{run}", None, params, tags)
+    mlflow_run_id = mlflow_run.start(f"{task_name(task, config)}-{run}", None, params, tags)
     try:
         frozen = FrozenBackbone(backbone.net, backbone.width)
-        metrics = evaluate(frozen, tracker)
+        metrics = evaluate(frozen, mlflow_run)
         frozen.check_unchanged()
     except BaseException:
-        tracker.end("FAILED")
+        mlflow_run.end("FAILED")
         raise
     record = {
         "task": task_name(task, config),
@@ -89,9 +89,9 @@ def run_evaluation(
         "settings": settings,
     }
     write_json_atomic(output, record)
-    tracker.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-    tracker.log_artifact(str(output))
-    tracker.end("FINISHED")
+    mlflow_run.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+    mlflow_run.log_artifact(str(output))
+    mlflow_run.end("FINISHED")
     log.info("%s of %s: %s -> %s", task, run, _headline(metrics), output)
     return record
 
@@ -114,7 +114,7 @@ def linear_evaluation(config: Config, output: Path) -> Evaluation:
         "linear probe on %s: %d classes, %d train / %d val images", cfg.dataset, len(classes), len(train), len(val)
     )
 
-    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
         return linear_probe(
             frozen,
             train,
@@ -123,7 +123,7 @@ def linear_evaluation(config: Config, output: Path) -> Evaluation:
             cfg,
             config.eval,
             FeatureCache(config.eval.cache_dir),
-            on_epoch=lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch),
+            on_epoch=lambda epoch, metrics: mlflow_run.log_metrics(metrics, step=epoch),
         )
 
     return evaluate
@@ -136,7 +136,7 @@ def track_evaluation(config: Config, output: Path) -> Evaluation:
     train = got10k_sequences(config.data.got10k_root, "train")
     test = otb_sequences(config.data.otb_root)
 
-    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
         metrics, plots = evaluate_tracking(
             frozen,
             train,
@@ -144,10 +144,10 @@ def track_evaluation(config: Config, output: Path) -> Evaluation:
             config.eval.track,
             config.eval.workers,
             output.with_suffix(""),
-            on_epoch=lambda epoch, values: tracker.log_metrics(values, step=epoch),
+            on_epoch=lambda epoch, values: mlflow_run.log_metrics(values, step=epoch),
         )
         for plot in plots:
-            tracker.log_artifact(str(plot))
+            mlflow_run.log_artifact(str(plot))
         return metrics
 
     return evaluate
@@ -159,7 +159,7 @@ def action_evaluation(config: Config, output: Path) -> Evaluation:
 
     classes, train, test = read_split(config.data.ucf101_root, config.eval.action.split)
 
-    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
         return action_recognition(
             frozen,
             train,
@@ -169,7 +169,7 @@ def action_evaluation(config: Config, output: Path) -> Evaluation:
             config.eval.action,
             config.eval,
             FeatureCache(config.eval.cache_dir),
-            on_epoch=lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch),
+            on_epoch=lambda epoch, metrics: mlflow_run.log_metrics(metrics, step=epoch),
         )
 
     return evaluate
@@ -181,7 +181,7 @@ def retrieval_evaluation(config: Config, output: Path) -> Evaluation:
 
     _, train, test = read_split(config.data.ucf101_root, config.eval.retrieval.split)
 
-    def evaluate(frozen: FrozenBackbone, tracker: Tracker) -> dict[str, Any]:
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
         cache = FeatureCache(config.eval.cache_dir)
         return retrieval(frozen, train, test, read_video, config.eval.retrieval, config.eval, cache)
 

@@ -1,4 +1,4 @@
-"""MLflow: one run per job, resumed with the job, tolerant of a busy SQLite store."""
+"""A job's MLflow run: one run per job, reopened when the job resumes, tolerant of a busy SQLite store."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-class Tracker:
-    """A job's MLflow run; every method is a no-op when tracking is off (or on ranks > 0)."""
+class MlflowRun:
+    """A job's MLflow run; every method is a no-op when MLflow is off (or on ranks > 0)."""
 
     def __init__(self, config: MlflowConfig, active: bool = True):
         self.active = config.enabled and active
