@@ -180,7 +180,7 @@ def data_ucf101(args: argparse.Namespace, config: Config) -> dict:
 
 
 def data_otb(args: argparse.Namespace, config: Config) -> dict:
-    from .data.tracking import download_otb, otb_sequences
+    from .data.otb import download_otb, otb_sequences
 
     data = config.data
     download_otb(
@@ -195,7 +195,7 @@ def data_otb(args: argparse.Namespace, config: Config) -> dict:
 
 
 def data_got10k(args: argparse.Namespace, config: Config) -> dict:
-    from .data.tracking import got10k_summary
+    from .data.got10k import got10k_summary
 
     subsets = tuple(args.subset or ("train", "val", "test"))
     return got10k_summary(config.data.got10k_root, subsets)

@@ -130,7 +130,8 @@ def linear_evaluation(config: Config, output: Path) -> Evaluation:
 
 
 def track_evaluation(config: Config, output: Path) -> Evaluation:
-    from ..data.tracking import got10k_sequences, otb_sequences
+    from ..data.got10k import got10k_sequences
+    from ..data.otb import otb_sequences
     from .tracking.evaluate import evaluate_tracking
 
     train = got10k_sequences(config.data.got10k_root, "train")

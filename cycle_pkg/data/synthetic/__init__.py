@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ...config import WorldConfig
 from ...io_utils import atomic_dir, write_text_atomic
+from .got10k import write_got10k
 from .images import class_wnids, write_imagefolder, write_r2v2
 from .scene import latent_classes, new_instance, render, video_frames
 
@@ -50,10 +51,12 @@ def write_part(part: str, world: WorldConfig) -> str:
             from .action import write_ucf101  # PyAV, needed by this part only
 
             write_ucf101(folder, world, classes)
+        elif part == "got10k":
+            write_got10k(folder, world, classes)
         else:
-            from .tracking import write_got10k, write_otb  # the got10k toolkit, needed by these parts only
+            from .otb import write_otb  # the got10k toolkit (OTB-2015's folder list), needed by this part only
 
-            (write_got10k if part == "got10k" else write_otb)(folder, world, classes)
+            write_otb(folder, world, classes)
     return part
 
 

@@ -1,4 +1,5 @@
-"""Tracking sequences as the readers give them: (name, frame files, boxes (N, 4) as x, y, w, h)."""
+"""Tracking sequences as the readers give them (:data:`cycle_pkg.data.toolkit.TrackingSequence`), checked
+for the tracker, their frames as tensors, and the set the got10k toolkit's experiments iterate over."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ...data.toolkit import TrackingSequence
 from ...errors import DatasetError
-
-TrackingSequence = tuple[str, Sequence[str | Path], np.ndarray]
 
 
 def check_sequences(sequences: Sequence[TrackingSequence], what: str) -> list[TrackingSequence]:

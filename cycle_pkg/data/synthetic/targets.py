@@ -1,0 +1,43 @@
+"""Tracking targets for the synthetic world's GOT-10k- and OTB-2015-format parts: instances of the
+latent classes that wander over a panned scene, rendered frame by frame with their ground-truth
+boxes (the targets' pixel extents, x, y, w, h, 0-based)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .motion import mask_box, wander_path
+from .scene import LatentClass, background, jpeg_bytes, new_instance, render_in_window
+
+
+def sequence(
+    rng: np.random.Generator, classes: list[LatentClass], frames: int, height: int, width: int, targets: int = 1
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
+    """Frames (uint8), each target's boxes (frames, 4) and each target's latent class."""
+    room = width // 4
+    scene = background(rng, height, width + room)
+    labels = [int(rng.integers(len(classes))) for _ in range(targets)]
+    instances = [new_instance(classes[label], rng) for label in labels]
+    paths = [wander_path(rng, frames, height, width, room) for _ in range(targets)]
+    images, boxes = [], [np.zeros((frames, 4)) for _ in range(targets)]
+    for t in range(frames):
+        pan = paths[0][t].pan  # one camera for all targets
+        view = scene[:, pan : pan + width]
+        for k, (instance, path) in enumerate(zip(instances, paths, strict=True)):
+            pose = path[t]
+            light = pose.light if k == targets - 1 else np.ones(3)  # the scene is lit once, at the end
+            image, coverage = render_in_window(instance, view, pose.center, pose.radius, pose.angle, light)
+            view = image / 255.0
+            box = mask_box(coverage)
+            boxes[k][t] = box if box is not None else boxes[k][max(t - 1, 0)]
+        images.append(image)
+    return images, boxes, labels
+
+
+def write_frames(folder: Path, images: list[np.ndarray], digits: int) -> None:
+    """``<folder>/0001.jpg ...``, numbered with ``digits`` digits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, image in enumerate(images, start=1):
+        (folder / f"{number:0{digits}d}.jpg").write_bytes(jpeg_bytes(image))
