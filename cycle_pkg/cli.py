@@ -13,6 +13,7 @@ import yaml
 
 from .config import Config, load_config
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
+from .eval import registry
 from .grid import run_name
 
 
@@ -131,20 +132,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     arch = args.backbone or (config.model.backbone if args.checkpoint == "random" else None)
     backbone = load_backbone(args.checkpoint, args.format, arch, seed=config.pretrain.seed)
     run = args.run or runner.default_run_name(backbone)
-    task = runner.task_name(args.task, config)
-    setup_logging(args.log or f"logs/eval/{task}/{run}.log")
-    output = Path(args.output or Path(config.results) / "eval" / task / f"{run}.json")
-    evaluation = runner.EVALUATIONS[args.task](config, output)
+    evaluation = registry.evaluation_of(args.task, config)
+    setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
+    output = Path(args.output or Path(config.results) / "eval" / evaluation.name / f"{run}.json")
+    evaluate = evaluation.job(config, output)
     tags = dict(_key_value(t) for t in args.tags)
-    runner.run_evaluation(args.task, config, backbone, run, output, evaluation, extra_tags=tags)
-
-
-EVAL_TASKS = {
-    "linear": "linear probe on ImageNet / ImageNet-100 (Tables 3-8)",
-    "track": "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)",
-    "action": "UCF101 action recognition (Tables 9-10)",
-    "retrieval": "UCF101 frame and clip retrieval (Table 11)",
-}
+    runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
 
 
 def data_r2v2(args: argparse.Namespace, config: Config) -> dict | None:
@@ -304,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="evaluate a checkpoint's frozen features")
     tasks = evaluate.add_subparsers(dest="task", required=True)
-    for task, description in EVAL_TASKS.items():
+    for task, description in registry.tasks().items():
         job = tasks.add_parser(task, help=description)
         _add_config_arguments(job)
         job.add_argument(
@@ -315,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--backbone", choices=("resnet18", "resnet50"), help="the expected architecture (random: model.backbone)"
         )
         job.add_argument("--run", help="run name (default: the pretraining run's, or the file's stem)")
-        job.add_argument("--output", help="metrics file (default: <results>/eval/<task>/<run>.json)")
-        job.add_argument("--log", help="log file (default: logs/eval/<task>/<run>.log)")
+        job.add_argument("--output", help="metrics file (default: <results>/eval/<evaluation>/<run>.json)")
+        job.add_argument("--log", help="log file (default: logs/eval/<evaluation>/<run>.log)")
         job.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
         job.set_defaults(func=cmd_eval)
     _add_data_commands(commands)

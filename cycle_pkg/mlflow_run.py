@@ -100,6 +100,10 @@ class MlflowRun:
         if self.active and self.run_id:
             with_retries(self.mlflow.log_metrics)(dict(metrics), step=step)
 
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """An evaluation's per-epoch metrics (its ``on_epoch`` callback)."""
+        self.log_metrics(metrics, step=epoch)
+
     def log_artifact(self, path: str) -> None:
         if self.active and self.run_id:
             with_retries(self.mlflow.log_artifact)(path)

@@ -18,7 +18,7 @@ from .config import Config
 from .errors import DatasetError
 from .grid import Grid
 from .io_utils import write_bytes_atomic, write_text_atomic
-from .paper import Table, paper_tables
+from .paper import Table, metric_key, paper_tables
 
 
 def metrics_path(results: str | Path, evaluation: str, model: str) -> Path:
@@ -32,8 +32,8 @@ def read_metrics(path: Path) -> dict[str, Any]:
 
 
 def metric_value(metrics: dict[str, Any], key: str, section: str) -> float | None:
-    """A metric of a row; rows with a section (Table 11: frame / clip) read ``<section>_<key>``."""
-    value = metrics.get(f"{section}_{key}" if section else key)
+    """A metric of a row (see :func:`cycle_pkg.paper.metric_key`); None where the file has none."""
+    value = metrics.get(metric_key(key, section))
     return None if value is None else float(value)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +24,13 @@ from torch import Tensor, nn
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from ..config import ActionEvalConfig, EvalConfig
+from ..config import ActionEvalConfig, Config, EvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
-from ..data.ucf101 import clip_frames
+from ..data.ucf101 import clip_frames, read_split, read_video
+from ..mlflow_run import MlflowRun
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import topk_accuracy
+from .registry import Evaluate
 from .video import Video, VideoClips, VideoReader, clip_features
 
 log = logging.getLogger(__name__)
@@ -167,3 +170,17 @@ def action_recognition(
         "classes": classes,
         "seconds": time.perf_counter() - started,
     }
+
+
+def action_evaluation(config: Config, output: Path) -> Evaluate:
+    """Action recognition on UCF101's split ``eval.action.split``."""
+    cfg = config.eval.action
+    classes, train, test = read_split(config.data.ucf101_root, cfg.split)
+
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+        cache = FeatureCache(config.eval.cache_dir)
+        return action_recognition(
+            frozen, train, test, len(classes), read_video, cfg, config.eval, cache, on_epoch=mlflow_run.log_epoch
+        )
+
+    return evaluate

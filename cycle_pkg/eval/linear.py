@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -22,11 +23,15 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from ..config import EvalConfig, LinearEvalConfig
+from ..config import Config, EvalConfig, LinearEvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
+from ..data.imagenet import imagefolder_samples, imagenet100_wnids
+from ..errors import DatasetError
+from ..mlflow_run import MlflowRun
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features
 from .metrics import topk_accuracy
+from .registry import Evaluate
 
 log = logging.getLogger(__name__)
 Samples = Sequence[tuple[Path, int]]
@@ -187,3 +192,23 @@ def linear_probe(
         "protocol": cfg.protocol,
         "seconds": time.perf_counter() - started,
     }
+
+
+def linear_evaluation(config: Config, output: Path) -> Evaluate:
+    """The linear probe on ``eval.linear.dataset``: ImageNet, or its ImageNet-100 subset."""
+    cfg = config.eval.linear
+    wnids = imagenet100_wnids() if cfg.dataset == "imagenet100" else None
+    train, classes = imagefolder_samples(config.data.imagenet_root, "train", wnids)
+    val, val_classes = imagefolder_samples(config.data.imagenet_root, "val", wnids)
+    if val_classes != classes:
+        extra = sorted(set(val_classes) ^ set(classes))[:5]
+        raise DatasetError(f"{config.data.imagenet_root}: train and val hold different classes (e.g. {extra})")
+    log.info(
+        "linear probe on %s: %d classes, %d train / %d val images", cfg.dataset, len(classes), len(train), len(val)
+    )
+
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+        cache = FeatureCache(config.eval.cache_dir)
+        return linear_probe(frozen, train, val, len(classes), cfg, config.eval, cache, on_epoch=mlflow_run.log_epoch)
+
+    return evaluate

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from ..config import EvalConfig, RetrievalEvalConfig
+from ..config import Config, EvalConfig, RetrievalEvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
-from ..data.ucf101 import centred_clips, linspace_frames
+from ..data.ucf101 import centred_clips, linspace_frames, read_split, read_video
+from ..mlflow_run import MlflowRun
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import retrieval_topk
+from .registry import Evaluate
 from .video import Video, VideoClips, VideoReader, clip_features
 
 
@@ -110,3 +113,14 @@ def retrieval(
     backbone.check_unchanged()
     metrics.update(train_videos=len(train), test_videos=len(test), seconds=time.perf_counter() - started)
     return metrics
+
+
+def retrieval_evaluation(config: Config, output: Path) -> Evaluate:
+    """Frame and clip retrieval on UCF101's split ``eval.retrieval.split``."""
+    _, train, test = read_split(config.data.ucf101_root, config.eval.retrieval.split)
+
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+        cache = FeatureCache(config.eval.cache_dir)
+        return retrieval(frozen, train, test, read_video, config.eval.retrieval, config.eval, cache)
+
+    return evaluate

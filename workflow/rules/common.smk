@@ -16,6 +16,7 @@ from snakemake.utils import validate
 from cycle_pkg.checkpoint import fingerprint
 from cycle_pkg.config import load_config
 from cycle_pkg.data.shards import shard_dir
+from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets
 from cycle_pkg.grid import Grid
 from cycle_pkg.paper import paper_tables
 
@@ -89,7 +90,7 @@ def needed_runs():
 def data_outputs():
     """Every prepared dataset the selected tables read: R2V2 (or its shards) and the evaluations'."""
     pretraining = {pretrain_data(run) for run in needed_runs()}
-    evaluations = {data_report(d) for t in TABLES.values() for d in EVALUATIONS[t.evaluation][2]}
+    evaluations = {data_report(d) for t in TABLES.values() for d in EVALUATIONS[t.evaluation].datasets}
     return sorted(pretraining | evaluations)
 
 
@@ -113,14 +114,7 @@ def pretrain_launcher(wildcards, threads, resources):
 
 # Evaluations
 
-# evaluation -> (`cycle eval` task, its settings, the datasets it reads)
-EVALUATIONS = {
-    "linear_imagenet": ("linear", ["eval.linear.dataset=imagenet"], ["imagenet"]),
-    "linear_imagenet100": ("linear", ["eval.linear.dataset=imagenet100"], ["imagenet"]),
-    "track": ("track", [], ["got10k", "otb"]),
-    "action": ("action", [], ["ucf101"]),
-    "retrieval": ("retrieval", [], ["ucf101"]),
-}
+# The evaluations (their `cycle eval` task, settings and datasets) are EVALUATIONS of cycle_pkg.eval.registry.
 BASELINE_PREFIX = "baseline-"
 
 
@@ -137,7 +131,7 @@ def model_input(wildcards):
 
 
 def eval_inputs(wildcards):
-    task, _, datasets = EVALUATIONS[wildcards.evaluation]
+    datasets = EVALUATIONS[wildcards.evaluation].datasets
     return {"model": model_input(wildcards), "mlflow": MLFLOW_MARKER, **{d: data_report(d) for d in datasets}}
 
 

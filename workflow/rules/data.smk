@@ -57,7 +57,7 @@ rule dataset:
     output:
         data_report("{dataset}"),
     wildcard_constraints:
-        dataset="ucf101|otb|got10k|imagenet",
+        dataset=alternatives(evaluation_datasets()),
     log:
         "logs/data/{dataset}.log",
     conda:

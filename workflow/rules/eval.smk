@@ -16,8 +16,8 @@ rule evaluate:
     resources:
         gpu=0,
     params:
-        task=lambda w: EVALUATIONS[w.evaluation][0],
-        sets=lambda w: set_args(EVALUATIONS[w.evaluation][1]),
+        task=lambda w: EVALUATIONS[w.evaluation].task,
+        sets=lambda w: set_args(EVALUATIONS[w.evaluation].settings),
         checkpoint=lambda w: checkpoint_of(w.model),
         tags=eval_tags,
     conda:

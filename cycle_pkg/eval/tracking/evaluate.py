@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...config import TrackEvalConfig
+from ...config import Config, TrackEvalConfig
+from ...data.got10k import got10k_sequences
+from ...data.otb import otb_sequences
 from ...io_utils import atomic_dir
+from ...mlflow_run import MlflowRun
 from ..features import FrozenBackbone
+from ..registry import Evaluate
 from .otb import OTBExperiment
 from .sequences import TrackingSequence, check_sequences
 from .siamfc import SiamFC
@@ -65,3 +69,21 @@ def evaluate_tracking(
         "seconds": time.perf_counter() - started,
     }
     return metrics, plots
+
+
+def track_evaluation(config: Config, output: Path) -> Evaluate:
+    """SiamFC trained on GOT-10k's train subset and tested on OTB-2015; the toolkit's result files
+    and plots go into the folder ``output`` names without its suffix."""
+    train = got10k_sequences(config.data.got10k_root, "train")
+    test = otb_sequences(config.data.otb_root)
+
+    def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+        folder = output.with_suffix("")
+        metrics, plots = evaluate_tracking(
+            frozen, train, test, config.eval.track, config.eval.workers, folder, mlflow_run.log_epoch
+        )
+        for plot in plots:
+            mlflow_run.log_artifact(str(plot))
+        return metrics
+
+    return evaluate

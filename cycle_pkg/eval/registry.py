@@ -1,0 +1,99 @@
+"""The evaluations: the one list that the `cycle eval` command, the evaluation runner, the workflow's
+rules and the paper's tables read.
+
+An evaluation's name is its metrics folder (``results/eval/<name>/``) and what
+``paper_tables.yaml`` calls it. Several evaluations may share a ``cycle eval`` task that their
+settings tell apart (the linear probe on ImageNet or ImageNet-100). The task's settings are the
+section ``eval.<task>`` of the configuration; its job is built by a function in the evaluation's
+own module, named here as ``.module:function`` so that reading this list (the Snakefile does, at
+parse time) imports no torch. Adding an evaluation is one entry here plus its module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import RetrievalEvalConfig
+from ..errors import ConfigError
+from ..typed_yaml import get_setting, parse_override
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..mlflow_run import MlflowRun
+    from .features import FrozenBackbone
+
+# An evaluation's job: the frozen backbone and the job's MLflow run in, the metrics out.
+Evaluate = Callable[["FrozenBackbone", "MlflowRun"], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    name: str
+    task: str  # the `cycle eval` subcommand
+    settings: tuple[str, ...]  # `--set` overrides that select this evaluation of its task
+    datasets: tuple[str, ...]  # the datasets it reads: their `cycle data` reports (results/data/<dataset>.json)
+    metrics: tuple[str, ...]  # the keys of its metrics file that the tables read
+    builder: str  # ".module:function" in cycle_pkg.eval, (config, metrics file) -> Evaluate; reads the datasets
+    description: str  # the help of `cycle eval <task>` (joined with the task's other evaluations')
+
+    def selected_by(self, config: Config) -> bool:
+        """Whether ``config`` holds this evaluation's settings."""
+        for text in self.settings:
+            keys, value = parse_override(text)
+            if get_setting(config, ".".join(keys)) != value:
+                return False
+        return True
+
+    def job(self, config: Config, output: Path) -> Evaluate:
+        """The evaluation's job on the datasets that ``config`` names, writing beside ``output``."""
+        module, function = self.builder.split(":")
+        return getattr(importlib.import_module(module, __package__), function)(config, output)
+
+
+def _by_name(*evaluations: Evaluation) -> dict[str, Evaluation]:
+    return {evaluation.name: evaluation for evaluation in evaluations}
+
+
+RETRIEVAL_METRICS = tuple(f"{mode}_top{k}" for mode in ("frame", "clip") for k in RetrievalEvalConfig().topk)
+# fmt: off
+EVALUATIONS = _by_name(
+    # name, task, settings, datasets, metrics; then the builder and the task's help
+    Evaluation("linear_imagenet", "linear", ("eval.linear.dataset=imagenet",), ("imagenet",), ("top1", "top5"),
+               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)"),
+    Evaluation("linear_imagenet100", "linear", ("eval.linear.dataset=imagenet100",), ("imagenet",), ("top1", "top5"),
+               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)"),
+    Evaluation("track", "track", (), ("got10k", "otb"), ("precision", "success", "success_rate"),
+               ".tracking.evaluate:track_evaluation", "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)"),
+    Evaluation("action", "action", (), ("ucf101",), ("top1", "top5", "clip_top1"),
+               ".action:action_evaluation", "UCF101 action recognition (Tables 9-10)"),
+    Evaluation("retrieval", "retrieval", (), ("ucf101",), RETRIEVAL_METRICS,
+               ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)"),
+)
+# fmt: on
+
+
+def tasks() -> dict[str, str]:
+    """The `cycle eval` tasks and their help, in the registry's order."""
+    helps: dict[str, list[str]] = {}
+    for evaluation in EVALUATIONS.values():
+        helps.setdefault(evaluation.task, []).append(evaluation.description)
+    return {task: "; ".join(texts) for task, texts in helps.items()}
+
+
+def evaluation_of(task: str, config: Config) -> Evaluation:
+    """The evaluation that ``cycle eval <task>`` runs with ``config``."""
+    candidates = [e for e in EVALUATIONS.values() if e.task == task]
+    chosen = [e for e in candidates if e.selected_by(config)]
+    if len(chosen) != 1:
+        options = "; ".join(f"{e.name}: {', '.join(e.settings) or 'no settings'}" for e in candidates)
+        raise ConfigError(f"cycle eval {task}: the settings select {len(chosen)} of its evaluations ({options})")
+    return chosen[0]
+
+
+def evaluation_datasets() -> list[str]:
+    """Every dataset an evaluation reads, each once."""
+    return sorted({dataset for evaluation in EVALUATIONS.values() for dataset in evaluation.datasets})
