@@ -17,7 +17,7 @@ import os
 import resource
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +166,6 @@ def build_loader(
     return DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, **options)
 
 
-def pretrain_tags(config: Config, run: str) -> dict[str, str]:
-    return {"cycle.job": "pretrain", "cycle.run": run, "cycle.scale": config.scale, **grid_tags(config)}
-
-
 def pretrain(
     config: Config,
     run: str,
@@ -220,25 +216,84 @@ def saved_config(run_dir: Path) -> dict[str, Any] | None:
 
 
 def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> dict[str, Any]:
-    p = config.pretrain
+    """Restore, build, start the MLflow run, train, summarise (in the manner of MoCo's main_worker)."""
     checkpoint_path = run_dir / CHECKPOINT
-    state = load_checkpoint(checkpoint_path) if checkpoint_path.is_file() else None
-    if state is not None:
-        differences = config_differences(state["config"], config)
-        if differences:
-            raise ConfigError(
-                f"{checkpoint_path} was written with other settings ({'; '.join(differences)}). "
-                "Resume with the same settings, or delete the run folder to start over"
-            )
-
+    state = restore(checkpoint_path, config)
     dataset = build_dataset(config)
-    start_step = state["step"] if state else 0
-    steps_per_epoch = len(dataset) // p.batch_size
+    steps_per_epoch, total_steps = plan_steps(config, len(dataset))
+    loader = build_loader(dataset, config, runtime, state["step"] if state else 0, total_steps)
+    training = build_training(config, run, runtime, steps_per_epoch, total_steps, state)
+    if runtime.is_main and not (run_dir / CONFIG).is_file():
+        write_json_atomic(run_dir / CONFIG, config.to_dict())
+    mlflow_run = start_mlflow_run(config, run, run_dir, runtime, extra_tags)
+    last_metrics = train_steps(training, loader, runtime, mlflow_run, checkpoint_path)
+    summary = summarize(training, runtime, checkpoint_path, mlflow_run.run_id, last_metrics)
+    if runtime.is_main:
+        write_json_atomic(run_dir / SUMMARY, summary)
+        mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
+        mlflow_run.end("FINISHED")
+    if runtime.world > 1:
+        dist.barrier()
+    return summary
+
+
+def restore(checkpoint_path: Path, config: Config) -> dict[str, Any] | None:
+    """The run's last checkpoint, if any; one written with other settings is an error."""
+    if not checkpoint_path.is_file():
+        return None
+    state = load_checkpoint(checkpoint_path)
+    differences = config_differences(state["config"], config)
+    if differences:
+        raise ConfigError(
+            f"{checkpoint_path} was written with other settings ({'; '.join(differences)}). "
+            "Resume with the same settings, or delete the run folder to start over"
+        )
+    return state
+
+
+def plan_steps(config: Config, videos: int) -> tuple[int, int]:
+    """Steps per epoch and in all, after checking that the queues fit an epoch's keys."""
+    p = config.pretrain
+    steps_per_epoch = videos // p.batch_size
     check_queues_fit_epoch(config, steps_per_epoch * p.batch_size)
     total_steps = steps_per_epoch * p.epochs if p.max_steps is None else min(steps_per_epoch * p.epochs, p.max_steps)
-    loader = build_loader(dataset, config, runtime, start_step, total_steps)
-    cuda = runtime.device.type == "cuda"
+    return steps_per_epoch, total_steps
 
+
+@dataclass
+class Training:
+    """What a checkpoint holds and every step advances."""
+
+    run: str
+    config: Config
+    model: CycleContrast
+    network: torch.nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    memory_format: torch.memory_format
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0
+    counters: dict[str, Any] = field(default_factory=lambda: {"skipped_frames": 0, "train_seconds": 0.0})
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "steps_per_epoch": self.steps_per_epoch,
+            "run": self.run,
+            "config": self.config.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": self.counters,
+        }
+
+
+def build_training(
+    config: Config, run: str, runtime: Runtime, steps_per_epoch: int, total_steps: int, state: dict[str, Any] | None
+) -> Training:
+    """The seeded model and its SGD optimiser, resumed from ``state`` if given, wrapped in DDP when
+    there are several processes."""
+    p, cuda = config.pretrain, runtime.device.type == "cuda"
     torch.manual_seed(p.seed)
     model = CycleContrast(config.model, config.loss, seed=p.seed).to(runtime.device)
     memory_format = torch.channels_last if (cuda and p.channels_last) else torch.contiguous_format
@@ -249,130 +304,169 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
         momentum=p.sgd_momentum,
         weight_decay=p.weight_decay,
     )
-    counters = {"skipped_frames": 0, "train_seconds": 0.0}
+    training = Training(run, config, model, model, optimizer, memory_format, steps_per_epoch, total_steps)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        counters = state["counters"]
-        log.info("resuming %s from step %d of %d", run, start_step, total_steps)
-    network = (
-        DistributedDataParallel(model, device_ids=[runtime.device.index] if cuda else None, **NO_BUFFER_SYNC)
-        if runtime.world > 1
-        else model
-    )
+        training.step, training.counters = state["step"], state["counters"]
+        log.info("resuming %s from step %d of %d", run, training.step, total_steps)
+    if runtime.world > 1:
+        training.network = DistributedDataParallel(
+            model, device_ids=[runtime.device.index] if cuda else None, **NO_BUFFER_SYNC
+        )
+    return training
 
-    if runtime.is_main and not (run_dir / CONFIG).is_file():
-        write_json_atomic(run_dir / CONFIG, config.to_dict())
+
+def pretrain_tags(config: Config, run: str) -> dict[str, str]:
+    return {"cycle.job": "pretrain", "cycle.run": run, "cycle.scale": config.scale, **grid_tags(config)}
+
+
+def start_mlflow_run(
+    config: Config, run: str, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]
+) -> MlflowRun:
+    """The run's MLflow run (rank 0 only), reopened when the job resumes: its id is kept in the run folder."""
     mlflow_run = MlflowRun(config.mlflow, active=runtime.is_main)
     run_id_file = run_dir / "mlflow_run_id"
     previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
     run_id = mlflow_run.start(run, previous_run_id, config.to_dict(), {**pretrain_tags(config, run), **extra_tags})
     if runtime.is_main and run_id and run_id != previous_run_id:
         write_text_atomic(run_id_file, run_id)
+    return mlflow_run
 
-    def save(step: int) -> None:
-        if runtime.is_main:
-            save_checkpoint(
-                checkpoint_path,
-                {
-                    "step": step,
-                    "total_steps": total_steps,
-                    "steps_per_epoch": steps_per_epoch,
-                    "run": run,
-                    "config": config.to_dict(),
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "counters": counters,
-                },
-            )
-        if runtime.world > 1:
-            dist.barrier()
 
+class MetricsWindow:
+    """The losses summed over the steps since the last report, and the time those steps took."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.last: dict[str, float] = {}  # the latest report's metrics
+        self._restart()
+
+    def _restart(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.steps, self.started = 0, time.perf_counter()
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        self.steps += 1
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0) + value.detach()
+
+    def report(self, training: Training, lr: float) -> dict[str, float]:
+        """The window's mean losses, rate and the run's position; its time is added to the run's
+        ``train_seconds``, and the next window starts."""
+        elapsed = time.perf_counter() - self.started
+        training.counters["train_seconds"] += elapsed
+        metrics = {f"loss_{k}" if k != "total" else "loss": float(v) / self.steps for k, v in self.sums.items()}
+        metrics.update(
+            lr=lr,
+            pairs_per_second=self.steps * self.batch_size / elapsed,
+            epoch=training.step / training.steps_per_epoch,
+            skipped_frames=training.counters["skipped_frames"],
+        )
+        self.last = metrics
+        self._restart()
+        return metrics
+
+
+def device_views(
+    batch: dict[str, torch.Tensor], device: torch.device, memory_format: torch.memory_format
+) -> dict[str, torch.Tensor]:
+    """The batch's images on the training device: the query, its positive and (Table 5) k_++."""
+    return {
+        k: batch[k].to(device, non_blocking=True, memory_format=memory_format)
+        for k in ("query", "positive", "query_view")
+        if k in batch
+    }
+
+
+def train_step(
+    training: Training, views: dict[str, torch.Tensor], lr: float, autocast: torch.autocast
+) -> dict[str, torch.Tensor]:
+    """One SGD step at learning rate ``lr``; the step's losses."""
+    for group in training.optimizer.param_groups:
+        group["lr"] = lr
+    with autocast:
+        losses = training.network(**views)
+    training.optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    training.optimizer.step()
+    training.step += 1
+    return losses
+
+
+def save(training: Training, checkpoint_path: Path, runtime: Runtime) -> None:
+    if runtime.is_main:
+        save_checkpoint(checkpoint_path, training.checkpoint())
+    if runtime.world > 1:
+        dist.barrier()
+
+
+def train_steps(
+    training: Training, loader: DataLoader, runtime: Runtime, mlflow_run: MlflowRun, checkpoint_path: Path
+) -> dict[str, float]:
+    """The step loop, from the restored step to the last (in the manner of MoCo's train): a
+    checkpoint every ``checkpoint_every`` steps, at the end and on preemption; the last metrics."""
+    p, run = training.config.pretrain, training.run
     preemption = PreemptionFlag()
-    progress = tqdm(total=total_steps, initial=start_step, desc=run, disable=not runtime.is_main, dynamic_ncols=True)
-    window: dict[str, torch.Tensor] = {}
-    window_steps, window_start = 0, time.perf_counter()
-    last_metrics: dict[str, float] = {}
-    step = start_step
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and p.amp)
+    progress = tqdm(
+        total=training.total_steps, initial=training.step, desc=run, disable=not runtime.is_main, dynamic_ncols=True
+    )
+    window = MetricsWindow(p.batch_size)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=runtime.device.type == "cuda" and p.amp)
     try:
-        model.train()
+        training.model.train()
         for batch in loader:
-            lr = cosine_lr(p.lr, step, total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            views = {
-                k: batch[k].to(runtime.device, non_blocking=True, memory_format=memory_format)
-                for k in ("query", "positive", "query_view")
-                if k in batch
-            }
-            with autocast:
-                losses = network(**views)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
-            step += 1
-            window_steps += 1
-            for name, value in losses.items():
-                window[name] = window.get(name, 0) + value.detach()
-            counters["skipped_frames"] += int(batch["skipped"].sum())
+            lr = cosine_lr(p.lr, training.step, training.total_steps)
+            views = device_views(batch, runtime.device, training.memory_format)
+            window.add(train_step(training, views, lr, autocast))
+            training.counters["skipped_frames"] += int(batch["skipped"].sum())
             progress.update(1)
-
-            if step % p.log_every == 0 or step == total_steps:
-                elapsed = time.perf_counter() - window_start
-                counters["train_seconds"] += elapsed
-                last_metrics = {
-                    f"loss_{k}" if k != "total" else "loss": float(v) / window_steps for k, v in window.items()
-                }
-                last_metrics.update(
-                    lr=lr,
-                    pairs_per_second=window_steps * p.batch_size / elapsed,
-                    epoch=step / steps_per_epoch,
-                    skipped_frames=counters["skipped_frames"],
-                )
-                mlflow_run.log_metrics(last_metrics, step=step)
-                progress.set_postfix(
-                    loss=f"{last_metrics['loss']:.3f}", pairs_s=f"{last_metrics['pairs_per_second']:.0f}"
-                )
-                log.info("step %d/%d %s", step, total_steps, " ".join(f"{k}={v:.4g}" for k, v in last_metrics.items()))
-                window, window_steps, window_start = {}, 0, time.perf_counter()
-
+            last = training.step == training.total_steps
+            if training.step % p.log_every == 0 or last:
+                log_window(window.report(training, lr), training, mlflow_run, progress)
             stopping = preemption.agreed(runtime)
-            if step % p.checkpoint_every == 0 or step == total_steps or stopping:
-                save(step)
+            if training.step % p.checkpoint_every == 0 or last or stopping:
+                save(training, checkpoint_path, runtime)
             if stopping:
-                raise Preempted(f"{run}: checkpoint saved at step {step}; rerun the same command to resume")
+                raise Preempted(f"{run}: checkpoint saved at step {training.step}; rerun the same command to resume")
     except BaseException:
         mlflow_run.end("KILLED")
         raise
     finally:
         progress.close()
         preemption.restore()
+    if training.step < training.total_steps:
+        raise RuntimeError(f"{run}: the data ran out at step {training.step} of {training.total_steps}")
+    return window.last
 
-    if step < total_steps:
-        raise RuntimeError(f"{run}: the data ran out at step {step} of {total_steps}")
-    summary = {
-        "run": run,
-        "scale": config.scale,
+
+def log_window(metrics: dict[str, float], training: Training, mlflow_run: MlflowRun, progress: tqdm) -> None:
+    """A window's metrics to MLflow, the progress bar and the log."""
+    mlflow_run.log_metrics(metrics, step=training.step)
+    progress.set_postfix(loss=f"{metrics['loss']:.3f}", pairs_s=f"{metrics['pairs_per_second']:.0f}")
+    log.info("step %d/%d %s", training.step, training.total_steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def summarize(
+    training: Training, runtime: Runtime, checkpoint_path: Path, run_id: str | None, last_metrics: dict[str, float]
+) -> dict[str, Any]:
+    """The finished run's summary.json: its length, speed, memory and final metrics."""
+    p, total_steps = training.config.pretrain, training.total_steps
+    return {
+        "run": training.run,
+        "scale": training.config.scale,
         "steps": total_steps,
-        "steps_per_epoch": steps_per_epoch,
-        "epochs": total_steps / steps_per_epoch,
+        "steps_per_epoch": training.steps_per_epoch,
+        "epochs": total_steps / training.steps_per_epoch,
         "pairs_seen": total_steps * p.batch_size,
         "processes": runtime.world,
         "device": str(runtime.device),
-        "train_seconds": counters["train_seconds"],
-        "pairs_per_second": total_steps * p.batch_size / max(counters["train_seconds"], 1e-9),
+        "train_seconds": training.counters["train_seconds"],
+        "pairs_per_second": total_steps * p.batch_size / max(training.counters["train_seconds"], 1e-9),
         "peak_memory_mb": peak_memory_mb(runtime.device),
-        "skipped_frames": counters["skipped_frames"],
+        "skipped_frames": training.counters["skipped_frames"],
         "final_metrics": last_metrics,
         "checkpoint": str(checkpoint_path),
         "mlflow_run_id": run_id,
-        "config": config.to_dict(),
+        "config": training.config.to_dict(),
     }
-    if runtime.is_main:
-        write_json_atomic(run_dir / SUMMARY, summary)
-        mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
-        mlflow_run.end("FINISHED")
-    if runtime.world > 1:
-        dist.barrier()
-    return summary
