@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from .config import Config, load_config
+from .data import prepare
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
 from .eval import registry
 from .grid import run_name
@@ -28,6 +31,14 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a setting, e.g. --set loss.lambda_cycle=0.3 (repeatable)",
     )
+
+
+def _add_log_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    parser.add_argument("--log", help=f"log file (default: {default})" if default else "also log to this file")
+
+
+def _add_tag_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -140,81 +151,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
     runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
 
 
-def data_r2v2(args: argparse.Namespace, config: Config) -> dict | None:
-    from .data.r2v2_ingest import prepare_r2v2, write_report
-
-    reports = prepare_r2v2(config.data, args.source, keep_archives=args.keep_archives)
-    if args.report:
-        write_report(reports, args.report)
-    return None
-
-
-def data_r2v2_shards(args: argparse.Namespace, config: Config) -> dict:
-    from .data.shards import shard_r2v2
-
-    return {"shards": str(shard_r2v2(config.data, jobs=args.jobs))}
-
-
-def data_ucf101(args: argparse.Namespace, config: Config) -> dict:
-    from .data.ucf101 import prepare_ucf101, read_split
-
-    data = config.data
-    prepare_ucf101(
-        data.ucf101_root,
-        data.ucf101_url,
-        data.ucf101_splits_url,
-        Path(data.downloads) / "ucf101",
-        retries=data.download_retries,
-        timeout=data.download_timeout,
-        keep_archives=args.keep_archives,
-    )
-    classes, train, test = read_split(data.ucf101_root, 1)
-    return {"classes": len(classes), "train_videos": len(train), "test_videos": len(test)}
-
-
-def data_otb(args: argparse.Namespace, config: Config) -> dict:
-    from .data.otb import download_otb, otb_sequences
-
-    data = config.data
-    download_otb(
-        data.otb_root,
-        data.otb_url,
-        Path(data.downloads) / "otb",
-        retries=data.download_retries,
-        timeout=data.download_timeout,
-    )
-    sequences = otb_sequences(data.otb_root)
-    return {"targets": len(sequences), "frames": sum(len(files) for _, files, _ in sequences)}
-
-
-def data_got10k(args: argparse.Namespace, config: Config) -> dict:
-    from .data.got10k import got10k_summary
-
-    subsets = tuple(args.subset or ("train", "val", "test"))
-    return got10k_summary(config.data.got10k_root, subsets)
-
-
-def data_imagenet(args: argparse.Namespace, config: Config) -> dict:
-    from .data.imagenet import imagenet_summary
-
-    return imagenet_summary(config.data.imagenet_root)
-
-
-def data_imagenet_val(args: argparse.Namespace, config: Config) -> dict:
-    from .data.imagenet import convert_flat_val
-
-    val = Path(config.data.imagenet_root) / "val"
-    counts = convert_flat_val(args.flat or val, args.labels, args.out or val)
-    return {"images": sum(counts.values()), "classes": len(counts)}
-
-
 def cmd_data(args: argparse.Namespace) -> None:
     """Prepare or check a dataset; its summary is printed and, with --report, written as JSON
     (the workflow's data rules declare these reports as their outputs)."""
     from .io_utils import write_json_atomic
 
     setup_logging(args.log or f"logs/data/{args.dataset}.log")
-    summary = args.prepare(args, _config(args))
+    options = list(inspect.signature(args.prepare).parameters)[1:]
+    summary = args.prepare(_config(args), **{name: getattr(args, name) for name in options})
     if summary is not None:
         print(json.dumps(summary, indent=2))
         if args.report:
@@ -225,28 +169,30 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     data = commands.add_parser("data", help="obtain and prepare a dataset (see `cycle data -h`)")
     datasets = data.add_subparsers(dest="dataset", required=True)
 
-    def add(name: str, prepare, help: str) -> argparse.ArgumentParser:
+    def add(name: str, function: Callable[..., dict | None], help: str) -> argparse.ArgumentParser:
+        """``cycle data <name>``, which calls ``function`` of cycle_pkg.data.prepare: the options
+        added to the parser it returns are the function's parameters after the config, by name."""
         parser = datasets.add_parser(name, help=help)
         _add_config_arguments(parser)
-        parser.add_argument("--log", help=f"log file (default: logs/data/{name}.log)")
+        _add_log_argument(parser, f"logs/data/{name}.log")
         if name != "r2v2":
             parser.add_argument("--report", help="also write the summary to this JSON file")
-        parser.set_defaults(func=cmd_data, prepare=prepare)
+        parser.set_defaults(func=cmd_data, prepare=function)
         return parser
 
-    r2v2 = add("r2v2", data_r2v2, "link a local R2V2 copy, or download a mirror's archives, and survey it")
+    r2v2 = add("r2v2", prepare.data_r2v2, "link a local R2V2 copy, or download a mirror's archives, and survey it")
     r2v2.add_argument("--from", dest="source", help="a local copy in the R2V2 layout, linked as data.r2v2_root")
     r2v2.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
     r2v2.add_argument("--report", help="write the survey (frames present / missing) to this JSON file")
-    shards = add("r2v2-shards", data_r2v2_shards, "shard R2V2 (or R2V2-S with data.r2v2_subset=true)")
+    shards = add("r2v2-shards", prepare.data_r2v2_shards, "shard R2V2 (or R2V2-S with data.r2v2_subset=true)")
     shards.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
-    ucf101 = add("ucf101", data_ucf101, "download and unpack UCF101 (videos .rar + split files .zip)")
+    ucf101 = add("ucf101", prepare.data_ucf101, "download and unpack UCF101 (videos .rar + split files .zip)")
     ucf101.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
-    add("otb", data_otb, "download the missing OTB-2015 sequences and check all 100 targets")
-    got10k = add("got10k", data_got10k, "check a local GOT-10k copy (it needs registration to download)")
+    add("otb", prepare.data_otb, "download the missing OTB-2015 sequences and check all 100 targets")
+    got10k = add("got10k", prepare.data_got10k, "check a local GOT-10k copy (it needs registration to download)")
     got10k.add_argument("--subset", action="append", choices=("train", "val", "test"), help="default: all three")
-    add("imagenet", data_imagenet, "check a local ImageNet copy in ImageFolder layout")
-    val = add("imagenet-val", data_imagenet_val, "sort the flat ILSVRC2012 val folder into class folders")
+    add("imagenet", prepare.data_imagenet, "check a local ImageNet copy in ImageFolder layout")
+    val = add("imagenet-val", prepare.data_imagenet_val, "sort the flat ILSVRC2012 val folder into class folders")
     val.add_argument("--labels", required=True, help="devkit (folder or .tar.gz), LOC_val_solution.csv or labels list")
     val.add_argument("--flat", help="the flat folder (default: <data.imagenet_root>/val)")
     val.add_argument("--out", help="where the class folders go (default: <data.imagenet_root>/val, replacing it)")
@@ -266,28 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("table", help="table1 ... table11")
     table.add_argument("--out-dir", help="where tableN.md and tableN.csv go (default: <results>/tables)")
     table.add_argument("--figure", help="write the ablation figure (tables 5-8) to this PNG instead")
-    table.add_argument("--log", help="also log to this file")
+    _add_log_argument(table)
     table.set_defaults(func=cmd_table)
 
     init = commands.add_parser("mlflow-init", help="create the MLflow store and experiment before a grid fans out")
     _add_config_arguments(init)
     init.add_argument("--output", required=True, help="a JSON record of the tracking URI and experiment")
-    init.add_argument("--log", help="also log to this file")
+    _add_log_argument(init)
     init.set_defaults(func=cmd_mlflow_init)
 
     world = commands.add_parser("world", help="write the synthetic world's datasets")
     _add_config_arguments(world)
     world.add_argument("--force", action="store_true", help="rewrite even if an identical world exists")
     world.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 4), help="processes (default: cores, <= 4)")
-    world.add_argument("--log", help="also log to this file")
+    _add_log_argument(world)
     world.set_defaults(func=cmd_world)
 
     train = commands.add_parser("pretrain", help="pretrain (or resume) one run; torchrun-aware")
     _add_config_arguments(train)
     train.add_argument("--run", help="run name (default: derived from how the settings differ from the scale's)")
     train.add_argument("--run-dir", help="run folder (default: <results>/pretrain/<run>)")
-    train.add_argument("--log", help="log file (default: logs/pretrain/<run>.log)")
-    train.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
+    _add_log_argument(train, "logs/pretrain/<run>.log")
+    _add_tag_argument(train)
     train.add_argument(
         "--restart-on-change",
         action="store_true",
@@ -309,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         job.add_argument("--run", help="run name (default: the pretraining run's, or the file's stem)")
         job.add_argument("--output", help="metrics file (default: <results>/eval/<evaluation>/<run>.json)")
-        job.add_argument("--log", help="log file (default: logs/eval/<evaluation>/<run>.log)")
-        job.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="an MLflow tag")
+        _add_log_argument(job, "logs/eval/<evaluation>/<run>.log")
+        _add_tag_argument(job)
         job.set_defaults(func=cmd_eval)
     _add_data_commands(commands)
     return parser
