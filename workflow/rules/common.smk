@@ -2,7 +2,8 @@
 
 params.yaml is read by the `cycle` package itself (layered and validated as for any `cycle`
 command); Snakemake's own copy of it is only validated here and asked for the scale, which
-`--config scale=...` (the SLURM profile: paper) may change.
+`--config scale=...` (the SLURM profile: paper) may change. The grid (cycle_pkg/grid.py) and the
+evaluations (cycle_pkg/eval/registry.py) come from the package too.
 """
 
 import re
