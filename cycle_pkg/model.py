@@ -118,7 +118,7 @@ class CycleContrast(nn.Module):
     def _enqueue(self, queue: Tensor, ptr: Tensor, keys: Tensor) -> None:
         keys = gather_from_all(keys)
         start = int(ptr)
-        queue[start : start + len(keys)] = keys.to(queue.dtype)  # sizes divide (config.validate)
+        queue[start : start + len(keys)] = keys.to(queue.dtype)  # sizes divide (config_checks.validate)
         ptr.fill_((start + len(keys)) % len(queue))
 
     def _permutation(self, n: int, device: torch.device) -> Tensor:

@@ -5,6 +5,11 @@ A job is identified by its run folder. Restarting the same command resumes from 
 checkpoint; with a fixed seed on CPU the resumed run ends with the same weights as an
 uninterrupted one, because every random draw is either saved in the checkpoint (the neighbour
 sampler) or derived from (seed, epoch, index) (the data).
+
+``_pretrain`` is the job's outline, in the manner of MoCo's ``main_worker``: restore, build the data
+and the :class:`Training`, start the MLflow run, :func:`train_steps`, summarize. A step of
+:func:`train_steps` (MoCo's ``train``) is: the batch to the device (:func:`device_views`),
+:func:`train_step`, the :class:`MetricsWindow` and its report, a checkpoint when due (:func:`save`).
 """
 
 from __future__ import annotations
