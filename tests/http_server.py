@@ -1,6 +1,7 @@
 """A file server on 127.0.0.1 for the download tests: it honours Range requests (as real servers
-do) and can be told to misbehave for a given file: cut a transfer short, fail with 503, or ignore
-Range and send the whole file."""
+do) and can be told to misbehave for a given file: cut a transfer short, fail with an HTTP status
+(e.g. 503), or ignore Range and send the whole file, for its next requests or for all of them
+(``broken``), or hold its requests until released. It counts the requests it serves at once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ class Served:
     url: str
     faults: dict[str, list[str]] = field(default_factory=dict)  # file name -> faults for its next requests
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (file name, Range header)
+    broken: dict[str, str] = field(default_factory=dict)  # file name -> fault for every request
+    hold: set[str] = field(default_factory=set)  # file names whose requests wait for ``released``
+    released: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, name: str) -> int:
         return sum(1 for n, _ in self.requests if n == name)
@@ -29,16 +36,28 @@ def _handler(root: Path, served: Served) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            with served.lock:
+                served.in_flight += 1
+                served.max_in_flight = max(served.max_in_flight, served.in_flight)
+            try:
+                self._get()
+            finally:
+                with served.lock:
+                    served.in_flight -= 1
+
+        def _get(self) -> None:
             name = self.path.lstrip("/")
             byte_range = self.headers.get("Range")
             served.requests.append((name, byte_range))
-            fault = served.faults.get(name, []).pop(0) if served.faults.get(name) else None
+            fault = served.faults.get(name, []).pop(0) if served.faults.get(name) else served.broken.get(name)
+            if name in served.hold:
+                served.released.wait(60)
             path = root / name
             if not path.is_file():
                 self.send_error(404)
                 return
-            if fault == "503":
-                self.send_error(503)
+            if fault and fault.isdigit():
+                self.send_error(int(fault))
                 return
             data = path.read_bytes()
             start = 0
@@ -57,9 +76,14 @@ def _handler(root: Path, served: Served) -> type[BaseHTTPRequestHandler]:
             body = data[start:]
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            # "truncate": announce the whole body, send half of it, then drop the connection
-            self.wfile.write(body[: len(body) // 2] if fault == "truncate" else body)
+            # "truncate": announce the whole body, send half of it, then drop the connection;
+            # "cut": the same, but never past the file's middle, whatever the Range
             if fault == "truncate":
+                body = body[: len(body) // 2]
+            elif fault == "cut":
+                body = body[: max(0, len(data) // 2 - start)]
+            self.wfile.write(body)
+            if fault in ("truncate", "cut"):
                 self.close_connection = True
 
     return Handler
