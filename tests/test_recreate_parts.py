@@ -16,6 +16,7 @@ from cycle_pkg.data.r2v2_recreate.ledger import Ledger, Record, stage_frames
 from cycle_pkg.errors import DatasetError
 
 from .coded_video import read_code, write_coded_video
+from .test_recreate import FORMAT
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +165,33 @@ def test_a_cut_last_ledger_line_is_ignored_and_any_other_bad_line_is_an_error(tm
     ledger.path.write_text('{"video_id": "x"\n' + ledger.path.read_text())
     with pytest.raises(DatasetError, match=r"train.jsonl:1: not a re-creation record"):
         Ledger(tmp_path, "train")
+
+
+def youtube_formats() -> list[dict]:
+    """What YouTube lists for a 16:9 video (the ids and codecs its extractor reports)."""
+    listed = [("140", "m4a", None, "none", "mp4a.40.2"), ("160", "mp4", 144, "avc1.4d400c", "none"),
+              ("133", "mp4", 240, "avc1.4d4015", "none"), ("134", "mp4", 360, "avc1.4d401e", "none"),
+              ("135", "mp4", 480, "avc1.4d401f", "none"), ("136", "mp4", 720, "avc1.4d401f", "none"),
+              ("243", "webm", 360, "vp9", "none"), ("244", "webm", 480, "vp9", "none"),
+              ("18", "mp4", 360, "avc1.42001E", "mp4a.40.2")]  # fmt: skip
+    keys = ("format_id", "ext", "height", "vcodec", "acodec")
+    formats = [dict(zip(keys, row, strict=True), protocol="https") for row in listed]
+    for f in formats:
+        f.update(width=f["height"] and round(f["height"] * 16 / 9), url=f"https://example.invalid/{f['format_id']}")
+    return formats
+
+
+@pytest.mark.parametrize(
+    "formats, chosen",
+    [
+        (youtube_formats(), "135"),  # the 854 x 480 H.264 stream: no audio, so nothing to merge (no ffmpeg)
+        ([f for f in youtube_formats() if f["format_id"] in ("136", "140")], "136"),  # nothing at 480: the smallest
+    ],
+)
+def test_the_default_format_takes_youtubes_480p_video_stream(formats, chosen):
+    import yt_dlp
+
+    ydl = yt_dlp.YoutubeDL({"format": FORMAT, "quiet": True, "simulate": True})
+    video = {"id": "abcdefghijk", "title": "t", "formats": formats, "extractor": "youtube", "extractor_key": "Youtube",
+             "webpage_url": "https://www.youtube.com/watch?v=abcdefghijk", "_type": "video"}  # fmt: skip
+    assert ydl.process_ie_result(video, download=False)["format_id"] == chosen
