@@ -13,7 +13,8 @@ from PIL import Image
 from cycle_pkg.data.r2v2_recreate.fetch import classify
 from cycle_pkg.data.r2v2_recreate.frames import VideoError, content_box, fit, frame_jpegs, read_frames
 from cycle_pkg.data.r2v2_recreate.ledger import Ledger, Record, stage_frames
-from cycle_pkg.errors import DatasetError
+from cycle_pkg.data.r2v2_recreate.recreate import Fetching, recreate
+from cycle_pkg.errors import ConfigError, DatasetError
 
 from .coded_video import read_code, write_coded_video
 from .test_recreate import FORMAT
@@ -195,3 +196,16 @@ def test_the_default_format_takes_youtubes_480p_video_stream(formats, chosen):
     video = {"id": "abcdefghijk", "title": "t", "formats": formats, "extractor": "youtube", "extractor_key": "Youtube",
              "webpage_url": "https://www.youtube.com/watch?v=abcdefghijk", "_type": "video"}  # fmt: skip
     assert ydl.process_ie_result(video, download=False)["format_id"] == chosen
+
+
+def test_wrong_settings_are_errors_before_any_download(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.r2v2_video_url 'https://x/\{video\}': expected a URL with \{id\}"):
+        Fetching("https://x/{video}", FORMAT)
+    with pytest.raises(ConfigError, match=r"data.r2v2_cookies: .*cookies.txt: no such file"):
+        Fetching("https://x/{id}", FORMAT, cookies=str(tmp_path / "cookies.txt"))
+
+
+def test_a_copy_that_was_not_re_created_here_is_left_alone(world, tmp_path):
+    with pytest.raises(DatasetError, match="holds a copy of R2V2 that was not re-created here"):
+        recreate(world / "r2v2", {"train": str(world / "r2v2" / "r2v2_ids_train.txt")}, Fetching("x/{id}", FORMAT),
+                 tmp_path)  # fmt: skip

@@ -111,8 +111,6 @@ def fetch_video(
         "js_runtimes": {name: dict(where) for name, where in JS_RUNTIMES.items()},
     }
     if cookies:
-        if not Path(cookies).is_file():
-            raise ConfigError(f"data.r2v2_cookies: {cookies}: no such file (a Netscape-format cookies.txt)")
         options["cookiefile"] = cookies
     try:
         with yt_dlp.YoutubeDL(options) as ydl:

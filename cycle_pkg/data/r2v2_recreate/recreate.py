@@ -46,6 +46,11 @@ class Fetching:
     timeout: float = 60.0
     backoff: float = 1.0  # seconds before the second attempt; doubled for each further one
 
+    def __post_init__(self) -> None:  # wrong settings are an error before the first download, not after
+        self.url("x" * 11)
+        if self.cookies and not Path(self.cookies).is_file():
+            raise ConfigError(f"data.r2v2_cookies: {self.cookies}: no such file (a Netscape-format cookies.txt)")
+
     def url(self, video_id: str) -> str:
         try:
             return self.url_template.format(id=video_id)
@@ -211,6 +216,11 @@ def recreate(
     """Re-create the splits of ``lists`` (split -> id list path or URL) into ``root``; returns the
     coverage report, with R2V2-S's size when ``subset_videos`` is given."""
     root, downloads = Path(root), Path(downloads)
+    if any(id_list_path(root, split).is_file() for split in lists) and not (root / STATE).is_dir():
+        raise DatasetError(
+            f"{root} holds a copy of R2V2 that was not re-created here; point data.r2v2_root at another folder to "
+            "re-create R2V2 there"
+        )
     splits = []
     with exclusive(root):
         for split, source in lists.items():
