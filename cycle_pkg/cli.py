@@ -180,10 +180,15 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=cmd_data, prepare=function)
         return parser
 
-    r2v2 = add("r2v2", prepare.data_r2v2, "link a local R2V2 copy, or download a mirror's archives, and survey it")
+    r2v2 = add("r2v2", prepare.data_r2v2, "re-create R2V2, or link a local copy or download a mirror's, and survey it")
+    r2v2.add_argument(
+        "--recreate",
+        action="store_true",
+        help="re-create R2V2 from its published id lists and YouTube (as data.r2v2_source: recreate does)",
+    )
     r2v2.add_argument("--from", dest="source", help="a local copy in the R2V2 layout, linked as data.r2v2_root")
     r2v2.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
-    r2v2.add_argument("--report", help="write the survey (frames present / missing) to this JSON file")
+    r2v2.add_argument("--report", help="write the coverage (re-created) or survey (a copy) to this JSON file")
     shards = add("r2v2-shards", prepare.data_r2v2_shards, "shard R2V2 (or R2V2-S with data.r2v2_subset=true)")
     shards.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
     ucf101 = add("ucf101", prepare.data_ucf101, "download and unpack UCF101 (videos .rar + split files .zip)")

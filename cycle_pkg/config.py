@@ -42,6 +42,9 @@ class WorldConfig:
     otb_frames: int = 20  # frames of an OTB-format sequence (those with known quirks keep their real lengths)
 
 
+VINCE_LISTS = "https://raw.githubusercontent.com/danielgordon10/vince/HEAD/datasets/info_files"  # R2V2's authors'
+
+
 @dataclass
 class DataConfig:
     """Where the datasets live."""
@@ -50,6 +53,16 @@ class DataConfig:
     r2v2_split: str = "train"
     imagenet_root: str = "resources/imagenet"
     r2v2_archives: list[str] = field(default_factory=list)  # tar URLs of an R2V2 mirror, each URL#sha256=<hex>
+    # copy: data.r2v2_root is (or becomes, by `--from` or data.r2v2_archives) a copy of R2V2;
+    # recreate: re-created there from the published id lists and YouTube
+    r2v2_source: Literal["copy", "recreate"] = "copy"
+    r2v2_ids_train: str = f"{VINCE_LISTS}/r2v2_ids_train.txt"  # a path or URL; #sha256=<hex> pins it
+    r2v2_ids_val: str = f"{VINCE_LISTS}/r2v2_ids_val.txt"
+    r2v2_recreate_splits: list[Literal["train", "val"]] = field(default_factory=lambda: ["train", "val"])
+    r2v2_video_url: str = "https://www.youtube.com/watch?v={id}"  # {id}: the id list's video id
+    r2v2_video_format: str = "bv*[height<=?480][ext=mp4]/b[height<=?480]/wv*/w"  # yt-dlp's selector: one stream
+    r2v2_cookies: str | None = None  # a Netscape cookies.txt of a signed-in session, when YouTube asks for one
+    r2v2_downloads_in_flight: int = 8  # videos fetched at once (each deleted once its frames are out)
     r2v2_subset: bool = False  # train on R2V2-S (the paper's ResNet-18 ablations) instead of the whole split
     r2v2_subset_videos: int = 109500  # R2V2-S at this scale; the paper's 109.5k videos = 438k frames
     r2v2_format: Literal["jpeg", "shards"] = "jpeg"  # pretraining reads loose JPEGs or tar shards

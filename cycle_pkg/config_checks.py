@@ -64,7 +64,10 @@ def validate_eval(cfg: EvalConfig) -> None:
 
 def validate_data(config: Config) -> None:
     data, world = config.data, config.world
-    positive = ("r2v2_subset_videos", "shard_videos", "shard_streams", "shard_buffer", "download_retries")
+    positive = (
+        "r2v2_subset_videos", "r2v2_downloads_in_flight", "shard_videos", "shard_streams", "shard_buffer",
+        "download_retries",
+    )  # fmt: skip
     for name in positive:
         if getattr(data, name) < 1:
             raise ConfigError(f"data.{name} must be at least 1")

@@ -5,8 +5,10 @@ generic extractor, and each written JPEG must show the number its name says."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,19 +17,23 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 from PIL import Image
 
+from cycle_pkg.config import DataConfig
 from cycle_pkg.data.r2v2 import read_id_list
 from cycle_pkg.data.r2v2_recreate import Fetching, recreate
 from cycle_pkg.data.r2v2_recreate.ledger import STATE, Ledger
+from cycle_pkg.data.shards import read_index
 from cycle_pkg.errors import DatasetError
 
 from .coded_video import read_code, write_coded_video
+from .conftest import PARAMS, ROOT, cycle_command, run_cycle
 from .http_server import serve
 
-FORMAT = "bv*[height<=?480][ext=mp4]/b[height<=?480]/wv*/w"
+FORMAT = DataConfig().r2v2_video_format
 
 
 @dataclass(frozen=True)
@@ -172,23 +178,31 @@ def test_a_throttled_source_stops_the_run_with_what_to_do(served, tmp_path):
     assert (tmp_path / "r2v2" / "r2v2_ids_train.txt").read_text() == ""
 
 
-RUN = """
-import sys
-from cycle_pkg.data.r2v2_recreate import Fetching, recreate
-url, video_format, listed, root, downloads = sys.argv[1:]
-fetching = Fetching(url, video_format, retries=2, timeout=5, backoff=0.01)
-recreate(root, {"train": listed}, fetching, downloads, jobs=2, progress=False)
-"""
+def scale_args(*overrides: str) -> list[str]:
+    return ["--params", str(PARAMS), "--scale", "test", *(a for s in overrides for a in ("--set", s))]
+
+
+def recreate_settings(server, served: Path, root: Path | str, downloads: Path | str) -> list[str]:
+    """The settings that re-create the served list's train split at ``root``."""
+    return [
+        f"data.r2v2_root={root}", f"data.r2v2_ids_train={served / 'r2v2_ids_train.txt'}",
+        "data.r2v2_recreate_splits=[train]", f"data.r2v2_video_url={server.url}/{{id}}.mp4",
+        f"data.downloads={downloads}", f"data.download_retries={RETRIES}", "data.download_timeout=5",
+    ]  # fmt: skip
 
 
 def test_a_killed_run_resumes_without_duplicate_or_partial_output(served, tmp_path):
-    root, downloads = tmp_path / "r2v2", tmp_path / "downloads"
-    held = {f"{s.video_id}.mp4" for s in SOURCES[5:]}
+    root = tmp_path / "r2v2"
     with serve(served) as server:
-        server.hold |= held  # the later videos stall, so the run is surely in the middle when killed
-        listed = str(served / "r2v2_ids_train.txt")
-        args = [f"{server.url}/{{id}}.mp4", FORMAT, listed, str(root), str(downloads)]
-        job = subprocess.Popen([sys.executable, "-c", RUN, *args], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        server.hold |= {f"{s.video_id}.mp4" for s in SOURCES[5:]}  # they stall: the run is surely mid-way when killed
+        sets = recreate_settings(server, served, root, tmp_path / "downloads")
+        args = [
+            "data",
+            "r2v2",
+            "--recreate",
+            *scale_args(*sets, "data.r2v2_downloads_in_flight=2", "mlflow.enabled=false"),
+        ]
+        job = subprocess.Popen(cycle_command(*args), cwd=tmp_path, stderr=subprocess.DEVNULL)
         ledger = root / STATE / "train.jsonl"
         deadline = time.monotonic() + 120
         while not (ledger.is_file() and len(ledger.read_text().splitlines()) >= 5):
@@ -206,10 +220,76 @@ def test_a_killed_run_resumes_without_duplicate_or_partial_output(served, tmp_pa
         server.hold.clear()
         server.broken[f"{CUT}.mp4"] = "cut"
         before = len(server.requests)
-        recreate(root, {"train": listed}, fetching(server), downloads, progress=False)
+        resumed = run_cycle(args, cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
         asked = {name.removesuffix(".mp4") for name, _ in server.requests[before:]}
     assert asked == {s.video_id for s in SOURCES} - set(committed)  # only what the killed run had not finished
     assert written(root) == expected_frames()
     lines = (root / "r2v2_ids_train.txt").read_text().splitlines()
     assert len(lines) == len(set(lines)) == len(expected_frames())
-    assert not [p for p in downloads.rglob("*") if p.is_file()] and not (root / STATE / "staging" / "train").exists()
+    assert not [p for p in (tmp_path / "downloads").rglob("*") if p.is_file()]
+    assert not (root / STATE / "staging").exists()
+
+
+def git(project: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=lab", "-c", "user.email=lab@example.invalid", *args], cwd=project,
+                   check=True, capture_output=True)  # fmt: skip
+
+
+def test_cli_takes_an_id_list_to_a_sharded_trained_and_dvc_shared_r2v2(served, tmp_path, mlflow_uri):
+    """From a fresh clone: `cycle data r2v2 --recreate` (the project's own .gitignore and DVC set-up), then
+    the shards and a short pretraining on what it re-created, `dvc push`, and `dvc pull` on another
+    machine, where a rerun finds everything done but the failed video."""
+    project, elsewhere = tmp_path / "lab", tmp_path / "elsewhere"
+    project.mkdir()
+    for name in (".gitignore", ".dvcignore"):
+        shutil.copy(ROOT / name, project / name)
+    git(project, "init", "-q")
+    run_dvc(project, "init", "-q")
+    run_dvc(project, "remote", "add", "-d", "lab", str(tmp_path / "dvc-remote"))
+    with serve(served) as server:
+        server.broken[f"{CUT}.mp4"] = "cut"
+        sets = recreate_settings(server, served, "resources/r2v2", "resources/downloads")
+        more = ["data.r2v2_shards=data/shards", "data.r2v2_subset=false", "data.shard_videos=4", "results=results"]
+        args = scale_args(*sets, *more)
+        done = run_cycle(["data", "r2v2", "--recreate", *args, "--report", "results/data/r2v2.json"], cwd=project)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((project / "results" / "data" / "r2v2.json").read_text())
+    assert json.loads(done.stdout) == report  # printed at the end too
+    (train,) = report["splits"]
+    assert (train["recreated"], train["gone"], train["failed"]) == (7, 3, 1)
+    assert "R2V2-S: only 7 train videos were re-created, fewer than the 96 of data.r2v2_subset_videos" in done.stderr
+    runs = mlflow.search_runs(experiment_names=["cycle-contrast"], filter_string="tags.mlflow.runName = 'data-r2v2'")
+    assert runs["metrics.train.recreated"].tolist() == [7] and runs["metrics.train.frames_written"].tolist() == [
+        train["frames_written"]
+    ]
+    assert (project / "resources" / "r2v2.dvc").is_file()
+
+    sharded = run_cycle(["data", "r2v2-shards", *args, "--jobs", "1"], cwd=project)
+    assert sharded.returncode == 0, sharded.stderr
+    assert read_index(project / "data" / "shards" / "train", "train", None).videos == 7
+    small = ["pretrain.batch_size=3", "model.key_bn_splits=1", "model.intra_queue=6", "model.cycle_queue=6",
+             "loss.neighbors=3", "pretrain.epochs=1", "data.r2v2_format=shards"]  # fmt: skip
+    trained = run_cycle(["pretrain", *args, *(a for s in small for a in ("--set", s))], cwd=project)
+    assert trained.returncode == 0, trained.stderr
+    summary = next((project / "results" / "pretrain").glob("*/summary.json"))
+    assert json.loads(summary.read_text())["steps"] == 2  # 7 videos, batches of 3, one epoch: 2 steps
+
+    git(project, "add", ".gitignore", ".dvcignore", ".dvc/config", "resources/r2v2.dvc")
+    git(project, "commit", "-qm", "R2V2 as re-created")
+    run_dvc(project, "push", "-q")
+    git(tmp_path, "clone", "-q", str(project), str(elsewhere))
+    run_dvc(elsewhere, "pull", "-q")
+    assert written(elsewhere / "resources" / "r2v2") == expected_frames()
+    with serve(served) as server:
+        args = scale_args(*recreate_settings(server, served, "resources/r2v2", "resources/downloads"), *more)
+        rerun = run_cycle(["data", "r2v2", "--recreate", *args], cwd=elsewhere)
+        assert rerun.returncode == 0, rerun.stderr
+        assert {name for name, _ in server.requests} == {f"{CUT}.mp4"}  # everything else is known
+    assert written(elsewhere / "resources" / "r2v2") == {**expected_frames(), CUT: (1, 49, 99, 149)}
+
+
+def run_dvc(project: Path, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr

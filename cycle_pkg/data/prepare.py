@@ -9,16 +9,27 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..errors import ConfigError
 
 
-def data_r2v2(config: Config, source: str | None, keep_archives: bool, report: str | None) -> None:
-    """Link a local copy or download a mirror's archives, then survey R2V2; the survey (with the
-    missing frames' paths) goes to ``report``."""
+def data_r2v2(
+    config: Config, source: str | None, keep_archives: bool, recreate: bool, report: str | None
+) -> dict[str, Any] | None:
+    """Re-create R2V2 from its published id lists (``recreate``, or data.r2v2_source: recreate),
+    returning the coverage report; or link a local copy or download a mirror's archives, then
+    survey R2V2, the survey (with the missing frames' paths) going to ``report``."""
+    if recreate or config.data.r2v2_source == "recreate":
+        from .r2v2_recreate.job import recreate_r2v2
+
+        if source:
+            raise ConfigError("--from links a copy of R2V2; it does not go with re-creating one (--recreate)")
+        return recreate_r2v2(config)
     from .r2v2_ingest import prepare_r2v2, write_report
 
     reports = prepare_r2v2(config.data, source, keep_archives=keep_archives)
     if report:
         write_report(reports, report)
+    return None
 
 
 def data_r2v2_shards(config: Config, jobs: int) -> dict[str, Any]:

@@ -20,6 +20,9 @@ if CFG.workflow.synthetic:
             f"{CYCLE} world {SCALE_ARGS} --jobs {{threads}} --log {{log}}"
 
 
+# R2V2 as data.r2v2_source says: re-created from the published id lists and YouTube (the paper
+# scale; the job resumes when rerun, and puts the copy under DVC), or a copy linked, downloaded from a
+# mirror or found in place; its report is the coverage or the survey.
 rule r2v2:
     input:
         DATASET_INPUTS,
