@@ -259,6 +259,7 @@ def test_cli_takes_an_id_list_to_a_sharded_trained_and_dvc_shared_r2v2(served, t
     (train,) = report["splits"]
     assert (train["recreated"], train["gone"], train["failed"]) == (7, 3, 1)
     assert "R2V2-S: only 7 train videos were re-created, fewer than the 96 of data.r2v2_subset_videos" in done.stderr
+    mlflow.set_tracking_uri(mlflow_uri)  # an earlier test in this process may have pointed MLflow elsewhere
     runs = mlflow.search_runs(experiment_names=["cycle-contrast"], filter_string="tags.mlflow.runName = 'data-r2v2'")
     assert runs["metrics.train.recreated"].tolist() == [7] and runs["metrics.train.frames_written"].tolist() == [
         train["frames_written"]
