@@ -101,8 +101,21 @@ def frame_reader(bad: set[str]):
 VIDEOS = [[f"{v}/{f}" for f in range(4)] for v in range(6)]
 
 
+class Unchanged:
+    """An augmentation that hands the frame over as float; ``noise`` adds the view's random draw."""
+
+    def __init__(self, noise: bool = False):
+        self.noise = noise
+
+    def draw(self, height, width, generator):
+        return float(torch.rand((), generator=generator))
+
+    def apply(self, image, params):
+        return image.float() + params if self.noise else image.float()
+
+
 def test_pairs_are_a_function_of_seed_epoch_and_index():
-    pairs = VideoPairs(VIDEOS, lambda x: x.float(), reader=frame_reader(set()), seed=3)
+    pairs = VideoPairs(VIDEOS, Unchanged(), reader=frame_reader(set()), seed=3)
     first, again = pairs[(0, 2)], pairs[(0, 2)]
     assert torch.equal(first["query"], again["query"]) and torch.equal(first["positive"], again["positive"])
     assert int(first["query"][0, 0, 0]) // 10 == 2 and int(first["positive"][0, 0, 0]) // 10 == 2  # same video
@@ -112,14 +125,14 @@ def test_pairs_are_a_function_of_seed_epoch_and_index():
 
 
 def test_intra_image_uses_the_same_frame_and_kpp_adds_a_view():
-    pairs = VideoPairs(VIDEOS, lambda x: x.float(), same_frame=True, query_view=True, reader=frame_reader(set()))
+    pairs = VideoPairs(VIDEOS, Unchanged(), same_frame=True, query_view=True, reader=frame_reader(set()))
     for epoch in range(10):
         item = pairs[(epoch, 1)]
         assert torch.equal(item["query"], item["positive"]) and torch.equal(item["query"], item["query_view"])
 
 
 def test_augmentations_are_drawn_per_item_without_touching_the_global_rng():
-    pairs = VideoPairs(VIDEOS, lambda x: x.float() + torch.rand(()), reader=frame_reader(set()))
+    pairs = VideoPairs(VIDEOS, Unchanged(noise=True), reader=frame_reader(set()))
     torch.manual_seed(0)
     before = torch.random.get_rng_state()
     a = pairs[(0, 0)]
@@ -130,7 +143,7 @@ def test_augmentations_are_drawn_per_item_without_touching_the_global_rng():
 
 def test_unreadable_frames_are_skipped_and_counted():
     bad = {"0/0", "0/1", "0/2"} | {f"1/{f}" for f in range(4)}
-    pairs = VideoPairs(VIDEOS, lambda x: x.float(), reader=frame_reader(bad))
+    pairs = VideoPairs(VIDEOS, Unchanged(), reader=frame_reader(bad))
     item = pairs[(0, 0)]
     assert int(item["query"][0, 0, 0]) == 3 and int(item["positive"][0, 0, 0]) == 3  # the only good frame
     assert 1 <= item["skipped"] <= 3

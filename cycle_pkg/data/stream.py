@@ -21,14 +21,16 @@ import logging
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import IterableDataset, default_collate, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from ..errors import ConfigError, DatasetError
+from .jpeg import EncodedFrame, encoded_frame
 from .pairs import PairMaker
 from .shards import Frame, Sample, ShardIndex, read_samples
 
@@ -44,6 +46,11 @@ def decode_frame(frame: Frame) -> Tensor | None:
     except RuntimeError as err:
         log.warning("skipping unreadable frame %s (%s)", frame.name, str(err).splitlines()[0][:120])
         return None
+
+
+def encode_frame(frame: Frame) -> EncodedFrame | None:
+    """A frame of a shard, undecoded (the device path); None (and a warning) if it is not a complete JPEG."""
+    return encoded_frame(frame.data, frame.name)
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,7 @@ class ShardPairs(IterableDataset):
             yield from read_samples(shard.path, shard.offsets[start], take)
             start, count = 0, count - take
 
-    def stream_items(self, epoch: int, stream: int, skip: int) -> Iterator[dict[str, Tensor | int]]:
+    def stream_items(self, epoch: int, stream: int, skip: int) -> Iterator[dict[str, Any]]:
         """The stream's items in order, after consuming its first ``skip`` videos without decoding."""
         rng = np.random.default_rng([self.seed, epoch, self.plan.rank, stream, STREAM_TAG])
         buffer: list[Sample] = []
@@ -148,7 +155,7 @@ class ShardPairs(IterableDataset):
             buffer[k], buffer[-1] = buffer[-1], buffer[k]
             return buffer.pop()
 
-        def emit() -> Iterator[dict[str, Tensor | int]]:
+        def emit() -> Iterator[dict[str, Any]]:
             nonlocal skip
             sample = take()
             if skip:
@@ -169,7 +176,7 @@ class ShardPairs(IterableDataset):
         batch = self.plan.local_batch
         items = self.stream_items(epoch, stream, skip_batches * batch)
         while chunk := list(itertools.islice(items, batch)):
-            yield default_collate(chunk)
+            yield self.maker.collate(chunk)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         plan = self.plan
