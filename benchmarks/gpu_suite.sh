@@ -3,17 +3,19 @@
 # lack MLflow, PyAV or the got10k toolkit: tracking is switched off here, and an evaluation whose
 # reader needs a missing package is reported as not run).
 #   OUT=/path/for/results bash benchmarks/gpu_suite.sh [step ...]
-# Steps (default: all): pretrain model pipeline decode eval separation
+# Steps (default: all): pretrain model pipeline decode eval separation science
+# The device data path needs kornia: where it is missing, WHEELS=/folder/with/kornia/wheels installs it offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
-STEPS=${*:-pretrain model pipeline decode eval separation}
+STEPS=${*:-pretrain model pipeline decode eval separation science}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__version__, torch.cuda.get_device_name())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 module() { python3 -c "import $1" 2>/dev/null; }
+if ! module kornia && [[ -n ${WHEELS:-} ]]; then python3 -m pip install --no-index --find-links "$WHEELS" kornia; fi
 TEST=(--scale test --set world.root=/tmp/world-test --set results=/tmp/results --set mlflow.enabled=false)
 
 # 1. The CUDA path of `cycle pretrain` (bf16 autocast, channels_last, pinned memory) at the test scale.
@@ -33,15 +35,21 @@ if has model; then
   done
 fi
 
-# 3. End to end with the data pipeline of `cycle pretrain`: shards of the demo world's frames (resized
-#    as at paper scale), MoCo v2 augmentations at 224 px, 12 loader workers.
+# 3. End to end with the data pipeline of `cycle pretrain`, both data paths in one run: shards of the demo
+#    world's frames (resized as at paper scale), MoCo v2 at 224 px, PIPELINE_WORKERS loader processes
+#    (default 12) that augment (cpu) or only read the shards (device: decoding and augmentation batched on
+#    the GPU). Per path: pairs/s, data_wait_fraction, CPU cores used, peak GPU memory; R18 and R50.
 if has pipeline; then
+  WORKERS=${PIPELINE_WORKERS:-12}
   DEMO=(--set world.root=/tmp/world-demo --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
-        --set data.r2v2_shards=/tmp/shards-demo --set pretrain.workers=12 --set data.shard_streams=12)
+        --set data.r2v2_shards=/tmp/shards-demo --set pretrain.workers=$WORKERS --set data.shard_streams=$WORKERS)
   python3 -m cycle_pkg.cli world --scale demo "${DEMO[@]}"
   python3 -m cycle_pkg.cli data r2v2-shards --scale paper "${DEMO[@]}" > /dev/null
-  python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --steps 2 --rounds 1 \
-    --pipeline --pipeline-steps 20 "${DEMO[@]}" --out "$OUT/paper_pipeline_cuda.json"
+  for backbone in resnet18 resnet50; do
+    python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --backbone $backbone \
+      --steps 2 --rounds 1 --pipeline --pipeline-steps ${PIPELINE_STEPS:-40} --augment-on cpu device "${DEMO[@]}" \
+      --out "$OUT/paper_pipeline_${backbone}_cuda.json"
+  done
 fi
 
 # 4. Frame decoding from shards on the CPU and with nvJPEG on the GPU.
@@ -76,4 +84,21 @@ if has separation; then
   python3 benchmarks/pretrained_vs_random.py --scale demo --epochs "$EPOCHS" --supervised-epochs 20 "${SEP[@]}" \
     --output "$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json" > "$OUT/pretrained_vs_random_cuda.log" 2>&1
   python3 -c "import json; r=json.load(open('$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"
+fi
+
+# 7. Table 4's loss settings (intra-image, intra-video, intra-video + cycle) over 3 seeds, each pretrained
+#    SCIENCE_EPOCHS demo epochs (default 400: past the loss plateau, as in the separation step) on the same
+#    world, evaluated with the linear probe and retrieval: means with 95% intervals, and whether they fall
+#    in the paper's order. SCIENCE_WORKDIR keeps the runs, so that an interrupted step resumes.
+if has science; then
+  SCI=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
+       --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
+       --set data.r2v2_format=jpeg --set pretrain.workers=12)
+  for name in imagenet ucf101; do SCI+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
+  python3 -m cycle_pkg.cli world --scale demo "${SCI[@]}" --jobs 8
+  EPOCHS=${SCIENCE_EPOCHS:-400}
+  python3 benchmarks/table4_seeds.py --scale demo --epochs "$EPOCHS" --seeds 0 1 2 "${SCI[@]}" \
+    --workdir "${SCIENCE_WORKDIR:-/tmp/table4}" --output "$OUT/table4_seeds_demo_cuda_${EPOCHS}ep.json" \
+    > "$OUT/table4_seeds_cuda.log" 2>&1
+  python3 -c "import json; r=json.load(open('$OUT/table4_seeds_demo_cuda_${EPOCHS}ep.json')); print('table 4 (mean, ci95):', r['mean_ci95']); print('in the paper order:', r['in_the_papers_order'])"
 fi

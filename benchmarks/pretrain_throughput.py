@@ -1,20 +1,23 @@
 """Pretraining throughput (pairs/s), peak memory, and the cost of the cycle loss.
 
 Two measurements, each in one process so that ratios compare like with like:
-- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, model
-  step) on the synthetic world, as `cycle pretrain` runs them at the chosen scale;
+- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, the feed,
+  model step) on the synthetic world, as `cycle pretrain` runs them at the chosen scale, for each
+  data path of ``--augment-on`` (cpu: augmented in the loader workers; device: decoded and augmented
+  in batches on the training device) with pairs/s, CPU cores used and data_wait_fraction;
 - the model step alone on random images, for ``intra_video`` and ``intra_video+cycle`` in
   alternating rounds: the ratio of their step times is the extra cost of L_cycle (its neighbour
   sampling, soft nearest neighbour and backward classification over the cycle queue).
 
 Examples:
-    python benchmarks/pretrain_throughput.py --scale demo --pipeline
+    python benchmarks/pretrain_throughput.py --scale demo --pipeline --augment-on cpu device
     python benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import resource
@@ -87,27 +90,62 @@ def model_step_times(config: Config, device: torch.device, batch: int, steps: in
     }
 
 
-def pipeline_throughput(config: Config, device: torch.device, steps: int) -> dict:
-    """End-to-end pairs/s of data loading + augmentation + model step, with the loader of `cycle
-    pretrain` (shards or loose JPEGs, as data.r2v2_format says)."""
+def process_cpu_seconds() -> float | None:
+    """CPU seconds of this process and its live children (the loader workers); None without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    me = psutil.Process()
+    total = 0.0
+    for process in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def pipeline_throughput(config: Config, device: torch.device, steps: int, augment_on: str) -> dict:
+    """End-to-end pairs/s of data loading + augmentation + model step, with the loader and the feed of
+    `cycle pretrain` (shards or loose JPEGs, as data.r2v2_format says; augmentation in the loader
+    workers or on ``device``, as ``augment_on`` says); the CPU cores it keeps busy, and the share of
+    the time the step waited for its batch (data_wait_fraction)."""
+    from cycle_pkg.data.feed import DeviceFeed
     from cycle_pkg.data.shards import shard_r2v2
     from cycle_pkg.data.synthetic import generate_world
     from cycle_pkg.train import Runtime, build_dataset, build_loader
 
+    config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, augment_on=augment_on))
     generate_world(config.world)
     if config.data.r2v2_format == "shards":
         shard_r2v2(config.data)  # complete shards are kept as they are
     p = config.pretrain
-    loader = build_loader(build_dataset(config), config, Runtime(0, 1, device), 0, steps + 5)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    loader = build_loader(build_dataset(config, device), config, Runtime(0, 1, device), 0, steps + 5)
+    feed = DeviceFeed(loader, device, p.image_size, prefetch=device.type == "cuda")
     model, optimizer = build(config, config.loss.components, device)
-    for index, batch in enumerate(loader):
+    waited, batches = 0.0, iter(feed)
+    for index in range(steps + 5):
         if index == 5:  # after warm-up
             sync(device)
-            start = time.perf_counter()
-        train_step(model, optimizer, batch["query"].to(device), batch["positive"].to(device), device, p.amp)
-    sync(device)
-    elapsed = time.perf_counter() - start
-    return {"pairs_per_second": steps * p.batch_size / elapsed, "peak_memory_mb": peak_memory_mb(device)}
+            start, waited, cpu_start = time.perf_counter(), 0.0, process_cpu_seconds()
+        asked = time.perf_counter()
+        views, _ = next(batches)
+        waited += time.perf_counter() - asked
+        train_step(model, optimizer, views["query"], views["positive"], device, p.amp)
+        if index == steps + 4:  # the workers are still alive to be measured
+            sync(device)
+            elapsed, cpu_end = time.perf_counter() - start, process_cpu_seconds()
+    batches.close()
+    return {
+        "augment_on": augment_on,
+        "workers": p.workers,
+        "pairs_per_second": steps * p.batch_size / elapsed,
+        "data_wait_fraction": waited / elapsed,
+        "cpu_cores_used": None if cpu_start is None else (cpu_end - cpu_start) / elapsed,
+        "peak_memory_mb": peak_memory_mb(device),
+    }
 
 
 def main() -> None:
@@ -120,6 +158,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pipeline", action="store_true", help="also time the data pipeline + model end to end")
     parser.add_argument("--pipeline-steps", type=int, default=30)
+    parser.add_argument(
+        "--augment-on", nargs="+", default=["cpu"], choices=["cpu", "device"],
+        help="the pipeline's data paths, each measured in this run (cpu: loader workers; device: the training device)",
+    )  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
@@ -145,7 +187,12 @@ def main() -> None:
         "model_step": model_step_times(config, device, batch, args.steps, args.rounds),
     }
     if args.pipeline:
-        result["pipeline"] = pipeline_throughput(config, device, args.pipeline_steps)
+        result["pipeline"] = {
+            path: pipeline_throughput(config, device, args.pipeline_steps, path) for path in args.augment_on
+        }
+        if len(args.augment_on) == 2:
+            rates = {path: r["pairs_per_second"] for path, r in result["pipeline"].items()}
+            result["pipeline"]["device_over_cpu"] = rates["device"] / rates["cpu"]
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -7,7 +7,9 @@ The loose frames are R2V2-sized (480 x 360, the largest R2V2 frames) synthetic-w
 mild sensor noise, so that their JPEGs have natural images' sizes rather than those of flat
 drawings; the shards hold the same frames with the short side resized. Both paths run the
 pretraining reader itself (VideoPairs on the loose files, ShardPairs on the shards) in one process
-with one thread, each timed several times in alternation; the best time counts. With
+with one thread, each timed several times in alternation; the best time counts. The device data
+path's work (the shard stream handing over bytes and parameters, the batch decoded and augmented
+in one pass by batch_augment) is timed on the same CPU thread beside them. With
 ``--device cuda`` the same frames are also decoded on the GPU (torchvision's nvJPEG, batched).
 """
 
@@ -28,10 +30,11 @@ from torchvision.io import decode_jpeg, read_file
 
 from cycle_pkg.config import WorldConfig
 from cycle_pkg.data.augment import moco_v2
+from cycle_pkg.data.batch_augment import device_views
 from cycle_pkg.data.pairs import PairMaker, VideoPairs
 from cycle_pkg.data.r2v2 import load_videos
 from cycle_pkg.data.shards import read_index, read_samples, write_shards
-from cycle_pkg.data.stream import ShardPairs, decode_frame
+from cycle_pkg.data.stream import ShardPairs, decode_frame, encode_frame
 from cycle_pkg.data.synthetic import latent_classes
 from cycle_pkg.data.synthetic.images import write_r2v2
 
@@ -96,8 +99,20 @@ def main(argv: list[str] | None = None) -> dict:
             for _ in stream:
                 pass
 
+        # the device path's work on this CPU: the stream hands over bytes and parameters, the batch
+        # (every video once) is decoded and augmented in one pass
+        encoded = ShardPairs(
+            index, PairMaker(transform, reader=encode_frame, encoded=True), streams=1, buffer=64, seed=0
+        )
+        encoded.schedule(len(videos), 0, 1, 0, 1, 0)
+
+        def shard_pairs_batched() -> None:
+            for batch in encoded:
+                device_views(batch, torch.device("cpu"), args.image_size)
+
         runs = {"loose_decode": loose_decode, "shard_decode": shard_decode}
         runs.update(loose_decode_augment=loose_pairs, shard_decode_augment=shard_pairs)
+        runs.update(shard_decode_augment_batched=shard_pairs_batched)
         seconds: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):  # alternate, so that a busy moment hits both paths alike
             for name, run in runs.items():
@@ -111,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
             "shard_decode": frames_total / best["shard_decode"],
             "loose_decode_augment": 2 * len(videos) / best["loose_decode_augment"],
             "shard_decode_augment": 2 * len(videos) / best["shard_decode_augment"],
+            "shard_decode_augment_batched": 2 * len(videos) / best["shard_decode_augment_batched"],
         }
         result = {
             "videos": len(videos),
@@ -123,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
             "frames_per_second_per_core": rates,
             "ratio_decode": rates["shard_decode"] / rates["loose_decode"],
             "ratio_decode_augment": rates["shard_decode_augment"] / rates["loose_decode_augment"],
+            "ratio_batched_augment": rates["shard_decode_augment_batched"] / rates["shard_decode_augment"],
             "torch": torch.__version__,
         }
         if args.device.startswith("cuda"):
