@@ -30,7 +30,7 @@ from torchvision.io import decode_jpeg, read_file
 
 from cycle_pkg.config import WorldConfig
 from cycle_pkg.data.augment import moco_v2
-from cycle_pkg.data.batch_augment import device_views
+from cycle_pkg.data.batch_augment import decode_and_augment
 from cycle_pkg.data.pairs import PairMaker, VideoPairs
 from cycle_pkg.data.r2v2 import load_videos
 from cycle_pkg.data.shards import read_index, read_samples, write_shards
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         def shard_pairs_batched() -> None:
             for batch in encoded:
-                device_views(batch, torch.device("cpu"), args.image_size)
+                decode_and_augment(batch, torch.device("cpu"), args.image_size)
 
         runs = {"loose_decode": loose_decode, "shard_decode": shard_decode}
         runs.update(loose_decode_augment=loose_pairs, shard_decode_augment=shard_pairs)

@@ -11,7 +11,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from cycle_pkg.data import augment as cpu_augment
 from cycle_pkg.data.augment import IMAGENET_STD, MocoV2
-from cycle_pkg.data.batch_augment import augment_views, crop_and_resize, device_views, gaussian_blur
+from cycle_pkg.data.batch_augment import augment_views, crop_and_resize, decode_and_augment, gaussian_blur
 from cycle_pkg.data.jpeg import decode_frames, jpeg_size, read_jpeg
 from cycle_pkg.data.pairs import VideoPairs, read_rgb
 from cycle_pkg.data.r2v2 import load_videos
@@ -112,7 +112,7 @@ def test_encoded_items_draw_what_the_cpu_path_draws(world):
     cpu = VideoPairs(load_videos(world / "r2v2", "train"), MocoV2(32), seed=5)
     encoded = encoded_pairs(world)
     batch = encoded.collate([encoded[(2, index)] for index in range(6)])
-    views, unreadable = device_views(batch, CPU, 32)
+    views, unreadable = decode_and_augment(batch, CPU, 32)
     assert unreadable == 0 and set(views) == {"query", "positive"}
     expected = default_collate([cpu[(2, index)] for index in range(6)])
     for name in ("query", "positive"):
@@ -129,7 +129,7 @@ def test_intra_image_and_kpp_on_the_device_path(world):
     assert len(batch["frame_names"]) == 4 and len(batch["jpeg_offsets"]) == 5
     for name in ("query", "positive", "query_view"):
         assert batch[name]["frame"].tolist() == [0, 1, 2, 3]
-    views, _ = device_views(batch, CPU, 32)
+    views, _ = decode_and_augment(batch, CPU, 32)
     assert set(views) == {"query", "positive", "query_view"}
     assert not torch.equal(views["query"], views["query_view"])  # two draws of one frame
     intra_video = encoded_pairs(world).collate([encoded_pairs(world)[(0, index)] for index in range(4)])

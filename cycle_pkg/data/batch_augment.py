@@ -121,7 +121,7 @@ def augment_views(frames: list[Tensor], params: dict[str, Tensor], size: int) ->
     return TF.normalize(x, IMAGENET_MEAN, IMAGENET_STD)
 
 
-def device_views(batch: dict[str, Any], device: torch.device, size: int) -> tuple[dict[str, Tensor], int]:
+def decode_and_augment(batch: dict[str, Any], device: torch.device, size: int) -> tuple[dict[str, Tensor], int]:
     """The views of a batch of encoded items (``pairs.collate_encoded``), decoded and augmented on
     ``device`` in one pass over all views; and how many frames could not be decoded."""
     offsets = batch["jpeg_offsets"].tolist()

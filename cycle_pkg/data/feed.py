@@ -2,7 +2,7 @@
 
 A batch of the CPU-worker path holds augmented views, which are copied over. A batch of the device
 path (``pairs.collate_encoded``) holds JPEG bytes and parameters, which are decoded and augmented
-on the device here (``batch_augment.device_views``). With ``prefetch`` a thread prepares the next
+on the device here (``batch_augment.decode_and_augment``). With ``prefetch`` a thread prepares the next
 batches while the training step runs (on CUDA, on a stream of its own: the step's stream waits for
 each batch's event, not the host), so that neither reading the loader nor the host's share of
 decoding holds the step up. The views, and their order, are the same either way.
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .batch_augment import device_views
+from .batch_augment import decode_and_augment
 from .pairs import VIEWS
 
 PREFETCH = 2  # batches prepared ahead
@@ -43,7 +43,7 @@ class DeviceFeed:
     def prepare(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], int]:
         skipped = int(batch["skipped"].sum())
         if "jpeg" in batch:
-            views, unreadable = device_views(batch, self.device, self.image_size)
+            views, unreadable = decode_and_augment(batch, self.device, self.image_size)
             skipped += unreadable
         else:
             views = {name: batch[name].to(self.device, non_blocking=True) for name in VIEWS if name in batch}
