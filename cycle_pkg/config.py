@@ -126,6 +126,9 @@ class PretrainConfig:
     max_steps: int | None = None  # stop early (benchmarks, smoke runs); None = all epochs
     amp: bool = True  # bf16 autocast on GPU
     channels_last: bool = True  # on GPU
+    # Where MoCo v2 runs: "cpu" in the loader workers, "device" in batches on the training device (the
+    # workers only read JPEG bytes); "auto" is "device" on CUDA and "cpu" elsewhere. Both draw the same parameters.
+    augment_on: Literal["auto", "cpu", "device"] = "auto"
 
 
 @dataclass
@@ -313,6 +316,7 @@ SETTING_FACTS = (
     SettingFacts("model.momentum", name="mom"),
     # What a resumed run may change: how it runs, where it logs, and everything outside pretraining...
     SettingFacts("pretrain.workers", resumable=True),
+    SettingFacts("pretrain.augment_on", resumable=True),
     SettingFacts("pretrain.checkpoint_every", resumable=True),
     SettingFacts("pretrain.log_every", resumable=True),
     SettingFacts("pretrain.max_steps", resumable=True),

@@ -8,7 +8,8 @@ sampler) or derived from (seed, epoch, index) (the data).
 
 ``_pretrain`` is the job's outline, in the manner of MoCo's ``main_worker``: restore, build the data
 and the :class:`Training`, start the MLflow run, :func:`train_steps`, summarize. A step of
-:func:`train_steps` (MoCo's ``train``) is: the batch to the device (:func:`device_views`),
+:func:`train_steps` (MoCo's ``train``) is: the batch's views on the device (a ``DeviceFeed``, which
+decodes and augments the batch there on the device data path, ``pretrain.augment_on``),
 :func:`train_step`, the :class:`MetricsWindow` and its report, a checkpoint when due (:func:`save`).
 """
 
@@ -35,10 +36,12 @@ from tqdm import tqdm
 from .checkpoint import CHECKPOINT, config_differences, load_checkpoint, save_checkpoint
 from .config import Config
 from .data.augment import moco_v2
-from .data.pairs import PairMaker, StepSampler, VideoPairs
+from .data.feed import DeviceFeed
+from .data.jpeg import read_jpeg
+from .data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
 from .data.r2v2 import load_videos
 from .data.shards import read_index, shard_dir, subset_videos
-from .data.stream import ShardPairs, decode_frame
+from .data.stream import ShardPairs, decode_frame, encode_frame
 from .errors import ConfigError, Preempted
 from .grid import grid_tags
 from .io_utils import write_json_atomic, write_text_atomic
@@ -54,6 +57,7 @@ NO_BUFFER_SYNC = (
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
     else {"broadcast_buffers": False}
 )
+CPU = torch.device("cpu")
 SUMMARY = "summary.json"
 CONFIG = "config.json"  # the settings of a run, written when it starts
 
@@ -123,20 +127,31 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def build_dataset(config: Config) -> VideoPairs | ShardPairs:
-    """Loose JPEGs in the R2V2 layout, or shards (data.r2v2_format), of the split or of R2V2-S."""
+def augments_on_device(config: Config, device: torch.device) -> bool:
+    """Whether MoCo v2 runs on the training device (pretrain.augment_on; "auto": on CUDA)."""
+    choice = config.pretrain.augment_on
+    return device.type == "cuda" if choice == "auto" else choice == "device"
+
+
+def build_dataset(config: Config, device: torch.device = CPU) -> VideoPairs | ShardPairs:
+    """Loose JPEGs in the R2V2 layout, or shards (data.r2v2_format), of the split or of R2V2-S; its
+    items are augmented views, or JPEG bytes and parameters when MoCo v2 runs on ``device``."""
     data = config.data
+    encoded = augments_on_device(config, device)
     views = dict(
         same_frame=uses_same_frame_positive(config.loss),
         query_view=config.loss.query_view_in_neighbors,
         seed=config.pretrain.seed,
+        encoded=encoded,
     )
+    log.info("MoCo v2 %s", f"in batches on {device}" if encoded else "in the loader workers")
     if data.r2v2_format == "shards":
         index = read_index(shard_dir(data), data.r2v2_split, subset_videos(data))
-        maker = PairMaker(moco_v2(config.pretrain.image_size), reader=decode_frame, **views)
+        reader = encode_frame if encoded else decode_frame
+        maker = PairMaker(moco_v2(config.pretrain.image_size), reader=reader, **views)
         return ShardPairs(index, maker, data.shard_streams, data.shard_buffer, config.pretrain.seed)
     videos = load_videos(data.r2v2_root, data.r2v2_split, subset_videos(data))
-    return VideoPairs(videos, moco_v2(config.pretrain.image_size), **views)
+    return VideoPairs(videos, moco_v2(config.pretrain.image_size), reader=read_jpeg if encoded else read_rgb, **views)
 
 
 def check_queues_fit_epoch(config: Config, keys_per_epoch: int) -> None:
@@ -168,7 +183,7 @@ def build_loader(
         dataset.schedule(p.batch_size, runtime.rank, runtime.world, start_step, total_steps, p.workers)
         return DataLoader(dataset, batch_size=None, **options)
     sampler = StepSampler(len(dataset), p.batch_size, runtime.rank, runtime.world, p.seed, start_step, total_steps)
-    return DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, **options)
+    return DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, collate_fn=dataset.collate, **options)
 
 
 def pretrain(
@@ -224,7 +239,7 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     """Restore, build, start the MLflow run, train, summarise (in the manner of MoCo's main_worker)."""
     checkpoint_path = run_dir / CHECKPOINT
     state = restore(checkpoint_path, config)
-    dataset = build_dataset(config)
+    dataset = build_dataset(config, runtime.device)
     steps_per_epoch, total_steps = plan_steps(config, len(dataset))
     loader = build_loader(dataset, config, runtime, state["step"] if state else 0, total_steps)
     training = build_training(config, run, runtime, steps_per_epoch, total_steps, state)
@@ -373,17 +388,6 @@ class MetricsWindow:
         return metrics
 
 
-def device_views(
-    batch: dict[str, torch.Tensor], device: torch.device, memory_format: torch.memory_format
-) -> dict[str, torch.Tensor]:
-    """The batch's images on the training device: the query, its positive and (Table 5) k_++."""
-    return {
-        k: batch[k].to(device, non_blocking=True, memory_format=memory_format)
-        for k in ("query", "positive", "query_view")
-        if k in batch
-    }
-
-
 def train_step(
     training: Training, views: dict[str, torch.Tensor], lr: float, autocast: torch.autocast
 ) -> dict[str, torch.Tensor]:
@@ -417,14 +421,16 @@ def train_steps(
         total=training.total_steps, initial=training.step, desc=run, disable=not runtime.is_main, dynamic_ncols=True
     )
     window = MetricsWindow(p.batch_size)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=runtime.device.type == "cuda" and p.amp)
+    cuda = runtime.device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and p.amp)
+    # the views of each step (the query, its positive and Table 5's k_++) on the training device
+    feed = iter(DeviceFeed(loader, runtime.device, p.image_size, training.memory_format, prefetch=cuda))
     try:
         training.model.train()
-        for batch in loader:
+        for views, skipped in feed:
             lr = cosine_lr(p.lr, training.step, training.total_steps)
-            views = device_views(batch, runtime.device, training.memory_format)
             window.add(train_step(training, views, lr, autocast))
-            training.counters["skipped_frames"] += int(batch["skipped"].sum())
+            training.counters["skipped_frames"] += skipped
             progress.update(1)
             last = training.step == training.total_steps
             if training.step % p.log_every == 0 or last:
@@ -438,6 +444,7 @@ def train_steps(
         mlflow_run.end("KILLED")
         raise
     finally:
+        feed.close()  # ends the feed's thread
         progress.close()
         preemption.restore()
     if training.step < training.total_steps:

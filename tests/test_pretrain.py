@@ -11,9 +11,11 @@ import mlflow
 import pytest
 import torch
 
+from cycle_pkg import train
 from cycle_pkg.checkpoint import load_checkpoint
+from cycle_pkg.config import load_config
 
-from .conftest import ROOT, cycle_command, pretrain_args, run_cycle
+from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle
 
 
 def weights(run_dir):
@@ -153,6 +155,7 @@ def test_corrupt_frames_are_skipped_and_counted(world, tmp_path):
         # 96 videos in batches of 16: a queue of 128 would hold videos' own earlier keys as negatives
         ("model.intra_queue=128", "configuration error: model.intra_queue \\(128\\) is longer than the 96 keys"),
         ("pretrain.batch_sise=16", "configuration error: override.pretrain.batch_sise: unknown setting"),
+        ("pretrain.augment_on=gpu", "configuration error: override.pretrain.augment_on: 'gpu' is not one of"),
     ],
 )
 def test_bad_input_is_a_clear_error(world, tmp_path, override, message):
@@ -175,3 +178,31 @@ def test_a_run_folder_with_other_settings_is_refused_or_set_aside(world, tmp_pat
     (aside,) = runs.glob("r18.replaced-*")
     assert json.loads((aside / "summary.json").read_text())["config"]["pretrain"]["lr"] == 0.03
     assert json.loads((runs / "r18" / "summary.json").read_text())["config"]["pretrain"]["lr"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [("loss.components=intra_image",), ("loss.components=intra_video+cycle", "loss.query_view_in_neighbors=true")],
+    ids=["intra_image", "cycle-kpp"],
+)
+def test_device_data_path_resumes_to_the_same_weights(world, tmp_path, monkeypatch, loss):
+    """MoCo v2 in batches in the training process, from loose JPEGs: two views of one frame (intra-image)
+    and three views (k_++) train, and a crashed run resumes to the uninterrupted run's weights."""
+    sets = [f"data.r2v2_root={world / 'r2v2'}", "mlflow.enabled=false", "pretrain.augment_on=device", *loss]
+    config = load_config(PARAMS, "test", [*sets, "pretrain.max_steps=4", "pretrain.checkpoint_every=2"])
+    whole = train.pretrain(config, "whole", tmp_path / "whole")
+    assert whole["steps"] == 4 and whole["skipped_frames"] == 0 and whole["final_metrics"]["loss"] > 0
+    original = train.cosine_lr
+
+    def crash_at_step_3(base, step, total):
+        if step == 3:
+            raise RuntimeError("simulated crash")
+        return original(base, step, total)
+
+    monkeypatch.setattr(train, "cosine_lr", crash_at_step_3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train.pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 2
+    monkeypatch.setattr(train, "cosine_lr", original)
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 2
+    train.pretrain(config, "resumed", tmp_path / "resumed")
+    assert_same_weights(weights(tmp_path / "resumed"), weights(tmp_path / "whole"))

@@ -224,8 +224,11 @@ def test_a_corrupt_frame_inside_a_shard_is_skipped_and_counted(world, sharded, t
     assert "skipping unreadable frame train-000000.tar:" in caplog.text
 
 
-def test_pretraining_on_shards_resumes_to_the_same_weights(world, sharded, tmp_path, monkeypatch, mlflow_uri):
-    config = again(world, sharded, "pretrain.epochs=1", "pretrain.max_steps=6")
+@pytest.mark.parametrize("augment_on", ["cpu", "device"])
+def test_pretraining_on_shards_resumes_to_the_same_weights(
+    world, sharded, tmp_path, monkeypatch, mlflow_uri, augment_on
+):
+    config = again(world, sharded, "pretrain.epochs=1", "pretrain.max_steps=6", f"pretrain.augment_on={augment_on}")
     whole = pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 6 and whole["skipped_frames"] == 0
 
