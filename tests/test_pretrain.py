@@ -206,3 +206,22 @@ def test_device_data_path_resumes_to_the_same_weights(world, tmp_path, monkeypat
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 2
     train.pretrain(config, "resumed", tmp_path / "resumed")
     assert_same_weights(weights(tmp_path / "resumed"), weights(tmp_path / "whole"))
+
+
+def test_augment_on_auto_is_the_device_path_on_cuda_only():
+    choose = {
+        choice: load_config(PARAMS, "test", [f"pretrain.augment_on={choice}"]) for choice in ("auto", "cpu", "device")
+    }
+    on = {
+        (choice, kind): train.augments_on_device(config, torch.device(kind))
+        for choice, config in choose.items()
+        for kind in ("cpu", "cuda")
+    }
+    assert on == {
+        ("auto", "cpu"): False,
+        ("auto", "cuda"): True,
+        ("cpu", "cpu"): False,
+        ("cpu", "cuda"): False,
+        ("device", "cpu"): True,
+        ("device", "cuda"): True,
+    }
