@@ -69,6 +69,8 @@ class DeviceFeed:
 
         def work() -> None:
             try:
+                if cuda:
+                    torch.cuda.set_device(self.device)  # a thread starts on device 0, not on this rank's
                 stream = torch.cuda.Stream(self.device) if cuda else None
                 with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
                     for batch in self.loader:
