@@ -83,6 +83,9 @@ class DataConfig:
     download_timeout: float = 60.0  # seconds without data before an attempt counts as failed
 
 
+PAPER_GPUS = 8  # the paper's pretraining ran on 8 GPUs, each BatchNorm-ing its eighth of the keys
+
+
 @dataclass
 class ModelConfig:
     """Backbone, projection heads and the momentum encoder's queues."""
@@ -93,7 +96,13 @@ class ModelConfig:
     momentum: float = 0.999
     intra_queue: int = 65536
     cycle_queue: int = 81920
-    key_bn_splits: int = 1  # single process: key batch normalised in this many shuffled groups
+    # Keys are BatchNorm-ed in shuffled groups of this many samples, in one process or over several;
+    # None = the share of each GPU of the paper's 8 (32 of a batch of 256).
+    key_bn_group: int | None = None
+
+    def key_bn_group_size(self, batch_size: int) -> int:
+        """Samples per key BatchNorm group in a (global) batch of ``batch_size``."""
+        return self.key_bn_group if self.key_bn_group is not None else batch_size // PAPER_GPUS
 
 
 @dataclass
@@ -314,6 +323,7 @@ SETTING_FACTS = (
     SettingFacts("model.head", name=""),
     SettingFacts("model.embed_dim", name="d"),
     SettingFacts("model.momentum", name="mom"),
+    SettingFacts("model.key_bn_group", name="bng"),
     # What a resumed run may change: how it runs, where it logs, and everything outside pretraining...
     SettingFacts("pretrain.workers", resumable=True),
     SettingFacts("pretrain.augment_on", resumable=True),

@@ -4,7 +4,7 @@ Every message names the keys and what to change."""
 
 from __future__ import annotations
 
-from .config import SIAMFC_STRIDE, Config, EvalConfig
+from .config import PAPER_GPUS, SIAMFC_STRIDE, Config, EvalConfig
 from .errors import ConfigError
 
 
@@ -30,8 +30,15 @@ def validate(config: Config) -> None:
             )
     if pretrain.batch_size < 1 or pretrain.epochs < 1:
         raise ConfigError("pretrain.batch_size and pretrain.epochs must be positive")
-    if model.key_bn_splits < 1:
-        raise ConfigError("model.key_bn_splits must be at least 1")
+    group = model.key_bn_group_size(pretrain.batch_size)
+    if group < 2 or pretrain.batch_size % group:
+        what = (
+            f"model.key_bn_group ({group})" if model.key_bn_group else f"pretrain.batch_size / {PAPER_GPUS} ({group})"
+        )
+        raise ConfigError(
+            f"{what} must be at least 2 and divide pretrain.batch_size ({pretrain.batch_size}): keys are "
+            "BatchNorm-ed in groups of that many samples; set model.key_bn_group to such a size"
+        )
     validate_eval(config.eval)
 
 

@@ -16,6 +16,7 @@ import torchvision
 from torch import Tensor, nn
 
 from .config import LossConfig, ModelConfig
+from .errors import ConfigError
 from .losses import cycle_loss, info_nce
 
 
@@ -126,26 +127,30 @@ class CycleContrast(nn.Module):
 
     @torch.no_grad()
     def encode_keys(self, images: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        """Key embeddings (unit norm) with shuffle-BN: each key is normalised with the batch
-        statistics of other samples than its query's, so BN cannot leak the positive."""
-        if _distributed():
-            world, rank = dist.get_world_size(), dist.get_rank()
-            everything = gather_from_all(images)
-            order = self._permutation(len(everything), images.device)
+        """Key embeddings (unit norm) with shuffle-BN: the keys of the whole batch, over all processes,
+        are shuffled and BatchNorm-ed in groups of ``model.key_bn_group`` samples (by default the share
+        of one of the paper's 8 GPUs), so that a key's batch statistics are not its query's and BN
+        cannot leak the positive. A single process splits its batch into such groups itself."""
+        world, rank = (dist.get_world_size(), dist.get_rank()) if _distributed() else (1, 0)
+        everything = gather_from_all(images)
+        order = self._permutation(len(everything), images.device)
+        if world > 1:
             dist.broadcast(order, src=0)
-            mine = order.view(world, -1)[rank]
-            intra, cycle = self.encoder_k(everything[mine])
-            restore = torch.argsort(order).view(world, -1)[rank]
-            return tuple(  # type: ignore[return-value]
-                None if e is None else F.normalize(gather_from_all(e)[restore].float(), dim=1) for e in (intra, cycle)
+        mine = order.view(world, -1)[rank]
+        group = self.model_cfg.key_bn_group_size(len(everything))
+        if len(mine) > group and len(mine) % group:
+            raise ConfigError(
+                f"model.key_bn_group ({group}) does not divide the {len(mine)} keys of each of {world} processes"
             )
-        order = self._permutation(len(images), images.device)
-        groups = [self.encoder_k(chunk) for chunk in images[order].chunk(self.model_cfg.key_bn_splits)]
-        restore = torch.argsort(order)
+        groups = [self.encoder_k(chunk) for chunk in everything[mine].split(group)]
+        restore = torch.argsort(order).view(world, -1)[rank]
         outputs = []
         for head in range(2):
             parts = [g[head] for g in groups]
-            outputs.append(None if parts[0] is None else F.normalize(torch.cat(parts)[restore].float(), dim=1))
+            if parts[0] is None:
+                outputs.append(None)
+                continue
+            outputs.append(F.normalize(gather_from_all(torch.cat(parts))[restore].float(), dim=1))
         return outputs[0], outputs[1]
 
     def forward(self, query: Tensor, positive: Tensor, query_view: Tensor | None = None) -> dict[str, Tensor]:

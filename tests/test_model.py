@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cycle_pkg.config import load_config
+from cycle_pkg.errors import ConfigError
 from cycle_pkg.losses import cycle_loss, info_nce
 from cycle_pkg.model import CycleContrast, build_backbone, build_head
 
@@ -100,7 +101,7 @@ def test_queue_pointer_wraps_around():
 
 
 def test_shuffle_bn_returns_keys_in_input_order():
-    model = make()  # key_bn_splits = 2
+    model = make()  # key_bn_group = 8: two groups
     model.eval()  # in eval mode the grouping cannot matter, so any mismatch is a reordering bug
     x = images(5)
     shuffled = model.encode_keys(x)
@@ -115,9 +116,37 @@ def test_shuffle_bn_normalises_groups_separately_in_training():
     model.train()
     x = images(5)
     grouped = model.encode_keys(x)[0]
-    model.model_cfg.key_bn_splits = 1
+    model.model_cfg.key_bn_group = BATCH
     whole = model.encode_keys(x)[0]
     assert not torch.allclose(grouped, whole, atol=1e-4)
+
+
+def test_one_process_keys_use_the_statistics_of_one_gpus_share():
+    """By default a single process BatchNorms its keys in shuffled groups of batch / 8 samples, the share
+    of each GPU of the paper's 8 (32 of its batch of 256; 2 of this batch of 16)."""
+    assert load_config(PARAMS, "paper").model.key_bn_group_size(256) == 32
+    model = make("model.key_bn_group=null")
+    model.train()
+    x = images(5)
+    shuffles = torch.Generator()
+    shuffles.set_state(model.generator.get_state())
+    order = torch.randperm(BATCH, generator=shuffles)
+    reference = copy.deepcopy(model.encoder_k)  # train mode: each call normalises with its input's statistics
+    with torch.no_grad():
+        expected = torch.cat([reference(x[pair])[0] for pair in order.split(2)])[torch.argsort(order)]
+        whole = reference(x)[0]
+    keys = model.encode_keys(x)[0]
+    assert torch.allclose(keys, F.normalize(expected, dim=1), atol=1e-5)
+    assert not torch.allclose(keys, F.normalize(whole, dim=1), atol=1e-3)
+
+
+def test_key_groups_must_divide_the_batch():
+    with pytest.raises(
+        ConfigError, match=r"model.key_bn_group \(5\) must be at least 2 and divide pretrain.batch_size"
+    ):
+        load_config(PARAMS, "test", ["model.key_bn_group=5"])
+    with pytest.raises(ConfigError, match=r"pretrain.batch_size / 8 \(1\)"):
+        load_config(PARAMS, "test", ["model.key_bn_group=null", "pretrain.batch_size=8", "model.intra_queue=64"])
 
 
 def test_cycle_term_uses_a_random_neighbor_set_and_the_rest_as_negatives():
