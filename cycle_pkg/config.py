@@ -116,6 +116,7 @@ class LossConfig:
     neighbors: int = 16384  # m, the size of the neighbour set U
     topk: int | None = None  # Table 7: only the K most similar neighbours form q_hat
     query_view_in_neighbors: bool = False  # Table 5: a view k_++ of the query joins U
+    kpp_embedding: Literal["view", "query"] = "view"  # k_++ is that view (paper) or the query itself (authors' code)
 
 
 @dataclass
@@ -318,6 +319,7 @@ SETTING_FACTS = (
     SettingFacts("loss.neighbors", name="m", tag="neighbors", grid_map="neighbors"),
     SettingFacts("loss.topk", name="top", tag="topk", grid_map="topk"),
     SettingFacts("loss.query_view_in_neighbors", name=("kpp", "nokpp"), tag="query_view_in_neighbors"),
+    SettingFacts("loss.kpp_embedding", name="kpp_", tag="kpp_embedding"),
     SettingFacts("loss.temperature", name="t"),
     SettingFacts("loss.nn_temperature", name="tnn"),
     SettingFacts("model.head", name=""),

@@ -174,7 +174,15 @@ class CycleContrast(nn.Module):
             neighbors = self.cycle_queue[order[: cfg.neighbors]]
             negatives = self.cycle_queue[order[cfg.neighbors :]]
             losses["cycle"] = cycle_loss(
-                q_cycle, k_cycle, neighbors, negatives, cfg.temperature, cfg.nn_temperature, cfg.topk, view
+                q_cycle,
+                k_cycle,
+                neighbors,
+                negatives,
+                cfg.temperature,
+                cfg.nn_temperature,
+                cfg.topk,
+                view,
+                cfg.kpp_embedding,
             )
         if cfg.components == "cycle":
             losses["total"] = losses["cycle"]

@@ -181,6 +181,18 @@ def test_kpp_needs_and_uses_a_view_of_the_query():
     assert torch.isfinite(with_view)
 
 
+def test_kpp_embedding_setting_reaches_the_loss():
+    """The same model, inputs and neighbour draw: k_++ as the view's key (the paper) or as the query
+    itself (the authors' code) changes the cycle loss."""
+    overrides = ("loss.components=cycle", "loss.query_view_in_neighbors=true")
+    losses = {}
+    for kpp in ("view", "query"):
+        model = make(*overrides, f"loss.kpp_embedding={kpp}")
+        model.eval()
+        losses[kpp] = model(images(0), images(1), images(2))["cycle"].item()
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values()) and losses["view"] != losses["query"]
+
+
 def test_intra_term_is_info_nce_against_the_queue():
     model = make("loss.components=intra_video")
     model.eval()
