@@ -187,6 +187,10 @@ class TrackEvalConfig:
     scale_penalty: float = 0.9745
     window_influence: float = 0.176
     response_up: int = 16
+    # authors: the response is upsampled to response_up x response_size (272 px) whatever its real size, and
+    # displacements are read at that size; exact: it is upsampled to response_up x its real size
+    response_geometry: Literal["authors", "exact"] = "authors"
+    response_size: int = 17  # the authors' response side (their upsampling assumes it)
     r_pos: float = 16.0  # pixels of the instance crop labelled positive around its centre
     epochs: int = 50
     batch_size: int = 8

@@ -14,6 +14,7 @@ from cycle_pkg.data.otb import otb_folders, otb_sequences
 from cycle_pkg.data.synthetic.motion import MOTIONS, action_path, mask_box
 from cycle_pkg.data.ucf101 import centred_clips, clip_frames, linspace_frames, read_split, read_video
 from cycle_pkg.errors import DatasetError
+from cycle_pkg.eval.tracking.train import visible
 
 from .conftest import PARAMS
 
@@ -151,6 +152,20 @@ def test_world_got10k_reads_with_the_toolkit(world):
     first = meta["GOT-10k_Val_000001"]
     assert (first["cover"] == 8).all() and (first["absence"] == 0).all() and len(first["cover"]) == WORLD.got10k_frames
     assert " " in first["object_class"]  # "<pattern> <shape>"
+
+
+def test_world_got10k_covers_exercise_the_visibility_filter(world):
+    """Of every six training sequences two are swept by an occluder and one curtained after its first
+    frame: SiamFC's filter drops the swept frames below 30% in view, and the curtained sequence."""
+    meta = got10k_meta(world / "got10k", "train")
+    covers = [meta[f"GOT-10k_Train_{n:06d}"]["cover"] for n in range(1, 7)]
+    absences = [meta[f"GOT-10k_Train_{n:06d}"]["absence"] for n in range(1, 7)]
+    assert all((c == 8).all() for c in (covers[0], covers[2], covers[3]))
+    for swept in (covers[1], covers[4]):
+        assert swept.max() == 8 and swept.min() < 3 and (swept == 8).sum() >= 2  # partly hidden, in view before
+    assert covers[5].tolist() == [8] + [0] * (WORLD.got10k_frames - 1)
+    assert (absences[5] == (covers[5] == 0)).all() and not absences[0].any()
+    assert [int(visible(c).sum() >= 2) for c in covers] == [1, 1, 1, 1, 1, 0]
 
 
 def test_got10k_errors_say_what_to_do(world, tmp_path):

@@ -24,7 +24,7 @@ from .images import class_wnids, write_imagefolder, write_r2v2
 from .scene import latent_classes, new_instance, render, video_frames
 
 log = logging.getLogger(__name__)
-GENERATOR_VERSION = 3  # bump when the drawing changes, so that existing worlds are rewritten
+GENERATOR_VERSION = 4  # bump when the drawing changes, so that existing worlds are rewritten
 PARTS = ("r2v2", "ucf101", "otb", "imagenet", "got10k")  # the longest first
 
 __all__ = [

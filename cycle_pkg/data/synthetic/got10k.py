@@ -1,5 +1,6 @@
 """The synthetic world's GOT-10k-format part: train, val and test subsets of sequences whose targets
-are instances of the world's latent classes, with GOT-10k's files for each."""
+are instances of the world's latent classes, some passing behind an occluder, with GOT-10k's files
+for each (the per-frame cover labels say how much of the target is in view)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...config import WorldConfig
+from .occlusion import occlusion_of
 from .scene import LatentClass
 from .targets import sequence, write_frames
 
@@ -18,10 +20,10 @@ def write_got10k(root: Path, world: WorldConfig, classes: list[LatentClass]) -> 
     rng = np.random.default_rng([world.seed, 11])
     for subset, count in zip(("train", "val", "test"), world.got10k_sequences, strict=True):
         names = [f"GOT-10k_{subset.title()}_{number:06d}" for number in range(1, count + 1)]
-        for name in names:
+        for number, name in enumerate(names):
             folder = root / subset / name
-            images, (boxes,), (label,) = sequence(
-                rng, classes, world.got10k_frames, world.frame_height, world.frame_width
+            images, (boxes,), (label,), covers = sequence(
+                rng, classes, world.got10k_frames, world.frame_height, world.frame_width, occlusion=occlusion_of(number)
             )
             write_frames(folder, images, digits=8)
             lines = boxes if subset != "test" else boxes[:1]
@@ -37,8 +39,9 @@ def write_got10k(root: Path, world: WorldConfig, classes: list[LatentClass]) -> 
                 f"major_class: {latent.shape}\nroot_class: object\nmotion_adverb: smoothly\n"
                 f"resolution: ({world.frame_width}, {world.frame_height})\n"
             )
-            # The targets stay whole inside the frame: present, fully visible (8 of 8), never cut.
-            for label_file, value in (("absence.label", 0), ("cover.label", 8), ("cut_by_image.label", 0)):
-                (folder / label_file).write_text(f"{value}\n" * len(images))
+            # The targets stay inside the frame (never cut), some behind an occluder (see occlusion.py).
+            labels = {"absence.label": covers == 0, "cover.label": covers, "cut_by_image.label": np.zeros_like(covers)}
+            for label_file, values in labels.items():
+                (folder / label_file).write_text("".join(f"{int(v)}\n" for v in values))
         (root / subset).mkdir(parents=True, exist_ok=True)
         (root / subset / "list.txt").write_text("\n".join(names) + "\n")

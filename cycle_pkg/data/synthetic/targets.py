@@ -9,19 +9,29 @@ from pathlib import Path
 import numpy as np
 
 from .motion import mask_box, wander_path
+from .occlusion import Occlusion, occlude, occluded_columns
 from .scene import LatentClass, background, jpeg_bytes, new_instance, render_in_window
 
 
 def sequence(
-    rng: np.random.Generator, classes: list[LatentClass], frames: int, height: int, width: int, targets: int = 1
-) -> tuple[list[np.ndarray], list[np.ndarray], list[int]]:
-    """Frames (uint8), each target's boxes (frames, 4) and each target's latent class."""
+    rng: np.random.Generator,
+    classes: list[LatentClass],
+    frames: int,
+    height: int,
+    width: int,
+    targets: int = 1,
+    occlusion: Occlusion = "none",
+) -> tuple[list[np.ndarray], list[np.ndarray], list[int], np.ndarray]:
+    """Frames (uint8), each target's boxes (frames, 4), each target's latent class, and the GOT-10k
+    cover level (0-8) of a single target in each frame, behind ``occlusion``'s occluder."""
+    if occlusion != "none" and targets != 1:
+        raise ValueError("occluders are drawn over single-target sequences only")
     room = width // 4
     scene = background(rng, height, width + room)
     labels = [int(rng.integers(len(classes))) for _ in range(targets)]
     instances = [new_instance(classes[label], rng) for label in labels]
     paths = [wander_path(rng, frames, height, width, room) for _ in range(targets)]
-    images, boxes = [], [np.zeros((frames, 4)) for _ in range(targets)]
+    images, boxes, covers = [], [np.zeros((frames, 4)) for _ in range(targets)], np.zeros(frames, dtype=int)
     for t in range(frames):
         pan = paths[0][t].pan  # one camera for all targets
         view = scene[:, pan : pan + width]
@@ -32,8 +42,9 @@ def sequence(
             view = image / 255.0
             box = mask_box(coverage)
             boxes[k][t] = box if box is not None else boxes[k][max(t - 1, 0)]
+        image, covers[t] = occlude(image, coverage, occluded_columns(occlusion, t, frames, width))
         images.append(image)
-    return images, boxes, labels
+    return images, boxes, labels, covers
 
 
 def write_frames(folder: Path, images: list[np.ndarray], digits: int) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ...config import Config, TrackEvalConfig
-from ...data.got10k import got10k_sequences
+from ...data.got10k import got10k_meta, got10k_sequences
 from ...data.otb import otb_sequences
 from ...io_utils import atomic_dir
 from ...mlflow_run import MlflowRun
@@ -72,15 +72,18 @@ def evaluate_tracking(
 
 
 def track_evaluation(config: Config, output: Path) -> Evaluate:
-    """SiamFC trained on GOT-10k's train subset and tested on OTB-2015; the toolkit's result files
-    and plots go into the folder ``output`` names without its suffix."""
+    """SiamFC trained on GOT-10k's train subset (with its visibility labels) and tested on OTB-2015;
+    the toolkit's result files and plots go into the folder ``output`` names without its suffix."""
     train = got10k_sequences(config.data.got10k_root, "train")
+    covers = {
+        name: np.atleast_1d(meta["cover"]) for name, meta in got10k_meta(config.data.got10k_root, "train").items()
+    }
     test = otb_sequences(config.data.otb_root)
 
     def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
         folder = output.with_suffix("")
         metrics, plots = evaluate_tracking(
-            frozen, train, test, config.eval.track, config.eval.workers, folder, mlflow_run.log_epoch
+            frozen, train, test, config.eval.track, config.eval.workers, folder, mlflow_run.log_epoch, covers
         )
         for plot in plots:
             mlflow_run.log_artifact(str(plot))

@@ -1,9 +1,16 @@
 """The SiamFC tracker with the got10k toolkit's interface: ``init(image, box)`` on the first frame,
 ``update(image) -> box`` on every later one (boxes 1-based [x, y, w, h]).
 
-Each update searches three scales around the last position; the responses are upsampled x16
-(bicubic), the off-centre scales damped by the scale penalty, the best scale's response mixed with a
-Hann (cosine) window, and the size follows the best scale with learning rate ``scale_lr``.
+Each update searches three scales around the last position; the responses are upsampled (bicubic),
+the off-centre scales damped by the scale penalty, the best scale's response mixed with a Hann
+(cosine) window, and the size follows the best scale with learning rate ``scale_lr``.
+
+The peak's offset from the upsampled map's centre, divided by its upsampling factor and multiplied
+by the stride, is the target's displacement in the search crop. The authors' tracker (the one
+behind the paper's OTB numbers) upsamples to 16 x 17 = 272 px whatever the map's real side and reads
+displacements at that size: with the stride-8 ResNet the map of a 255 px search and a 120 px
+exemplar has 18 cells, so its displacements come out 17/18 of the true ones. ``exact`` upsamples
+16 x the real side instead (see :func:`upsampled_size`).
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ class SiamFCTracker(Tracker):
             ]
         )
         responses = self.net.correlate(self.kernel, self.net.embed_search(searches))
-        upscaled = cfg.response_up * responses.shape[-1]
+        upscaled = upsampled_size(responses.shape[-1], cfg)
         responses = F.interpolate(responses, size=(upscaled, upscaled), mode="bicubic", align_corners=False)
         responses = responses[:, 0].cpu().numpy()
         half = cfg.scale_num // 2
@@ -71,3 +78,9 @@ class SiamFCTracker(Tracker):
         self.target_size = self.target_size * scale
         self.search_side *= scale
         return center_to_box(self.center, self.target_size)
+
+
+def upsampled_size(real: int, cfg: TrackEvalConfig) -> int:
+    """The side a response map of ``real`` cells is upsampled to: response_up x response_size (the
+    authors' 272 px) whatever ``real`` is, or response_up x ``real`` (``exact``)."""
+    return cfg.response_up * (cfg.response_size if cfg.response_geometry == "authors" else real)
