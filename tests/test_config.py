@@ -6,7 +6,7 @@ import pytest
 from cycle_pkg.checkpoint import affects_training
 from cycle_pkg.config import SETTING_FACTS, Config, GridConfig, config_from_dict, load_config
 from cycle_pkg.errors import ConfigError
-from cycle_pkg.typed_yaml import flatten, get_setting
+from cycle_pkg.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
 
 from .conftest import PARAMS
 
@@ -102,3 +102,21 @@ def test_every_setting_fact_names_a_setting_or_a_section():
 def test_a_resumed_run_may_change_how_it_runs_but_not_what_it_computes():
     assert not any(affects_training(key) for key in ("pretrain.workers", "data.ucf101_root", "eval.linear.lr", "scale"))
     assert all(affects_training(key) for key in ("pretrain.lr", "data.r2v2_split", "data.r2v2_subset", "loss.topk"))
+
+
+def test_params_read_by_libyaml_as_by_pyyaml():
+    import yaml
+
+    text = open(PARAMS).read()
+    assert load_yaml(text) == yaml.safe_load(text)
+    assert load_yaml("a: [1, 1e-4, .inf, yes, ~, '0.3']") == yaml.safe_load("a: [1, 1e-4, .inf, yes, ~, '0.3']")
+
+
+def test_a_parameter_file_is_reread_when_it_changes(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("loss:\n  lambda_cycle: 0.1\nscales:\n  test: {}\n")
+    first = load_config(path, "test")
+    load_yaml_file(path)["loss"]["lambda_cycle"] = 9.0  # a caller's copy: the cached value stays
+    assert load_config(path, "test").loss.lambda_cycle == first.loss.lambda_cycle == 0.1
+    path.write_text("loss:\n  lambda_cycle: 0.3\nscales:\n  test: {}\n")  # same size, same instant
+    assert load_config(path, "test").loss.lambda_cycle == 0.3

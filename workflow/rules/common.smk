@@ -7,6 +7,7 @@ evaluations (cycle_pkg/eval/registry.py) come from the package too.
 """
 
 import re
+import functools
 import shlex
 import sys
 from dataclasses import replace
@@ -61,6 +62,7 @@ def data_report(dataset):
     return f"{RESULTS}/data/{dataset}.json"
 
 
+@functools.cache  # the DAG asks for a run's settings once per rule that reads them
 def run_config(run):
     return load_config(PARAMS, SCALE, GRID.runs[run])
 
