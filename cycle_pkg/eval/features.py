@@ -7,13 +7,14 @@ of every weight and buffer with the one taken at load time, as MoCo's ``sanity_c
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,21 @@ def weights_digest(module: nn.Module) -> str:
         digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode without gradients (BatchNorm reads its running statistics and updates
+    none), then every submodule back in the mode it was in: a model in training can be looked at
+    without changing what it computes next."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        for m, training in modes:
+            m.training = training
 
 
 def dilate_resnet(net: nn.Module) -> nn.Module:

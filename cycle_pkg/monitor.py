@@ -1,0 +1,182 @@
+"""The representation monitor inside pretraining: a weighted kNN classifier (k = 200, T = 0.07) on
+the query backbone's pooled features of a fixed labelled set, every few steps and at the end.
+
+The labelled set is the first images of each class folder of an ImageNet copy (ImageNet-100's
+classes at the paper's scale, the synthetic world's ImageNet at the small scales): a bank from
+``train`` whose labels vote, queries from ``val`` that are classified. Its images are decoded,
+resized and centre-cropped once, when training starts, and kept as uint8; each look at the model
+then costs one forward pass per image in eval mode without gradients. Looking changes nothing: the
+modules go back to the mode they were in, BatchNorm reads its running statistics and updates none,
+and every random number generator is forked around the call (``tests/test_monitor.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from .data.augment import IMAGENET_MEAN, IMAGENET_STD
+from .data.imagenet import imagefolder_samples, imagenet100_wnids
+from .errors import DatasetError
+from .eval.features import ImageFiles, eval_mode
+from .eval.knn import knn_accuracy
+from .io_utils import write_bytes_atomic
+
+Samples = Sequence[tuple[Path, int]]
+FEATURES = "monitor_features.pt"  # the labelled set's features at the end of a run, for its embedding
+
+
+def first_per_class(samples: Samples, per_class: int) -> list[tuple[Path, int]]:
+    """The first ``per_class`` samples of each label, in the given (file name) order: a fixed subset."""
+    taken: dict[int, int] = {}
+    subset = []
+    for path, label in samples:
+        if taken.get(label, 0) < per_class:
+            taken[label] = taken.get(label, 0) + 1
+            subset.append((path, label))
+    return subset
+
+
+def labelled_samples(
+    root: str | Path, dataset: str, bank_per_class: int, queries_per_class: int
+) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], list[str]]:
+    """(bank, queries, classes): the first images of each class of ``<root>/train`` and ``<root>/val``
+    (``dataset`` imagenet100: ImageNet-100's classes only)."""
+    wnids = imagenet100_wnids() if dataset == "imagenet100" else None
+    train, classes = imagefolder_samples(root, "train", wnids)
+    val, val_classes = imagefolder_samples(root, "val", wnids)
+    if val_classes != classes:
+        extra = sorted(set(val_classes) ^ set(classes))[:5]
+        raise DatasetError(f"{root}: train and val hold different classes (e.g. {extra}); the monitor needs both")
+    return first_per_class(train, bank_per_class), first_per_class(val, queries_per_class), classes
+
+
+@dataclass
+class LabelledSet:
+    images: Tensor  # uint8 (N, 3, S, S), resized and centre-cropped
+    labels: Tensor  # (N,)
+    bank: Tensor  # bool (N,): True for the voting bank (train), False for the queries (val)
+    classes: list[str]
+
+
+def crop_size_resize(size: int) -> int:
+    """The evaluation protocols' resize before a centre crop: 256 for 224, in proportion."""
+    return round(size * 256 / 224)
+
+
+def load_labelled_set(
+    root: str | Path, dataset: str, bank_per_class: int, queries_per_class: int, size: int, workers: int
+) -> LabelledSet:
+    """Decode the labelled set once: Resize(size * 256/224) + CenterCrop(size), kept as uint8."""
+    bank, queries, classes = labelled_samples(root, dataset, bank_per_class, queries_per_class)
+    transform = v2.Compose([v2.Resize(crop_size_resize(size), antialias=True), v2.CenterCrop(size)])
+    # A generator of its own: the loader's seed draw must not move the global RNG of the training.
+    loader = DataLoader(
+        ImageFiles([*bank, *queries], transform), batch_size=64, num_workers=workers, generator=torch.Generator()
+    )
+    images = torch.cat([batch for batch, _ in loader])
+    labels = torch.tensor([label for _, label in [*bank, *queries]])
+    is_bank = torch.arange(len(labels)) < len(bank)
+    return LabelledSet(images, labels, is_bank, classes)
+
+
+def is_due(step: int, every: int, total_steps: int) -> bool:
+    """Look at step 0 (the initialisation), every ``every`` steps and at the last; never when off (0)."""
+    return every > 0 and (step % every == 0 or step == total_steps)
+
+
+@dataclass
+class Monitor:
+    """kNN accuracy of a backbone on the labelled set; keeps the run's curve (``history``) and the
+    seconds spent, both saved in checkpoints so that a resumed run continues them."""
+
+    labelled: LabelledSet
+    k: int = 200
+    temperature: float = 0.07
+    batch_size: int = 256
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    memory_format: torch.memory_format = torch.contiguous_format
+    amp: bool = False  # bf16 autocast (on GPU, as the training step)
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    features: Tensor | None = None  # of the latest look, on the CPU
+
+    def __post_init__(self) -> None:
+        self.normalize = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+    @property
+    def classes(self) -> int:
+        return len(self.labelled.classes)
+
+    def extract(self, backbone: nn.Module) -> Tensor:
+        """Pooled features of the labelled set, without a trace on the backbone or on any RNG."""
+        cuda = self.device.type == "cuda"
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda and self.amp)
+        with torch.random.fork_rng(devices=[self.device] if cuda else []), eval_mode(backbone), autocast:
+            parts = []
+            for chunk in self.labelled.images.split(self.batch_size):
+                images = self.normalize(chunk.to(self.device, non_blocking=True))
+                parts.append(backbone(images.contiguous(memory_format=self.memory_format)).float())
+        return torch.cat(parts)
+
+    def look(self, backbone: nn.Module, step: int) -> dict[str, float]:
+        """kNN top-1 / top-5 (%) of the queries against the bank at ``step``; appended to the history."""
+        started = time.perf_counter()
+        features = self.extract(backbone)
+        bank, labels = self.labelled.bank.to(features.device), self.labelled.labels.to(features.device)
+        accuracy = knn_accuracy(
+            features[~bank], labels[~bank], features[bank], labels[bank], self.classes, self.k, self.temperature
+        )
+        self.features = features.cpu()
+        self.seconds += time.perf_counter() - started
+        metrics = {"knn_top1": accuracy[1], "knn_top5": accuracy[5]}
+        self.history.append({"step": step, **metrics})
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history, self.seconds = list(state["history"]), float(state["seconds"])
+
+    def summary(self) -> dict[str, Any]:
+        """What a run's summary keeps of the monitor: its curve, its set and its cost."""
+        return {
+            "steps": [h["step"] for h in self.history],
+            "knn_top1": [h["knn_top1"] for h in self.history],
+            "knn_top5": [h["knn_top5"] for h in self.history],
+            "bank_images": int(self.labelled.bank.sum()),
+            "query_images": int((~self.labelled.bank).sum()),
+            "classes": self.classes,
+            "k": min(self.k, int(self.labelled.bank.sum())),
+            "temperature": self.temperature,
+            "seconds": self.seconds,
+        }
+
+    def save_features(self, path: str | Path) -> None:
+        """The latest look's features with their labels and classes (the embedding's input)."""
+        if self.features is None:
+            raise RuntimeError("the monitor has not looked at the model yet")
+        buffer = io.BytesIO()
+        labelled = self.labelled
+        torch.save(
+            {"features": self.features, "labels": labelled.labels, "bank": labelled.bank, "classes": labelled.classes},
+            buffer,
+        )
+        write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_features(path: str | Path) -> dict[str, Any]:
+    """A run's saved monitor features (see :meth:`Monitor.save_features`)."""
+    if not Path(path).is_file():
+        raise DatasetError(f"{path}: monitor features missing; the pretraining run writes them at its end")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,39 @@
+"""Intervals over seeds: Student's t confidence interval of a mean, from n runs that differ only by
+their seed. With one run there is no spread to estimate, hence no interval."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float | None  # None with fewer than two values
+    high: float | None
+    n: int
+
+    def contains(self, value: float) -> bool | None:
+        """Whether ``value`` lies inside the interval; None when there is no interval."""
+        if self.low is None or self.high is None:
+            return None
+        return self.low <= value <= self.high
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
+    """mean +- t_{(1+c)/2, n-1} * s / sqrt(n), s the sample standard deviation (n - 1 in its denominator)."""
+    from scipy.stats import t  # scipy.stats takes a second to import: only the tables need it
+
+    n = len(values)
+    if n == 0:
+        raise ValueError("an interval needs at least one value")
+    mean = math.fsum(values) / n
+    if n == 1:
+        return Interval(mean, None, None, 1)
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    half = float(t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
