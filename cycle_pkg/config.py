@@ -120,6 +120,20 @@ class LossConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """The representation monitor inside pretraining (cycle_pkg/monitor.py): a weighted kNN classifier
+    (k nearest, votes exp(cos / T), the instance-discrimination literature's) on the query backbone's
+    pooled features of a fixed labelled set, the first images of each class of data.imagenet_root."""
+
+    dataset: Literal["imagenet", "imagenet100"] = "imagenet100"  # every class, or ImageNet-100's
+    bank_per_class: int = 20  # labelled images from train/ that vote
+    queries_per_class: int = 10  # images from val/ that are classified
+    image_size: int | None = None  # centre crop (after a resize to 256/224 of it); None = pretrain.image_size
+    k: int = 200
+    temperature: float = 0.07
+
+
+@dataclass
 class PretrainConfig:
     """The optimisation recipe (MoCo's, with the paper's batch and learning rate)."""
 
@@ -139,6 +153,8 @@ class PretrainConfig:
     # Where MoCo v2 runs: "cpu" in the loader workers, "device" in batches on the training device (the
     # workers only read JPEG bytes); "auto" is "device" on CUDA and "cpu" elsewhere. Both draw the same parameters.
     augment_on: Literal["auto", "cpu", "device"] = "auto"
+    monitor_every: int = 1000  # steps between the monitor's looks (also at step 0 and the last); 0 = no monitor
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
 
 @dataclass
@@ -336,6 +352,8 @@ SETTING_FACTS = (
     SettingFacts("pretrain.checkpoint_every", resumable=True),
     SettingFacts("pretrain.log_every", resumable=True),
     SettingFacts("pretrain.max_steps", resumable=True),
+    SettingFacts("pretrain.monitor_every", resumable=True),  # the monitor only looks: training is the same
+    SettingFacts("pretrain.monitor.", resumable=True),
     SettingFacts("mlflow.", resumable=True),
     SettingFacts("results", resumable=True),
     SettingFacts("scale", resumable=True),

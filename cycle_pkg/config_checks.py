@@ -39,7 +39,21 @@ def validate(config: Config) -> None:
             f"{what} must be at least 2 and divide pretrain.batch_size ({pretrain.batch_size}): keys are "
             "BatchNorm-ed in groups of that many samples; set model.key_bn_group to such a size"
         )
+    validate_monitor(config)
     validate_eval(config.eval)
+
+
+def validate_monitor(config: Config) -> None:
+    every, monitor = config.pretrain.monitor_every, config.pretrain.monitor
+    if every < 0:
+        raise ConfigError(f"pretrain.monitor_every ({every}) must be a number of steps, or 0 for no monitor")
+    for name in ("bank_per_class", "queries_per_class", "k"):
+        if getattr(monitor, name) < 1:
+            raise ConfigError(f"pretrain.monitor.{name} must be at least 1")
+    if monitor.temperature <= 0:
+        raise ConfigError(f"pretrain.monitor.temperature ({monitor.temperature}) must be positive")
+    if monitor.image_size is not None and monitor.image_size < 16:
+        raise ConfigError(f"pretrain.monitor.image_size ({monitor.image_size}) must be at least 16, or null")
 
 
 def validate_eval(cfg: EvalConfig) -> None:

@@ -13,6 +13,7 @@ and every random number generator is forked around the call (``tests/test_monito
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from .config import Config
 from .data.augment import IMAGENET_MEAN, IMAGENET_STD
 from .data.imagenet import imagefolder_samples, imagenet100_wnids
 from .errors import DatasetError
@@ -31,6 +33,7 @@ from .eval.features import ImageFiles, eval_mode
 from .eval.knn import knn_accuracy
 from .io_utils import write_bytes_atomic
 
+log = logging.getLogger(__name__)
 Samples = Sequence[tuple[Path, int]]
 FEATURES = "monitor_features.pt"  # the labelled set's features at the end of a run, for its embedding
 
@@ -162,10 +165,11 @@ class Monitor:
             "seconds": self.seconds,
         }
 
-    def save_features(self, path: str | Path) -> None:
-        """The latest look's features with their labels and classes (the embedding's input)."""
+    def save_features(self, path: str | Path, backbone: nn.Module) -> None:
+        """The latest look's features with their labels and classes (the embedding's input); those of
+        ``backbone`` now if this session has not looked (a run resumed at its last step)."""
         if self.features is None:
-            raise RuntimeError("the monitor has not looked at the model yet")
+            self.features = self.extract(backbone).cpu()
         buffer = io.BytesIO()
         labelled = self.labelled
         torch.save(
@@ -180,3 +184,25 @@ def load_features(path: str | Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise DatasetError(f"{path}: monitor features missing; the pretraining run writes them at its end")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def build_monitor(config: Config, device: torch.device, memory_format: torch.memory_format) -> Monitor | None:
+    """The monitor of a pretraining run (None when pretrain.monitor_every is 0), its labelled set
+    decoded by the run's loader processes."""
+    p, m = config.pretrain, config.pretrain.monitor
+    if p.monitor_every == 0:
+        return None
+    size = m.image_size or p.image_size
+    root = config.data.imagenet_root
+    labelled = load_labelled_set(root, m.dataset, m.bank_per_class, m.queries_per_class, size, p.workers)
+    log.info(
+        "monitor: kNN (k=%d, T=%g) of %d queries against %d labelled images of %d classes at %d px, every %d steps",
+        m.k,
+        m.temperature,
+        int((~labelled.bank).sum()),
+        int(labelled.bank.sum()),
+        len(labelled.classes),
+        size,
+        p.monitor_every,
+    )
+    return Monitor(labelled, m.k, m.temperature, config.eval.batch_size, device, memory_format, amp=p.amp)

@@ -26,14 +26,14 @@ class Interval:
 
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """mean +- t_{(1+c)/2, n-1} * s / sqrt(n), s the sample standard deviation (n - 1 in its denominator)."""
-    from scipy.stats import t  # scipy.stats takes a second to import: only the tables need it
-
     n = len(values)
     if n == 0:
         raise ValueError("an interval needs at least one value")
     mean = math.fsum(values) / n
     if n == 1:
         return Interval(mean, None, None, 1)
+    from scipy.stats import t  # a second to import: only intervals need it
+
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)

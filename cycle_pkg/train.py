@@ -7,10 +7,12 @@ uninterrupted one, because every random draw is either saved in the checkpoint (
 sampler) or derived from (seed, epoch, index) (the data).
 
 ``_pretrain`` is the job's outline, in the manner of MoCo's ``main_worker``: restore, build the data
-and the :class:`Training`, start the MLflow run, :func:`train_steps`, summarize. A step of
-:func:`train_steps` (MoCo's ``train``) is: the batch's views on the device (a ``DeviceFeed``, which
-decodes and augments the batch there on the device data path, ``pretrain.augment_on``),
-:func:`train_step`, the :class:`MetricsWindow` and its report, a checkpoint when due (:func:`save`).
+and the :class:`Training` (with its representation monitor on rank 0), start the MLflow run,
+:func:`train_steps`, summarize. A step of :func:`train_steps` (MoCo's ``train``) is: the batch's
+views on the device (a ``DeviceFeed``, which decodes and augments the batch there on the device data
+path, ``pretrain.augment_on``; the window counts the time it waits for them), :func:`train_step`, the
+monitor's look when due (:func:`look`), the :class:`MetricsWindow` and its report, a checkpoint when
+due (:func:`save`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import os
 import resource
 import signal
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -47,6 +50,7 @@ from .grid import grid_tags
 from .io_utils import write_json_atomic, write_text_atomic
 from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
+from .monitor import FEATURES, Monitor, build_monitor, is_due
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -59,7 +63,12 @@ NO_BUFFER_SYNC = (
 )
 CPU = torch.device("cpu")
 SUMMARY = "summary.json"
+# What a run counts over its sessions (kept in checkpoints): frames it skipped, seconds of training
+# steps (the monitor's looks excluded) and, within those, seconds its steps waited for the loader.
+MONITOR_BUDGET = 0.05  # of the training time, which the monitor's looks should stay under
+COUNTERS = {"skipped_frames": 0, "train_seconds": 0.0, "data_wait_seconds": 0.0}
 CONFIG = "config.json"  # the settings of a run, written when it starts
+T = TypeVar("T")
 
 
 @dataclass
@@ -243,12 +252,15 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     steps_per_epoch, total_steps = plan_steps(config, len(dataset))
     loader = build_loader(dataset, config, runtime, state["step"] if state else 0, total_steps)
     training = build_training(config, run, runtime, steps_per_epoch, total_steps, state)
+    attach_monitor(training, runtime, state)
     if runtime.is_main and not (run_dir / CONFIG).is_file():
         write_json_atomic(run_dir / CONFIG, config.to_dict())
     mlflow_run = start_mlflow_run(config, run, run_dir, runtime, extra_tags)
     last_metrics = train_steps(training, loader, runtime, mlflow_run, checkpoint_path)
     summary = summarize(training, runtime, checkpoint_path, mlflow_run.run_id, last_metrics)
     if runtime.is_main:
+        if training.monitor is not None:
+            training.monitor.save_features(run_dir / FEATURES, training.model.encoder_q.backbone)
         write_json_atomic(run_dir / SUMMARY, summary)
         mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
         mlflow_run.end("FINISHED")
@@ -293,7 +305,8 @@ class Training:
     steps_per_epoch: int
     total_steps: int
     step: int = 0
-    counters: dict[str, Any] = field(default_factory=lambda: {"skipped_frames": 0, "train_seconds": 0.0})
+    counters: dict[str, Any] = field(default_factory=lambda: dict(COUNTERS))
+    monitor: Monitor | None = None  # on rank 0, unless pretrain.monitor_every is 0
 
     def checkpoint(self) -> dict[str, Any]:
         return {
@@ -305,6 +318,7 @@ class Training:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "counters": self.counters,
+            "monitor": None if self.monitor is None else self.monitor.state_dict(),
         }
 
 
@@ -328,13 +342,23 @@ def build_training(
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        training.step, training.counters = state["step"], state["counters"]
+        training.step, training.counters = state["step"], {**COUNTERS, **state["counters"]}
         log.info("resuming %s from step %d of %d", run, training.step, total_steps)
     if runtime.world > 1:
         training.network = DistributedDataParallel(
             model, device_ids=[runtime.device.index] if cuda else None, **NO_BUFFER_SYNC
         )
     return training
+
+
+def attach_monitor(training: Training, runtime: Runtime, state: dict[str, Any] | None) -> None:
+    """The representation monitor, on rank 0 only (the other ranks go on to their next step and wait
+    for rank 0 in its collectives), with its curve so far when the run resumes."""
+    if not runtime.is_main:
+        return
+    training.monitor = build_monitor(training.config, runtime.device, training.memory_format)
+    if training.monitor is not None and state is not None and state.get("monitor"):
+        training.monitor.load_state_dict(state["monitor"])
 
 
 def pretrain_tags(config: Config, run: str) -> dict[str, str]:
@@ -355,7 +379,8 @@ def start_mlflow_run(
 
 
 class MetricsWindow:
-    """The losses summed over the steps since the last report, and the time those steps took."""
+    """The losses summed over the steps since the last report, the time those steps took (the
+    monitor's looks set aside) and the part of it they waited for the loader."""
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
@@ -365,21 +390,35 @@ class MetricsWindow:
     def _restart(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
         self.steps, self.started = 0, time.perf_counter()
+        self.waited = self.set_aside = 0.0
 
     def add(self, losses: dict[str, torch.Tensor]) -> None:
         self.steps += 1
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0) + value.detach()
 
+    def batches(self, feed: Iterable[T]) -> Iterator[T]:
+        """The feed's items (a step's views); the seconds spent waiting for each count in the window."""
+        batches = iter(feed)
+        while True:
+            started = time.perf_counter()
+            batch = next(batches, None)
+            self.waited += time.perf_counter() - started
+            if batch is None:
+                return
+            yield batch
+
     def report(self, training: Training, lr: float) -> dict[str, float]:
-        """The window's mean losses, rate and the run's position; its time is added to the run's
-        ``train_seconds``, and the next window starts."""
-        elapsed = time.perf_counter() - self.started
+        """The window's mean losses, rate, data wait and the run's position; its time is added to
+        the run's ``train_seconds``, and the next window starts."""
+        elapsed = time.perf_counter() - self.started - self.set_aside
         training.counters["train_seconds"] += elapsed
+        training.counters["data_wait_seconds"] += self.waited
         metrics = {f"loss_{k}" if k != "total" else "loss": float(v) / self.steps for k, v in self.sums.items()}
         metrics.update(
             lr=lr,
             pairs_per_second=self.steps * self.batch_size / elapsed,
+            data_wait_fraction=self.waited / elapsed,
             epoch=training.step / training.steps_per_epoch,
             skipped_frames=training.counters["skipped_frames"],
         )
@@ -413,8 +452,9 @@ def save(training: Training, checkpoint_path: Path, runtime: Runtime) -> None:
 def train_steps(
     training: Training, loader: DataLoader, runtime: Runtime, mlflow_run: MlflowRun, checkpoint_path: Path
 ) -> dict[str, float]:
-    """The step loop, from the restored step to the last (in the manner of MoCo's train): a
-    checkpoint every ``checkpoint_every`` steps, at the end and on preemption; the last metrics."""
+    """The step loop, from the restored step to the last (in the manner of MoCo's train): the
+    monitor's looks when due, a checkpoint every ``checkpoint_every`` steps, at the end and on
+    preemption; the last metrics."""
     p, run = training.config.pretrain, training.run
     preemption = PreemptionFlag()
     progress = tqdm(
@@ -427,12 +467,17 @@ def train_steps(
     feed = iter(DeviceFeed(loader, runtime.device, p.image_size, training.memory_format, prefetch=cuda))
     try:
         training.model.train()
-        for views, skipped in feed:
+        monitored = training.monitor is not None
+        if monitored and training.step == 0:
+            look(training, window, mlflow_run, progress)  # the initialisation: where the curve starts
+        for views, skipped in window.batches(feed):
             lr = cosine_lr(p.lr, training.step, training.total_steps)
             window.add(train_step(training, views, lr, autocast))
             training.counters["skipped_frames"] += skipped
             progress.update(1)
             last = training.step == training.total_steps
+            if monitored and is_due(training.step, p.monitor_every, training.total_steps):
+                look(training, window, mlflow_run, progress)
             if training.step % p.log_every == 0 or last:
                 log_window(window.report(training, lr), training, mlflow_run, progress)
             stopping = preemption.agreed(runtime)
@@ -455,15 +500,45 @@ def train_steps(
 def log_window(metrics: dict[str, float], training: Training, mlflow_run: MlflowRun, progress: tqdm) -> None:
     """A window's metrics to MLflow, the progress bar and the log."""
     mlflow_run.log_metrics(metrics, step=training.step)
-    progress.set_postfix(loss=f"{metrics['loss']:.3f}", pairs_s=f"{metrics['pairs_per_second']:.0f}")
+    show(progress, metrics, training.monitor)
     log.info("step %d/%d %s", training.step, training.total_steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def look(training: Training, window: MetricsWindow, mlflow_run: MlflowRun, progress: tqdm) -> None:
+    """The monitor's kNN accuracy of the query backbone now, to MLflow, the progress bar and the
+    log; the look's time is set aside from the window's."""
+    started = time.perf_counter()
+    metrics = training.monitor.look(training.model.encoder_q.backbone, training.step)
+    window.set_aside += time.perf_counter() - started
+    mlflow_run.log_metrics(metrics, step=training.step)
+    show(progress, window.last, training.monitor)
+    log.info("monitor at step %d: %s", training.step, " ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+
+
+def show(progress: tqdm, metrics: dict[str, float], monitor: Monitor | None) -> None:
+    """The progress bar's latest loss and rate, and the monitor's latest kNN top-1."""
+    shown = {"loss": f"{metrics['loss']:.3f}", "pairs_s": f"{metrics['pairs_per_second']:.0f}"} if metrics else {}
+    if monitor is not None and monitor.history:
+        shown["knn_top1"] = f"{monitor.history[-1]['knn_top1']:.1f}"
+    progress.set_postfix(shown)
 
 
 def summarize(
     training: Training, runtime: Runtime, checkpoint_path: Path, run_id: str | None, last_metrics: dict[str, float]
 ) -> dict[str, Any]:
-    """The finished run's summary.json: its length, speed, memory and final metrics."""
-    p, total_steps = training.config.pretrain, training.total_steps
+    """The finished run's summary.json: its length, speed, memory, final metrics, the loader's share
+    of its time and the monitor's curve and cost (a cost above 5% of training time is flagged)."""
+    p, total_steps, monitor = training.config.pretrain, training.total_steps, training.monitor
+    seconds = max(training.counters["train_seconds"], 1e-9)
+    monitor_fraction = None if monitor is None else monitor.seconds / seconds
+    if monitor_fraction is not None and monitor_fraction > MONITOR_BUDGET:
+        log.warning(
+            "%s: the monitor's looks took %.1f%% of the training time (more than %.0f%%): raise pretrain.monitor_every "
+            "or shrink pretrain.monitor's set",
+            training.run,
+            100 * monitor_fraction,
+            100 * MONITOR_BUDGET,
+        )
     return {
         "run": training.run,
         "scale": training.config.scale,
@@ -474,10 +549,13 @@ def summarize(
         "processes": runtime.world,
         "device": str(runtime.device),
         "train_seconds": training.counters["train_seconds"],
-        "pairs_per_second": total_steps * p.batch_size / max(training.counters["train_seconds"], 1e-9),
+        "pairs_per_second": total_steps * p.batch_size / seconds,
+        "data_wait_fraction": training.counters["data_wait_seconds"] / seconds,
         "peak_memory_mb": peak_memory_mb(runtime.device),
         "skipped_frames": training.counters["skipped_frames"],
         "final_metrics": last_metrics,
+        "monitor": None if monitor is None else monitor.summary(),
+        "monitor_fraction": monitor_fraction,
         "checkpoint": str(checkpoint_path),
         "mlflow_run_id": run_id,
         "config": training.config.to_dict(),

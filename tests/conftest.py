@@ -72,8 +72,10 @@ def cycle_command(*args: str) -> list[str]:
 
 
 def pretrain_args(world: Path, results: Path, *overrides: str) -> list[str]:
-    """`cycle pretrain` on the test scale, reading ``world`` and writing under ``results``."""
-    sets = [f"data.r2v2_root={world / 'r2v2'}", f"results={results}", *overrides]
+    """`cycle pretrain` on the test scale, reading ``world`` (its R2V2, and its ImageNet for the
+    monitor) and writing under ``results``."""
+    sets = [f"data.r2v2_root={world / 'r2v2'}", f"data.imagenet_root={world / 'imagenet'}", f"results={results}"]
+    sets += overrides
     return ["pretrain", "--params", str(PARAMS), "--scale", "test", *(a for s in sets for a in ("--set", s))]
 
 

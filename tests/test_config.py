@@ -77,6 +77,15 @@ def test_neighbors_leave_negatives_and_topk_fits():
         load_config(PARAMS, "test", ["loss.topk=65"])
 
 
+def test_monitor_settings_are_checked():
+    with pytest.raises(ConfigError, match=r"pretrain.monitor_every \(-1\) must be a number of steps, or 0"):
+        load_config(PARAMS, "test", ["pretrain.monitor_every=-1"])
+    with pytest.raises(ConfigError, match="pretrain.monitor.k must be at least 1"):
+        load_config(PARAMS, "test", ["pretrain.monitor.k=0"])
+    with pytest.raises(ConfigError, match=r"pretrain.monitor.temperature \(0.0\) must be positive"):
+        load_config(PARAMS, "test", ["pretrain.monitor.temperature=0.0"])
+
+
 def test_override_needs_key_and_value():
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(PARAMS, "test", ["loss.lambda_cycle"])
@@ -101,6 +110,7 @@ def test_every_setting_fact_names_a_setting_or_a_section():
 
 def test_a_resumed_run_may_change_how_it_runs_but_not_what_it_computes():
     assert not any(affects_training(key) for key in ("pretrain.workers", "data.ucf101_root", "eval.linear.lr", "scale"))
+    assert not any(affects_training(key) for key in ("pretrain.monitor_every", "pretrain.monitor.k"))  # it only looks
     assert all(affects_training(key) for key in ("pretrain.lr", "data.r2v2_split", "data.r2v2_subset", "loss.topk"))
 
 

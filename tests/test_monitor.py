@@ -99,7 +99,7 @@ def test_monitor_classifies_a_separable_set_and_keeps_its_curve(tmp_path):
     resumed.load_state_dict(monitor.state_dict())
     assert resumed.summary()["steps"] == [0, 4]
 
-    monitor.save_features(tmp_path / FEATURES)
+    monitor.save_features(tmp_path / FEATURES, pool)
     saved = load_features(tmp_path / FEATURES)
     assert saved["features"].shape == (12, 3) and saved["classes"] == ["red", "green", "blue"]
     assert saved["bank"].tolist() == [True] * 9 + [False] * 3

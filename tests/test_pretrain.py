@@ -14,6 +14,7 @@ import torch
 from cycle_pkg import train
 from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.config import load_config
+from cycle_pkg.monitor import FEATURES, load_features
 
 from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle
 
@@ -50,6 +51,19 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     assert len(run.data.tags["mlflow.source.git.commit"]) >= 7
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss_cycle")
     assert [m.step for m in history] == [2, 4, 6, 8, 10, 12]
+
+    # the representation monitor: the test scale looks at steps 0, 4, 8 and 12, on 6 classes
+    monitor = summary["monitor"]
+    assert monitor["steps"] == [0, 4, 8, 12] and monitor["classes"] == 6 and monitor["query_images"] == 12
+    assert all(0 <= v <= 100 for v in monitor["knn_top1"]) and monitor["knn_top5"][-1] >= monitor["knn_top1"][-1]
+    assert 0 < monitor["seconds"] and summary["monitor_fraction"] == monitor["seconds"] / summary["train_seconds"]
+    assert 0 <= summary["data_wait_fraction"] < 1
+    saved = load_features(run_dir / FEATURES)
+    assert len(saved["features"]) == monitor["bank_images"] + monitor["query_images"] == 36
+    top1 = mlflow.MlflowClient().get_metric_history(run.info.run_id, "knn_top1")
+    assert [m.step for m in top1] == [0, 4, 8, 12] and [m.value for m in top1] == monitor["knn_top1"]
+    wait = mlflow.MlflowClient().get_metric_history(run.info.run_id, "data_wait_fraction")
+    assert [m.step for m in wait] == [2, 4, 6, 8, 10, 12] and all(0 <= m.value < 1 for m in wait)
 
     again = run_cycle(pretrain_args(world, tmp_path / "results", "pretrain.workers=1"), cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
@@ -103,6 +117,8 @@ def test_preemption_signal_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_pa
     assert finished.returncode == 0, finished.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == step + 4 and summary["mlflow_run_id"] == run_id  # the same MLflow run, resumed
+    looks = summary["monitor"]["steps"]  # the curve goes on from the checkpoint's
+    assert looks[0] == 0 and looks == sorted(set(looks)) and looks[-1] == step + 4
     assert mlflow.get_run(run_id).info.status == "FINISHED"
 
 
@@ -116,6 +132,7 @@ def test_two_process_ddp_on_cpu(world, tmp_path):
     run_dir = tmp_path / "results" / "pretrain" / "r18"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 4
+    assert summary["monitor"]["steps"] == [0, 4]  # rank 0 looked while rank 1 waited in its next step
     state = load_checkpoint(run_dir / "checkpoint.pt")
     # the queues received the keys of both processes: 4 steps x global batch 16 = 64 keys, which
     # fill the cycle queue (96) to 64 and the intra queue (64) once round
@@ -188,7 +205,8 @@ def test_a_run_folder_with_other_settings_is_refused_or_set_aside(world, tmp_pat
 def test_device_data_path_resumes_to_the_same_weights(world, tmp_path, monkeypatch, loss):
     """MoCo v2 in batches in the training process, from loose JPEGs: two views of one frame (intra-image)
     and three views (k_++) train, and a crashed run resumes to the uninterrupted run's weights."""
-    sets = [f"data.r2v2_root={world / 'r2v2'}", "mlflow.enabled=false", "pretrain.augment_on=device", *loss]
+    sets = [f"data.r2v2_root={world / 'r2v2'}", f"data.imagenet_root={world / 'imagenet'}", "mlflow.enabled=false"]
+    sets += ["pretrain.augment_on=device", *loss]
     config = load_config(PARAMS, "test", [*sets, "pretrain.max_steps=4", "pretrain.checkpoint_every=2"])
     whole = train.pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 4 and whole["skipped_frames"] == 0 and whole["final_metrics"]["loss"] > 0

@@ -35,6 +35,7 @@ def one_thread():
 
 def shard_config(world, shards, *overrides):
     sets = [f"data.r2v2_root={world / 'r2v2'}", f"data.r2v2_shards={shards}", "data.r2v2_format=shards"]
+    sets.append(f"data.imagenet_root={world / 'imagenet'}")  # the monitor's labelled set
     sets.append("data.r2v2_subset=false")  # the whole split, unless a test asks for R2V2-S
     return load_config(PARAMS, "test", [*sets, "mlflow.enabled=false", *overrides])
 

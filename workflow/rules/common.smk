@@ -104,6 +104,11 @@ def pretrain_data(run):
     return shard_index(data) if data.r2v2_format == "shards" else data_report("r2v2")
 
 
+def monitor_data(run):
+    """The ImageNet copy whose labelled set the run's representation monitor reads, if it has one."""
+    return [data_report("imagenet")] if run_config(run).pretrain.monitor_every else []
+
+
 def pretrain_launcher(wildcards, threads, resources):
     """torchrun with one process per GPU when the job has several (it passes SIGUSR1, SLURM's
     warning before the time limit, on to them); otherwise the package itself on `threads` cores."""

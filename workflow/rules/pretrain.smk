@@ -6,6 +6,7 @@ failed attempt never has its checkpoint removed."""
 rule pretrain:
     input:
         data=lambda w: pretrain_data(w.run),
+        monitor=lambda w: monitor_data(w.run),
         mlflow=MLFLOW_MARKER,
     output:
         f"{RESULTS}/pretrain/{{run}}/summary.json",
