@@ -58,8 +58,10 @@ def test_shards_follow_the_webdataset_convention(world, sharded):
     assert [s["videos"] for s in index["shards"]] == [PER_SHARD] * full + ([rest] if rest else [])
     urls = [str(folder / s["name"]) for s in index["shards"]]
     samples = list(webdataset.WebDataset(urls, shardshuffle=False, empty_check=False))
-    assert [s["__key__"] for s in samples] == [v.video_id for v in videos]  # sharded in id-list order
-    first, video = samples[0], videos[0]
+    ranked = sorted(videos, key=lambda v: subset_rank(v.video_id))  # R2V2-S's fixed hashed order
+    assert [s["__key__"] for s in samples] == [v.video_id for v in ranked]
+    assert [s["__key__"] for s in samples] != [v.video_id for v in videos]  # not the id list's order
+    first, video = samples[0], ranked[0]
     assert set(first) - {"__key__", "__url__", "__local_path__"} == {"json", *(f"{n:06d}.jpg" for n in video.frames)}
     frame = f"{video.frames[0]:06d}.jpg"
     source = world / "r2v2" / "train" / video.video_id[:2] / f"{video.video_id}_{frame[:-4]}.jpg"
@@ -70,6 +72,18 @@ def test_shards_follow_the_webdataset_convention(world, sharded):
         "index": 0,
         "frames": list(video.frames),
     }
+
+
+def test_shards_do_not_depend_on_the_id_lists_order(world, sharded, tmp_path):
+    """A copy of R2V2 whose id list is reversed shards into the same bytes."""
+    copy = tmp_path / "r2v2"
+    copy.mkdir()
+    (copy / "train").symlink_to(world / "r2v2" / "train")
+    lines = (world / "r2v2" / "r2v2_ids_train.txt").read_text().splitlines()
+    (copy / "r2v2_ids_train.txt").write_text("\n".join(reversed(lines)) + "\n")
+    index = write_shards(copy, tmp_path / "shards", "train", None, PER_SHARD, None, progress=False)
+    expected = json.loads((shard_dir(sharded.data) / "index.json").read_text())
+    assert [s["sha256"] for s in index["shards"]] == [s["sha256"] for s in expected["shards"]]
 
 
 def test_samples_can_be_read_from_the_middle_of_a_shard(sharded):
@@ -123,8 +137,8 @@ def test_subset_shards_resized_and_resumed_after_an_interruption(world, tmp_path
 def test_unreadable_source_frames_are_left_out_and_counted(world, tmp_path):
     root = tmp_path / "r2v2"
     shutil.copytree(world / "r2v2", root)
-    videos = read_id_list(root / "r2v2_ids_train.txt")
-    damaged, lost = videos[0], videos[1]
+    videos = sorted(read_id_list(root / "r2v2_ids_train.txt"), key=lambda v: subset_rank(v.video_id))
+    damaged, lost = videos[0], videos[1]  # the first two in sharded order
     frame = root / "train" / damaged.video_id[:2] / f"{damaged.video_id}_{damaged.frames[1]:06d}.jpg"
     frame.write_bytes(frame.read_bytes()[:200])
     for number in lost.frames:

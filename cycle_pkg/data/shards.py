@@ -2,10 +2,13 @@
 
 A shard ``<split>-000000.tar`` holds, for each video ``<id>``, the member ``<id>.json`` (id, split,
 frame numbers, and the video's position in the sharded list) followed by one ``<id>.<frame:06d>.jpg``
-per frame, re-encoded with the short side resized when a size is given. ``index.json`` lists the
-shards with their video and frame counts, size, sha256 and the byte offset of every sample, so that a
-reader can start in the middle of a shard. It is written last: a folder without it is incomplete, and
-rerunning the command resumes at the first shard that is not finished.
+per frame, re-encoded with the short side resized when a size is given. Videos are sharded in the
+fixed hashed order of :func:`cycle_pkg.data.r2v2.subset_rank`, whole split or R2V2-S alike: the id
+list's neighbours (often clips of one source) would otherwise share a shard and a shuffle buffer.
+
+``index.json`` lists the shards with their video and frame counts, size, sha256 and the byte offset
+of every sample, so that a reader can start in the middle of a shard. It is written last: a folder
+without it is incomplete, and rerunning the command resumes at the first shard that is not finished.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ from ..config import DataConfig
 from ..errors import DatasetError
 from ..io_utils import atomic_file, write_json_atomic
 from .download import file_digest
-from .r2v2 import Video, frame_relpath, read_videos
+from .r2v2 import Video, frame_relpath, read_videos, subset_rank
 
 log = logging.getLogger(__name__)
-FORMAT = "cycle_pkg.r2v2-shards/1"
+FORMAT = "cycle_pkg.r2v2-shards/2"  # /1 wrote the whole split in id-list order
 INDEX = "index.json"
 PARTIAL = ".partial"
 REBUILD = "delete the folder and run `cycle data r2v2-shards` again"
@@ -169,7 +172,7 @@ def write_shards(
         shutil.rmtree(out)
     write_json_atomic(partial / "settings.json", settings)
 
-    videos = read_videos(root, split, subset)
+    videos = sorted(read_videos(root, split, subset), key=lambda v: subset_rank(v.video_id))
     chunks = [list(enumerate(videos))[i : i + videos_per_shard] for i in range(0, len(videos), videos_per_shard)]
     names = [f"{split}-{number:06d}.tar" for number in range(len(chunks))]
     entries: dict[str, dict[str, Any]] = {}
