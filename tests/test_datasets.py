@@ -104,6 +104,10 @@ def test_frame_and_clip_sampling():
     assert random_clips.min() >= 0 and random_clips.max() <= 99 and len({tuple(c) for c in random_clips}) > 5
     again = clip_frames(100, 25.0, 8, 16.0, 10, generator=torch.Generator().manual_seed(0))
     assert (again == random_clips).all()
+    # 2 s at 16 fps from a 1.2 s video (30 frames at 25 fps): the 20 frames it has at 16 fps, then again
+    short = clip_frames(30, 25.0, 32, 16.0, 2)
+    has = [0, 1, 3, 4, 6, 7, 9, 10, 12, 14, 15, 17, 18, 20, 21, 23, 25, 26, 28, 29]
+    assert short.tolist() == [has + has[:12]] * 2
 
 
 # Tracking

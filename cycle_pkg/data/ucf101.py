@@ -120,16 +120,20 @@ def clip_frames(
 ) -> np.ndarray:
     """(clips, frames_per_clip) indices of clips resampled to ``clip_fps`` (e.g. 8 frames at 16 fps
     from 25 fps video). Starts are spread evenly over the video (testing), or uniformly random when a
-    ``generator`` is given (training); a clip longer than the video repeats its last frame."""
+    ``generator`` is given (training). A clip longer than the video starts at its first frame and
+    loops over the frames it has, as AVID-CMA pads a short clip."""
     step = video_fps / clip_fps
-    span = (frames_per_clip - 1) * step + 1
-    room = max(0.0, num_frames - span)
+    offsets = np.arange(frames_per_clip) * step
+    room = max(0.0, num_frames - offsets[-1] - 1)
     if generator is None:
         starts = np.linspace(0, room, clips)
     else:
         starts = torch.rand(clips, generator=generator, dtype=torch.float64).numpy() * room
-    indices = np.floor(starts[:, None] + np.arange(frames_per_clip) * step).astype(np.int64)
-    return np.clip(indices, 0, num_frames - 1)
+    indices = np.floor(starts[:, None] + offsets).astype(np.int64)
+    within = int((np.floor(offsets) < num_frames).sum())
+    if within < frames_per_clip:
+        indices = indices[:, np.arange(frames_per_clip) % within]
+    return np.minimum(indices, num_frames - 1)  # against float rounding at the last frame
 
 
 def ucf101_present(root: str | Path) -> bool:

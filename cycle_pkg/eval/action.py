@@ -1,4 +1,4 @@
-"""UCF101 action recognition on frozen per-frame features (Tables 9-10), AVID-CMA's linear setting.
+"""UCF101 action recognition on frozen per-frame features (Table 10), AVID-CMA's linear setting.
 
 A clip is 8 frames at 16 fps (0.5 s); its feature is the frozen 2D backbone's pooled features
 averaged over the frames. Dropout (0.5) and one linear layer classify it. Training draws 10 random
@@ -8,6 +8,9 @@ warm-up epochs at a constant lr, then 16 epochs with lr x0.3 at epochs 6, 10 and
 At test, 10 clips spread evenly over each video, Resize(256) + CenterCrop(224), their softmax
 averaged: video top-1. Because the backbone is frozen, an epoch's clip features are computed first
 and the classifier then runs over them in shuffled batches, which is the same computation.
+
+The clip sampling, transforms, schedule and accuracies are shared with the fine-tuning protocol of
+Table 9 (:mod:`cycle_pkg.eval.finetune`), which trains the backbone too.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,65 +40,116 @@ from .video import Video, VideoClips, VideoReader, clip_features
 log = logging.getLogger(__name__)
 
 
-def train_transform(cfg: ActionEvalConfig) -> v2.Compose:
-    """One draw of crop, flip and jitter for all frames of a clip (v2 treats (t, 3, H, W) as a batch
-    sharing its random parameters)."""
+# What each seeded draw of a clip is for: its frames, its crop and flip, its colour.
+POSITIONS, GEOMETRY, COLOUR = range(3)
+RANDOM_TEST = 2**32 - 1  # the epoch key of test clips at random times (fine-tuning's clip top-1)
+
+
+def seed_of(*key: int) -> int:
+    """A 32-bit seed for one random draw, from a key such as (seed, epoch, video index, purpose)."""
+    return int(np.random.SeedSequence(list(key)).generate_state(1)[0])
+
+
+def normalize() -> v2.Compose:
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def crop_transform(cfg: ActionEvalConfig) -> v2.Compose:
+    """A clip's random geometry: one RandomResizedCrop(image_size, scale (min_area, 1)) and flip for all
+    its frames (v2 treats (t, 3, H, W) as a batch sharing its random parameters)."""
     return v2.Compose(
-        [
-            v2.RandomResizedCrop(cfg.image_size, scale=(cfg.min_area, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(*cfg.color_jitter),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
+        [v2.RandomResizedCrop(cfg.image_size, scale=(cfg.min_area, 1.0), antialias=True), v2.RandomHorizontalFlip()]
     )
+
+
+def colour_transform(cfg: ActionEvalConfig) -> v2.Compose:
+    """A clip's random colour jitter (one draw for all its frames), then float and normalisation."""
+    return v2.Compose([v2.ColorJitter(*cfg.color_jitter), normalize()])
+
+
+def train_transform(cfg: ActionEvalConfig) -> v2.Compose:
+    return v2.Compose([crop_transform(cfg), colour_transform(cfg)])
+
+
+def test_crop(cfg: ActionEvalConfig) -> v2.Compose:
+    return v2.Compose([v2.Resize(cfg.resize, antialias=True), v2.CenterCrop(cfg.image_size)])
 
 
 def test_transform(cfg: ActionEvalConfig) -> v2.Compose:
-    return v2.Compose(
-        [
-            v2.Resize(cfg.resize, antialias=True),
-            v2.CenterCrop(cfg.image_size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-        ]
-    )
+    return v2.Compose([test_crop(cfg), normalize()])
 
 
 class TrainClips:
-    """``train_clips`` clips at random times of a video, drawn from (seed, epoch, video index)."""
+    """``count`` clips (default ``train_clips``) at random times of a video, each with its own draw of
+    ``transform`` (default: crop, flip and colour); every draw comes from (seed, epoch, video index)."""
 
-    def __init__(self, cfg: ActionEvalConfig, epoch: int):
-        self.cfg, self.epoch, self.transform = cfg, epoch, train_transform(cfg)
+    def __init__(self, cfg: ActionEvalConfig, epoch: int, count: int | None = None, transform=None):
+        self.cfg, self.epoch = cfg, epoch
+        self.count = cfg.train_clips if count is None else count
+        self.transform = transform or train_transform(cfg)
 
     def __call__(self, frames: Tensor, fps: float, index: int) -> Tensor:
         cfg = self.cfg
-        seed = int(np.random.SeedSequence([cfg.seed, self.epoch, index]).generate_state(1)[0])
-        generator = torch.Generator().manual_seed(seed)
-        indices = clip_frames(len(frames), fps, cfg.clip_frames, cfg.clip_fps, cfg.train_clips, generator)
+        generator = torch.Generator().manual_seed(seed_of(cfg.seed, self.epoch, index, POSITIONS))
+        indices = clip_frames(len(frames), fps, cfg.clip_frames, cfg.clip_fps, self.count, generator)
+        seed = seed_of(cfg.seed, self.epoch, index, GEOMETRY)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # the transforms draw from torch's global generator
+            torch.manual_seed(seed)
             return torch.stack([self.transform(frames[clip]) for clip in indices])
 
 
 class TestClips:
-    """``test_clips`` clips spread evenly over a video, centre-cropped."""
+    """``count`` clips (default ``test_clips``) of a video, resized and centre-cropped (``transform``,
+    default: also normalised): spread evenly over it, or at random times drawn from (seed, video index)."""
 
-    def __init__(self, cfg: ActionEvalConfig):
-        self.cfg, self.transform = cfg, test_transform(cfg)
+    def __init__(self, cfg: ActionEvalConfig, count: int | None = None, random: bool = False, transform=None):
+        self.cfg, self.random = cfg, random
+        self.count = cfg.test_clips if count is None else count
+        self.transform = transform or test_transform(cfg)
 
     def __call__(self, frames: Tensor, fps: float, index: int) -> Tensor:
         cfg = self.cfg
-        indices = clip_frames(len(frames), fps, cfg.clip_frames, cfg.clip_fps, cfg.test_clips)
+        generator = None
+        if self.random:
+            generator = torch.Generator().manual_seed(seed_of(cfg.seed, RANDOM_TEST, index, POSITIONS))
+        indices = clip_frames(len(frames), fps, cfg.clip_frames, cfg.clip_fps, self.count, generator)
         return torch.stack([self.transform(frames[clip]) for clip in indices])
 
     def __repr__(self) -> str:
-        cfg = self.cfg
-        return f"TestClips({cfg.test_clips} clips, {cfg.clip_frames} frames at {cfg.clip_fps} fps, {self.transform!r})"
+        cfg, where = self.cfg, "at random times" if self.random else "spread evenly"
+        return (
+            f"TestClips({self.count} clips {where}, {cfg.clip_frames} frames at {cfg.clip_fps} fps, {self.transform!r})"
+        )
 
 
 def learning_rate(cfg: ActionEvalConfig, epoch: int) -> float:
     return cfg.lr * cfg.lr_decay ** sum(epoch >= m for m in cfg.milestones)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """One epoch of the protocols' schedule: AVID-CMA's classifier warm-up at a constant lr, then the
+    main phase with lr x ``lr_decay`` at each milestone (each phase starts with a fresh Adam)."""
+
+    phase: Literal["warm-up", "main"]
+    number: int  # within its phase, from 0
+    lr: float
+
+
+def schedule(cfg: ActionEvalConfig) -> list[Epoch]:
+    warmup = [Epoch("warm-up", e, cfg.lr) for e in range(cfg.warmup_epochs)]
+    return warmup + [Epoch("main", e, learning_rate(cfg, e)) for e in range(cfg.epochs)]
+
+
+def clip_accuracy(probabilities: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """Top-k (%) of every clip on its own; ``probabilities`` is (videos, clips, classes)."""
+    clips = probabilities.shape[1]
+    return topk_accuracy(probabilities.flatten(0, 1), labels.repeat_interleave(clips), ks)
+
+
+def video_accuracy(probabilities: Tensor, labels: Tensor, ks: Sequence[int] = (1, 5)) -> dict[int, float]:
+    """Top-k (%) of each video's clips' softmax averaged; ``probabilities`` is (videos, clips, classes)."""
+    return topk_accuracy(probabilities.mean(dim=1), labels, ks)
 
 
 def action_recognition(
@@ -114,17 +169,16 @@ def action_recognition(
     classifier = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(backbone.width, classes)).to(backbone.device)
     train_labels = torch.tensor([label for _, label in train])
     generator = torch.Generator().manual_seed(cfg.seed)
-    schedule = [("warm-up", e, cfg.lr) for e in range(cfg.warmup_epochs)]
-    schedule += [("main", e, learning_rate(cfg, e)) for e in range(cfg.epochs)]
     optimizer = None
     loss = float("nan")
-    for step, (phase, epoch, lr) in enumerate(tqdm(schedule, desc="action recognition", dynamic_ncols=True)):
-        if epoch == 0:  # AVID-CMA starts the warm-up and the main phase with a fresh Adam
-            optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, weight_decay=0.0)
+    for step, epoch in enumerate(tqdm(schedule(cfg), desc="action recognition", dynamic_ncols=True)):
+        if epoch.number == 0:
+            optimizer = torch.optim.Adam(classifier.parameters(), lr=epoch.lr, weight_decay=0.0)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = epoch.lr
         clips = VideoClips(train, read_video, TrainClips(cfg, step))
-        features = clip_features(backbone, clips, eval_cfg.batch_size, eval_cfg.workers, f"{phase} epoch {epoch + 1}")
+        desc = f"{epoch.phase} epoch {epoch.number + 1}"
+        features = clip_features(backbone, clips, eval_cfg.batch_size, eval_cfg.workers, desc)
         features = features.flatten(0, 1)
         labels = train_labels.repeat_interleave(cfg.train_clips)
         order = torch.randperm(len(features), generator=generator)
@@ -138,9 +192,9 @@ def action_recognition(
             optimizer.step()
             losses.append(batch_loss.item())
         loss = sum(losses) / len(losses)
-        log.info("%s epoch %d: lr %.3g, loss %.4f", phase, epoch + 1, lr, loss)
+        log.info("%s epoch %d: lr %.3g, loss %.4f", epoch.phase, epoch.number + 1, epoch.lr, loss)
         if on_epoch is not None:
-            on_epoch(step + 1, {"train_loss": loss, "lr": lr})
+            on_epoch(step + 1, {"train_loss": loss, "lr": epoch.lr})
 
     sampler = TestClips(cfg)
     test_features = cache.get(
@@ -157,8 +211,8 @@ def action_recognition(
     with torch.no_grad():
         probabilities = classifier(test_features.flatten(0, 1).to(backbone.device)).softmax(dim=1).cpu()
     probabilities = probabilities.view(len(test), cfg.test_clips, -1)
-    video = topk_accuracy(probabilities.mean(dim=1), test_labels, ks=(1, 5))
-    clip = topk_accuracy(probabilities.flatten(0, 1), test_labels.repeat_interleave(cfg.test_clips), ks=(1,))
+    video = video_accuracy(probabilities, test_labels)
+    clip = clip_accuracy(probabilities, test_labels, ks=(1,))
     backbone.check_unchanged()
     return {
         "top1": video[1],
