@@ -53,10 +53,12 @@ def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
     tables = paper_tables()
     assert [t.number for t in tables.values()] == list(range(1, 12))
     ours = {(name, i): grid.model_of(name, i) for name, t in tables.items() for i in range(len(t.rows))}
-    # Grid points shared between tables are trained once (R18, full loss: Tables 1, 2, 4, 6, 8, 9, 10, 11).
-    shared = ["table1", "table2", "table4", "table6", "table8", "table9", "table10", "table11"]
-    assert grid.tables_of("r18") == sorted(shared)
-    assert len(grid.runs) == 24 and len(grid.jobs()) == 39
+    # Grid points shared between tables are trained once (R18, full loss, R2V2-S: Tables 1, 2, 4, 6, 8; on the
+    # whole R2V2, as Tables 9-11 print it: those three).
+    assert grid.tables_of("r18") == sorted(["table1", "table2", "table4", "table6", "table8"])
+    assert grid.tables_of("r18-r2v2") == sorted(["table9", "table10", "table11"])
+    assert grid.runs["r18-r2v2-intra_image"] == ["data.r2v2_subset=false", 'loss.components="intra_image"']
+    assert len(grid.runs) == 27 and len(grid.jobs()) == 39
     assert ours[("table6", 3)] == ours[("table8", 1)] == "r18"
     assert grid.runs["r18-m4096"] == ["loss.neighbors=4096"]
     assert grid.runs["r18-cycle-m128-kpp"] == [
@@ -65,7 +67,7 @@ def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
         "loss.query_view_in_neighbors=true",
     ]
     # paper-only rows: other methods (Tables 1, 3, 9, 11) and baselines without a checkpoint given
-    assert sum(model is None for model in ours.values()) == 38
+    assert sum(model is None for model in ours.values()) == 44
 
 
 def test_small_scales_map_the_papers_sizes():
@@ -78,17 +80,20 @@ def test_paper_dag_with_the_slurm_profile():
     result = snakemake("--profile", "slurm", "--dry-run")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
-    assert counts["pretrain"] == 24 and counts["evaluate"] == 39 and counts["table"] == 11
+    assert counts["pretrain"] == 27 and counts["evaluate"] == 39 and counts["table"] == 11
     assert counts["ablation_figure"] == 4 and counts["r2v2_shards"] == 2 and counts["dataset"] == 4
     assert counts["otb_plot"] == 12  # precision and success of the 6 models in Tables 1-2
     blocks = re.split(r"^\[\w{3} \w{3} .*\]$", result.stdout, flags=re.MULTILINE)
     pretrain = [b for b in blocks if "rule pretrain:" in b]
     evaluate = [b for b in blocks if "rule evaluate:" in b]
-    assert len(pretrain) == 24
+    assert len(pretrain) == 27
     assert all(re.search(r"resources: .*\bgpu=8\b.*cpus_per_gpu=8", b) for b in pretrain)
     assert all(re.search(r"resources: .*\bgpu=1\b", b) for b in evaluate)
     assert "--signal=USR1@300" in pretrain[0]
-    assert all("data/shards/r2v2/train-s109500/index.json" in b for b in pretrain if "run=r18" in b)
+    subset = [b for b in pretrain if re.search(r"run=r18(?!-r2v2)", b)]
+    assert len(subset) == 21 and all("data/shards/r2v2/train-s109500/index.json" in b for b in subset)
+    whole = [b for b in pretrain if "run=r18-r2v2" in b or "run=r50" in b]
+    assert len(whole) == 6 and all("data/shards/r2v2/train/index.json" in b for b in whole)
 
 
 def test_a_new_default_moves_the_methods_rows_but_not_an_ablations_own_value(tmp_path):
@@ -99,4 +104,4 @@ def test_a_new_default_moves_the_methods_rows_but_not_an_ablations_own_value(tmp
     lambdas = [row.method for row in paper_tables()["table8"].rows]
     assert grid.model_of("table8", lambdas.index("lambda=0.1")) == "r18-lambda0.1"
     assert grid.model_of("table8", lambdas.index("lambda=0.3")) == grid.model_of("table4", 2) == "r18"
-    assert len(grid.runs) == 24  # lambda 0.3 is trained once, under the name of the default
+    assert len(grid.runs) == 27  # lambda 0.3 is trained once, under the name of the default
