@@ -2,6 +2,7 @@
 aggregation of predictions against hand-computed values, and a run stopped by a signal that resumes
 to the uninterrupted run's result. Videos are drawn with the synthetic world's renderer."""
 
+import math
 import os
 import signal
 
@@ -160,6 +161,8 @@ def test_a_signal_saves_and_the_rerun_ends_as_an_uninterrupted_run(tmp_path, cfg
     for key in ("top1", "top5", "clip_top1", "clip_top5"):
         assert resumed[key] == uninterrupted[key]
     assert resumed["epoch_losses"] == pytest.approx(uninterrupted["epoch_losses"], rel=1e-6)
+    assert math.isfinite(uninterrupted["first_step_loss"])  # recorded for the divergence check
+    assert resumed["first_step_loss"] == uninterrupted["first_step_loss"]
 
 
 def test_a_state_of_other_settings_is_set_aside(tmp_path, cfg, videos):

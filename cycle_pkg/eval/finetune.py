@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,13 +102,15 @@ class ClipClassifier(nn.Module):
 @dataclass
 class Progress:
     """How far a run got: epochs of the schedule finished, steps into the next one (with its running
-    sums), each finished epoch's mean training loss and clip accuracy, and the training time."""
+    sums), the loss of the very first step (at the initial weights), each finished epoch's mean
+    training loss and clip accuracy, and the training time."""
 
     epoch: int = 0
     step: int = 0
     loss_sum: float = 0.0
     correct: int = 0
     seen: int = 0
+    first_loss: float = math.nan
     losses: list[float] = field(default_factory=list)
     accuracies: list[float] = field(default_factory=list)
     train_seconds: float = 0.0
@@ -282,6 +285,8 @@ class Finetuning:
             loss += group_loss.detach()
             correct += (logits.argmax(dim=1) == group_labels).sum()
         optimizer.step()
+        if index == step == 0:
+            progress.first_loss = float(loss)
         progress.loss_sum += float(loss) * len(clips)
         progress.correct += int(correct)
         progress.seen += len(clips)
@@ -341,6 +346,7 @@ def finetune(
         "clip_top5": clip[5],
         "train_loss": progress.losses[-1],
         "train_top1": progress.accuracies[-1],
+        "first_step_loss": progress.first_loss,
         "epoch_losses": progress.losses,  # warm-up epochs first, then the main phase's
         "train_videos": len(train),
         "test_videos": len(test),
