@@ -60,6 +60,7 @@ from .action import (
     test_crop,
     video_accuracy,
 )
+from .divergence import LossHistory, divergence_flags
 from .features import eval_device, files_digest, weights_digest
 from .video import Video, VideoClips, VideoReader
 
@@ -346,7 +347,7 @@ def finetune(
         "clip_top5": clip[5],
         "train_loss": progress.losses[-1],
         "train_top1": progress.accuracies[-1],
-        "first_step_loss": progress.first_loss,
+        **divergence_flags("fine-tuning", LossHistory(progress.first_loss, progress.losses)),
         "epoch_losses": progress.losses,  # warm-up epochs first, then the main phase's
         "train_videos": len(train),
         "test_videos": len(test),
