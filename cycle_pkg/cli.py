@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=cmd_pretrain)
 
-    evaluate = commands.add_parser("eval", help="evaluate a checkpoint's frozen features")
+    evaluate = commands.add_parser("eval", help="evaluate a checkpoint: frozen features, or fine-tuned (Table 9)")
     tasks = evaluate.add_subparsers(dest="task", required=True)
     for task, description in registry.tasks().items():
         job = tasks.add_parser(task, help=description)

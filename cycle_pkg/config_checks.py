@@ -57,11 +57,20 @@ def validate_monitor(config: Config) -> None:
 
 
 def validate_eval(cfg: EvalConfig) -> None:
-    for name, schedule in (("linear", cfg.linear), ("action", cfg.action)):
+    for name, schedule in (("linear", cfg.linear), ("action", cfg.action), ("finetune", cfg.finetune)):
         if schedule.milestones != sorted(schedule.milestones) or any(m < 1 for m in schedule.milestones):
             raise ConfigError(f"eval.{name}.milestones: expected increasing epochs >= 1, got {schedule.milestones}")
-    if len(cfg.action.color_jitter) != 4:
-        raise ConfigError("eval.action.color_jitter: expected [brightness, contrast, saturation, hue]")
+    for name, clips in (("action", cfg.action), ("finetune", cfg.finetune)):
+        if len(clips.color_jitter) != 4:
+            raise ConfigError(f"eval.{name}.color_jitter: expected [brightness, contrast, saturation, hue]")
+        if min(clips.clip_frames, clips.train_clips, clips.test_clips) < 1 or clips.warmup_epochs + clips.epochs < 1:
+            raise ConfigError(f"eval.{name}: clip_frames, train_clips, test_clips and the epochs must be positive")
+    finetune = cfg.finetune
+    if not 1 <= finetune.bn_clips <= finetune.batch_size or finetune.clip_test_clips < 1:
+        raise ConfigError(
+            f"eval.finetune.bn_clips ({finetune.bn_clips}) must lie in [1, batch_size={finetune.batch_size}], "
+            "and clip_test_clips be positive"
+        )
     if len(cfg.retrieval.clip_resize) != 2:
         raise ConfigError("eval.retrieval.clip_resize: expected [height, width]")
     if not cfg.retrieval.topk or min(cfg.retrieval.topk) < 1:

@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import resource
-import signal
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -51,9 +50,9 @@ from .io_utils import write_json_atomic, write_text_atomic
 from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from .monitor import FEATURES, Monitor, build_monitor, is_due
+from .preemption import PreemptionFlag, ignore_in_worker
 
 log = logging.getLogger(__name__)
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # The queues are identical on every rank by construction: broadcasting them (and BN statistics) from
 # rank 0 at every forward would move ~75 MB per step for nothing. torch 2.14 renamed the switch.
 NO_BUFFER_SYNC = (
@@ -96,34 +95,13 @@ def init_runtime() -> Runtime:
     return Runtime(dist.get_rank() if world > 1 else 0, world, device)
 
 
-class PreemptionFlag:
-    """Set by SIGTERM / SIGUSR1 (SLURM preemption, torchrun shutdown); acted on between steps."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.previous = {s: signal.signal(s, self._handle) for s in PREEMPTION_SIGNALS}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        log.warning("received %s: saving a checkpoint after this step", signal.Signals(signum).name)
-        self.requested = True
-
-    def agreed(self, runtime: Runtime) -> bool:
-        """True on every process as soon as any process was signalled."""
-        if runtime.world == 1:
-            return self.requested
-        flag = torch.tensor([float(self.requested)], device=runtime.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-    def restore(self) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-
-
-def ignore_preemption_in_worker(_: int) -> None:
-    """Data workers outlive the signal until the trainer has saved and shuts them down."""
-    for s in PREEMPTION_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+def preemption_agreed(flag: PreemptionFlag, runtime: Runtime) -> bool:
+    """True on every process as soon as any process was signalled."""
+    if runtime.world == 1:
+        return flag.requested
+    requested = torch.tensor([float(flag.requested)], device=runtime.device)
+    dist.all_reduce(requested, op=dist.ReduceOp.MAX)
+    return bool(requested.item())
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:
@@ -185,7 +163,7 @@ def build_loader(
     options = dict(
         num_workers=p.workers,
         pin_memory=runtime.device.type == "cuda",
-        worker_init_fn=ignore_preemption_in_worker if p.workers else None,
+        worker_init_fn=ignore_in_worker if p.workers else None,
         prefetch_factor=4 if p.workers else None,
     )
     if isinstance(dataset, ShardPairs):
@@ -480,7 +458,7 @@ def train_steps(
                 look(training, window, mlflow_run, progress)
             if training.step % p.log_every == 0 or last:
                 log_window(window.report(training, lr), training, mlflow_run, progress)
-            stopping = preemption.agreed(runtime)
+            stopping = preemption_agreed(preemption, runtime)
             if training.step % p.checkpoint_every == 0 or last or stopping:
                 save(training, checkpoint_path, runtime)
             if stopping:

@@ -19,12 +19,13 @@ def test_a_task_and_its_settings_select_one_evaluation():
     in100 = load_config(PARAMS, "test", ["eval.linear.dataset=imagenet100"])
     assert evaluation_of("linear", in100).name == "linear_imagenet100"
     assert evaluation_of("retrieval", in100).name == "retrieval"
-    with pytest.raises(ConfigError, match="cycle eval finetune: the settings select 0"):
-        evaluation_of("finetune", in100)
+    with pytest.raises(ConfigError, match="cycle eval detect: the settings select 0"):
+        evaluation_of("detect", in100)
 
 
 def test_tasks_datasets_and_builders():
-    assert list(tasks()) == ["linear", "track", "action", "retrieval"]
+    assert list(tasks()) == ["linear", "track", "action", "finetune", "retrieval"]
+    assert [name for name, e in EVALUATIONS.items() if not e.frozen] == ["finetune"]  # it trains the backbone
     assert tasks()["linear"].count("linear probe") == 2
     assert evaluation_datasets() == ["got10k", "imagenet", "otb", "ucf101"]
     for evaluation in EVALUATIONS.values():

@@ -58,7 +58,7 @@ def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
     assert grid.tables_of("r18") == sorted(["table1", "table2", "table4", "table6", "table8"])
     assert grid.tables_of("r18-r2v2") == sorted(["table9", "table10", "table11"])
     assert grid.runs["r18-r2v2-intra_image"] == ["data.r2v2_subset=false", 'loss.components="intra_image"']
-    assert len(grid.runs) == 27 and len(grid.jobs()) == 39
+    assert len(grid.runs) == 27 and len(grid.jobs()) == 41  # 39 on frozen features, 2 fine-tunings
     assert ours[("table6", 3)] == ours[("table8", 1)] == "r18"
     assert grid.runs["r18-m4096"] == ["loss.neighbors=4096"]
     assert grid.runs["r18-cycle-m128-kpp"] == [
@@ -81,6 +81,7 @@ def test_paper_dag_with_the_slurm_profile():
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     assert counts["pretrain"] == 27 and counts["evaluate"] == 39 and counts["table"] == 11
+    assert counts["finetune"] == 2  # Table 9's R18 and R50 rows
     assert counts["ablation_figure"] == 4 and counts["r2v2_shards"] == 2 and counts["dataset"] == 4
     assert counts["otb_plot"] == 12  # precision and success of the 6 models in Tables 1-2
     blocks = re.split(r"^\[\w{3} \w{3} .*\]$", result.stdout, flags=re.MULTILINE)
@@ -89,6 +90,9 @@ def test_paper_dag_with_the_slurm_profile():
     assert len(pretrain) == 27
     assert all(re.search(r"resources: .*\bgpu=8\b.*cpus_per_gpu=8", b) for b in pretrain)
     assert all(re.search(r"resources: .*\bgpu=1\b", b) for b in evaluate)
+    finetune = [b for b in blocks if "rule finetune:" in b]
+    assert sorted(re.search(r"model=([\w-]+)", b).group(1) for b in finetune) == ["r18-r2v2", "r50-r2v2-mlp-d128"]
+    assert all(re.search(r"resources: .*\bruntime=2880\b.*\bgpu=1\b.*--signal=USR1@300", b) for b in finetune)
     assert "--signal=USR1@300" in pretrain[0]
     subset = [b for b in pretrain if re.search(r"run=r18(?!-r2v2)", b)]
     assert len(subset) == 21 and all("data/shards/r2v2/train-s109500/index.json" in b for b in subset)

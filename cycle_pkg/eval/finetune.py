@@ -42,9 +42,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import ActionEvalConfig
+from ..config import Config, FinetuneEvalConfig
+from ..data.ucf101 import read_split, read_video
 from ..errors import ConfigError, Preempted
 from ..io_utils import write_bytes_atomic
+from ..mlflow_run import MlflowRun
 from ..preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from .action import (
     COLOUR,
@@ -60,28 +62,16 @@ from .action import (
     test_crop,
     video_accuracy,
 )
+from .checkpoints import Backbone
 from .divergence import LossHistory, divergence_flags
 from .features import eval_device, files_digest, weights_digest
+from .registry import Evaluate, job_folder
 from .video import Video, VideoClips, VideoReader
 
 log = logging.getLogger(__name__)
 FORMAT = "cycle_pkg.finetune/1"
 STATE = "checkpoint.pt"
 DROPOUT = COLOUR + 1  # the purpose key of a step's dropout draws, after action's clip draws
-
-
-@dataclass
-class FinetuneEvalConfig(ActionEvalConfig):
-    """UCF101 fine-tuning of the whole network (Table 9): the authors' 32at16 drop09 setting."""
-
-    clip_frames: int = 32  # 2 s at 16 fps
-    train_clips: int = 5  # clips at random times per video and epoch, shuffled together
-    test_clips: int = 10  # dense test: clips spread evenly over each video, softmax averaged (video top-1)
-    clip_test_clips: int = 25  # clips at random times per test video, each scored on its own (clip top-1)
-    dropout: float = 0.9
-    batch_size: int = 32  # clips per optimiser step
-    bn_clips: int = 8  # clips normalised together in a forward pass (the authors' 32 over 4 GPUs)
-    amp: bool = True  # bf16 autocast on GPU
 
 
 class ClipClassifier(nn.Module):
@@ -355,3 +345,26 @@ def finetune(
         "train_seconds": progress.train_seconds,
         "seconds": time.perf_counter() - started,
     }
+
+
+def finetune_evaluation(config: Config, output: Path) -> Evaluate:
+    """Fine-tuning on UCF101's split ``eval.finetune.split``, its state in the job's folder beside
+    ``output`` (a rerun resumes from it)."""
+    cfg = config.eval.finetune
+    classes, train, test = read_split(config.data.ucf101_root, cfg.split)
+
+    def evaluate(backbone: Backbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+        return finetune(
+            backbone.net,
+            backbone.width,
+            train,
+            test,
+            len(classes),
+            read_video,
+            cfg,
+            config.eval.workers,
+            job_folder(output),
+            mlflow_run.log_epoch,
+        )
+
+    return evaluate

@@ -24,10 +24,12 @@ from ..typed_yaml import get_setting, parse_override
 if TYPE_CHECKING:
     from ..config import Config
     from ..mlflow_run import MlflowRun
+    from .checkpoints import Backbone
     from .features import FrozenBackbone
 
-# An evaluation's job: the frozen backbone and the job's MLflow run in, the metrics out.
-Evaluate = Callable[["FrozenBackbone", "MlflowRun"], dict[str, Any]]
+# An evaluation's job: the backbone (frozen, unless the evaluation trains it) and the job's MLflow run
+# in, the metrics out.
+Evaluate = Callable[["FrozenBackbone | Backbone", "MlflowRun"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Evaluation:
     metrics: tuple[str, ...]  # the keys of its metrics file that the tables read
     builder: str  # ".module:function" in cycle_pkg.eval, (config, metrics file) -> Evaluate; reads the datasets
     description: str  # the help of `cycle eval <task>` (joined with the task's other evaluations')
+    # Frozen: the job reads a FrozenBackbone, checked unchanged afterwards. Otherwise it trains the
+    # backbone itself (fine-tuning), resumable from its state folder beside the metrics file.
+    frozen: bool = True
 
     def selected_by(self, config: Config) -> bool:
         """Whether ``config`` holds this evaluation's settings."""
@@ -69,11 +74,20 @@ EVALUATIONS = _by_name(
     Evaluation("track", "track", (), ("got10k", "otb"), ("precision", "success", "success_rate"),
                ".tracking.evaluate:track_evaluation", "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)"),
     Evaluation("action", "action", (), ("ucf101",), ("top1", "top5", "clip_top1"),
-               ".action:action_evaluation", "UCF101 action recognition (Tables 9-10)"),
+               ".action:action_evaluation", "UCF101 action recognition on frozen features (Table 10)"),
+    Evaluation("finetune", "finetune", (), ("ucf101",), ("top1", "top5", "clip_top1", "clip_top5"),
+               ".finetune:finetune_evaluation", "UCF101 action recognition, the whole network fine-tuned (Table 9)",
+               frozen=False),
     Evaluation("retrieval", "retrieval", (), ("ucf101",), RETRIEVAL_METRICS,
                ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)"),
 )
 # fmt: on
+
+
+def job_folder(output: Path) -> Path:
+    """Where a job keeps what it writes beside its metrics file ``<name>.json``: ``<name>/`` (the OTB
+    reports and plots, a fine-tuning's state)."""
+    return output.with_suffix("")
 
 
 def tasks() -> dict[str, str]:

@@ -3,7 +3,10 @@ evaluation itself (its job, built by the function :mod:`.registry` names) runs i
 
 The MLflow run is linked to the pretraining run it evaluates (tags ``cycle.pretrain_run_id`` and
 ``mlflow.parentRunId``, so that the UI nests it), and the metrics file is written atomically: it
-exists only once the evaluation finished and the backbone was found unchanged.
+exists only once the evaluation finished and the backbone was found unchanged (a frozen evaluation),
+or the checkpoint file it was loaded from was found unchanged (a fine-tuning, which trains the copy
+in memory). A fine-tuning resumes after a preemption: its MLflow run too, from the run id kept in its
+state folder.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..io_utils import write_json_atomic
+from ..data.download import file_digest
+from ..errors import Preempted
+from ..io_utils import write_json_atomic, write_text_atomic
 from ..mlflow_run import MlflowRun
-from .checkpoints import Backbone
+from .checkpoints import RANDOM, Backbone
 from .features import FrozenBackbone
-from .registry import Evaluate, Evaluation
+from .registry import Evaluate, Evaluation, job_folder
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,8 @@ def run_evaluation(
     evaluate: Evaluate,
     extra_tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``evaluate`` (``evaluation``'s job) on the frozen backbone inside an MLflow run; write and
-    return the record."""
+    """Run ``evaluate`` (``evaluation``'s job) on the backbone, frozen unless the evaluation trains it,
+    inside an MLflow run; write and return the record."""
     task = evaluation.task
     settings = dataclasses.asdict(getattr(config.eval, task))
     tags = {
@@ -62,11 +67,17 @@ def run_evaluation(
     tags.update(extra_tags or {})
     mlflow_run = MlflowRun(config.mlflow)
     params = {task: settings, "batch_size": config.eval.batch_size, "checkpoint": backbone.source}
-    mlflow_run_id = mlflow_run.start(f"{evaluation.name}-{run}", None, params, tags)
+    run_id_file = job_folder(Path(output)) / "mlflow_run_id"
+    resumed = None if evaluation.frozen or not run_id_file.is_file() else run_id_file.read_text().strip()
+    mlflow_run_id = mlflow_run.start(f"{evaluation.name}-{run}", resumed, params, tags)
+    if not evaluation.frozen and mlflow_run_id:
+        write_text_atomic(run_id_file, mlflow_run_id)
     try:
-        frozen = FrozenBackbone(backbone.net, backbone.width)
-        metrics = evaluate(frozen, mlflow_run)
-        frozen.check_unchanged()
+        run_job = evaluate_frozen if evaluation.frozen else evaluate_trained
+        metrics = run_job(evaluate, backbone, mlflow_run)
+    except Preempted:
+        mlflow_run.end("KILLED")
+        raise
     except BaseException:
         mlflow_run.end("FAILED")
         raise
@@ -79,6 +90,7 @@ def run_evaluation(
         "backbone": backbone.arch,
         "pretrain_run": backbone.pretrain_run,
         "pretrain_mlflow_run_id": backbone.pretrain_run_id,
+        "backbone_frozen": evaluation.frozen,
         "mlflow_run_id": mlflow_run_id,
         "metrics": metrics,
         "settings": settings,
@@ -89,6 +101,24 @@ def run_evaluation(
     mlflow_run.end("FINISHED")
     log.info("%s of %s: %s -> %s", task, run, _headline(metrics), output)
     return record
+
+
+def evaluate_frozen(evaluate: Evaluate, backbone: Backbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+    frozen = FrozenBackbone(backbone.net, backbone.width)
+    metrics = evaluate(frozen, mlflow_run)
+    frozen.check_unchanged()
+    return metrics
+
+
+def evaluate_trained(evaluate: Evaluate, backbone: Backbone, mlflow_run: MlflowRun) -> dict[str, Any]:
+    """A job that trains the backbone trains the copy in memory: the checkpoint file must come out
+    as it went in (a pretraining run's checkpoint is shared by every evaluation of it)."""
+    source = None if backbone.source == RANDOM else Path(backbone.source)
+    before = file_digest(source) if source else None
+    metrics = evaluate(backbone, mlflow_run)
+    if source and file_digest(source) != before:
+        raise RuntimeError(f"{source} changed while it was fine-tuned; its other evaluations are not of this file")
+    return metrics
 
 
 def _headline(metrics: dict[str, Any]) -> str:

@@ -124,6 +124,7 @@ def pretrain_launcher(wildcards, threads, resources):
 
 # The evaluations (their `cycle eval` task, settings and datasets) are EVALUATIONS of cycle_pkg.eval.registry.
 BASELINE_PREFIX = "baseline-"
+EVAL_MODELS = alternatives([*GRID.runs, *(BASELINE_PREFIX + key for key in CFG.baselines)])
 
 
 def checkpoint_of(model):
@@ -143,8 +144,8 @@ def eval_inputs(wildcards):
     return {"model": model_input(wildcards), "mlflow": MLFLOW_MARKER, **{d: data_report(d) for d in datasets}}
 
 
-def eval_tags(wildcards):
-    return tag_args({"cycle.tables": ",".join(GRID.tables_of(wildcards.model)), "snakemake.rule": "evaluate"})
+def eval_tags(rule):
+    return lambda w: tag_args({"cycle.tables": ",".join(GRID.tables_of(w.model)), "snakemake.rule": rule})
 
 
 # Tables

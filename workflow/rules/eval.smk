@@ -1,5 +1,7 @@
 """Every evaluation a table needs, once per model: a pretraining run of the grid or a baseline
-checkpoint given in params.yaml (`baselines`)."""
+checkpoint given in params.yaml (`baselines`). The evaluations that fine-tune the backbone (Table 9)
+have a rule of their own, `finetune`, so that a cluster profile can give them their hours on a GPU;
+they resume from the state they keep beside their metrics file."""
 
 
 rule evaluate:
@@ -8,8 +10,8 @@ rule evaluate:
     output:
         f"{RESULTS}/eval/{{evaluation}}/{{model}}.json",
     wildcard_constraints:
-        evaluation=alternatives(EVALUATIONS),
-        model=alternatives([*GRID.runs, *(BASELINE_PREFIX + key for key in CFG.baselines)]),
+        evaluation=alternatives(name for name, e in EVALUATIONS.items() if e.frozen),
+        model=EVAL_MODELS,
     log:
         "logs/eval/{evaluation}/{model}.log",
     threads: 1
@@ -19,9 +21,17 @@ rule evaluate:
         task=lambda w: EVALUATIONS[w.evaluation].task,
         sets=lambda w: set_args(EVALUATIONS[w.evaluation].settings),
         checkpoint=lambda w: checkpoint_of(w.model),
-        tags=eval_tags,
+        tags=eval_tags("evaluate"),
     conda:
         ENV
     shell:
         f"OMP_NUM_THREADS={{threads}} {CYCLE} eval {{params.task}} {SCALE_ARGS} {{params.sets}} "
         "--checkpoint {params.checkpoint} --run {wildcards.model} --output {output} {params.tags} --log {log}"
+
+
+use rule evaluate as finetune with:
+    wildcard_constraints:
+        evaluation=alternatives(name for name, e in EVALUATIONS.items() if not e.frozen),
+        model=EVAL_MODELS,
+    params:
+        tags=eval_tags("finetune"),

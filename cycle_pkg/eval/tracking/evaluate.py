@@ -18,7 +18,7 @@ from ...data.otb import otb_sequences
 from ...io_utils import atomic_dir
 from ...mlflow_run import MlflowRun
 from ..features import FrozenBackbone
-from ..registry import Evaluate
+from ..registry import Evaluate, job_folder
 from .otb import OTBExperiment
 from .sequences import TrackingSequence, check_sequences
 from .siamfc import SiamFC
@@ -73,7 +73,7 @@ def evaluate_tracking(
 
 def track_evaluation(config: Config, output: Path) -> Evaluate:
     """SiamFC trained on GOT-10k's train subset (with its visibility labels) and tested on OTB-2015;
-    the toolkit's result files and plots go into the folder ``output`` names without its suffix."""
+    the toolkit's result files and plots go into the job's folder beside ``output``."""
     train = got10k_sequences(config.data.got10k_root, "train")
     covers = {
         name: np.atleast_1d(meta["cover"]) for name, meta in got10k_meta(config.data.got10k_root, "train").items()
@@ -81,7 +81,7 @@ def track_evaluation(config: Config, output: Path) -> Evaluate:
     test = otb_sequences(config.data.otb_root)
 
     def evaluate(frozen: FrozenBackbone, mlflow_run: MlflowRun) -> dict[str, Any]:
-        folder = output.with_suffix("")
+        folder = job_folder(output)
         metrics, plots = evaluate_tracking(
             frozen, train, test, config.eval.track, config.eval.workers, folder, mlflow_run.log_epoch, covers
         )
