@@ -17,9 +17,9 @@ from cycle_pkg.eval.finetune import STATE, ClipClassifier, FinetuneEvalConfig, F
 from .eval_helpers import draw_video
 
 CLASSES = 3
-# The test scale's sizes: 4-frame clips at 32 px, one warm-up and two main epochs.
+# CPU sizes: 2-frame clips at 32 px, one warm-up and two main epochs.
 CPU_SIZES = dict(
-    clip_frames=4,
+    clip_frames=2,
     train_clips=2,
     test_clips=2,
     clip_test_clips=3,

@@ -67,7 +67,7 @@ def test_an_interrupted_fine_tuning_resumes_its_run_and_leaves_the_checkpoint_as
     run = client.get_run(record["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == pretrain_id
     history = client.get_metric_history(record["mlflow_run_id"], "train_loss")
-    assert sorted(m.step for m in history if m.step) == [1, 2, 3]  # step 0: the final metrics
+    assert sorted(m.step for m in history if m.step) == [1, 2]  # step 0: the final metrics
     assert run.data.metrics["top1"] == pytest.approx(metrics["top1"])
 
 
@@ -96,7 +96,9 @@ def test_the_authors_released_checkpoints_fill_their_rows(world, tmp_path, mlflo
     }
 
     run = "baseline-authors_cycle_r2v2_resnet50"  # as the workflow names the job
-    result = run_cycle([*finetune_args(world, tmp_path, release), "--run", run], cwd=tmp_path)
+    # the shortest fine-tuning (one epoch, one test clip per video): a ResNet-50 costs 4x a ResNet-18
+    shortest = ["eval.finetune.warmup_epochs=0", "eval.finetune.test_clips=1", "eval.finetune.clip_test_clips=1"]
+    result = run_cycle([*finetune_args(world, tmp_path, release, *shortest), "--run", run], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results" / "eval" / "finetune" / f"{run}.json").read_text())
     assert (record["checkpoint_format"], record["backbone"]) == ("moco", "resnet50")
