@@ -1,12 +1,16 @@
-"""The fast linear probe (cached features) against MoCo's protocol, at equal epochs on the same data.
+"""The fast linear probe (cached features of augmented views) against MoCo's protocol, side by side.
 
 Both train the same N(0, 0.01)-initialised linear layer with the same SGD settings, schedule, batch
-size and epochs on one frozen backbone, in one process; the fast protocol's time includes computing
-its features (a cold cache) and is also reported with a warm cache. The output is the time ratio
-and the top-1 / top-5 difference.
+size and epochs on one frozen backbone, in one process: MoCo's protocol draws a fresh
+RandomResizedCrop + flip view of every image each epoch; the fast one draws it from ``views`` such
+views per image, computed once. Each protocol runs with several probe seeds (the classifier's
+initialisation, the order and the views), so that their difference is measured against the spread of
+either. The fast protocol's time includes computing its features (a cold cache) and is also reported
+with a warm cache (a repeated probe of the same checkpoint). The output: per protocol the mean and
+spread of top-1 / top-5 and the time, the fast protocols' differences from MoCo's and speed-ups.
 
 Examples:
-    python benchmarks/linear_protocols.py --scale demo --epochs 30
+    python benchmarks/linear_protocols.py --scale demo --views 1 5 10 --seeds 0 1 2
     python benchmarks/linear_protocols.py --scale demo --checkpoint results/pretrain/r18/checkpoint.pt
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -31,12 +36,36 @@ from cycle_pkg.eval.linear import linear_probe
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def timed_probe(frozen, train, val, classes, cfg, eval_cfg, cache) -> dict:
+    if frozen.device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    metrics = linear_probe(frozen, train, val, classes, cfg, eval_cfg, cache)
+    if frozen.device.type == "cuda":
+        torch.cuda.synchronize()
+    keep = ("top1", "top5", "train_loss", "diverged")
+    return {"seconds": time.perf_counter() - started, **{k: metrics[k] for k in keep}}
+
+
+def summary_of(runs: list[dict]) -> dict:
+    """Mean and spread over the seeds' runs."""
+    out = {"runs": runs}
+    for key in ("top1", "top5", "seconds"):
+        values = [r[key] for r in runs]
+        out[f"{key}_mean"] = statistics.fmean(values)
+        out[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    out["diverged"] = sum(bool(r["diverged"]) for r in runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--checkpoint", default="random", help="checkpoint file, or 'random'")
     parser.add_argument("--epochs", type=int, help="epochs of both protocols (default: the scale's)")
+    parser.add_argument("--views", type=int, nargs="+", default=[10], help="the fast protocol's views per image")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe seeds (eval.linear.seed)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the results here as JSON")
     args = parser.parse_args()
@@ -54,23 +83,30 @@ def main() -> None:
     loaded = load_backbone(args.checkpoint, arch=config.model.backbone if args.checkpoint == "random" else None)
     frozen = FrozenBackbone(loaded.net, loaded.width)
 
-    results = {}
-    with tempfile.TemporaryDirectory() as cache_dir:
-        runs = (
-            ("moco", FeatureCache(None)),  # no cache: MoCo's protocol recomputes every view
-            ("fast", FeatureCache(cache_dir)),  # cold: the features are computed once, inside the timing
-            ("fast_warm", FeatureCache(cache_dir)),  # warm: a repeated probe of the same checkpoint
-        )
-        for name, cache in runs:
-            protocol = dataclasses.replace(cfg, protocol="moco" if name == "moco" else "fast")
-            if frozen.device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            metrics = linear_probe(frozen, train, val, len(classes), protocol, config.eval, cache)
-            if frozen.device.type == "cuda":
-                torch.cuda.synchronize()
-            results[name] = {"seconds": time.perf_counter() - started, "top1": metrics["top1"], "top5": metrics["top5"]}
+    runs: dict[str, list[dict]] = {"moco": []}
+    for views in args.views:
+        runs[f"fast_{views}"], runs[f"fast_{views}_warm"] = [], []
+    for seed in args.seeds:
+        moco = dataclasses.replace(cfg, protocol="moco", seed=seed)
+        runs["moco"].append(timed_probe(frozen, train, val, len(classes), moco, config.eval, FeatureCache(None)))
+        for views in args.views:
+            fast = dataclasses.replace(cfg, protocol="fast", views=views, seed=seed)
+            with tempfile.TemporaryDirectory() as cache_dir:
+                for name in (f"fast_{views}", f"fast_{views}_warm"):  # the features computed, then cached
+                    result = timed_probe(frozen, train, val, len(classes), fast, config.eval, FeatureCache(cache_dir))
+                    runs[name].append(result)
 
+    protocols = {name: summary_of(results) for name, results in runs.items()}
+    moco = protocols["moco"]
+    comparison = {
+        f"fast_{views}": {
+            "top1_fast_minus_moco": protocols[f"fast_{views}"]["top1_mean"] - moco["top1_mean"],
+            "top5_fast_minus_moco": protocols[f"fast_{views}"]["top5_mean"] - moco["top5_mean"],
+            "speedup_cold": moco["seconds_mean"] / protocols[f"fast_{views}"]["seconds_mean"],
+            "speedup_warm": moco["seconds_mean"] / protocols[f"fast_{views}_warm"]["seconds_mean"],
+        }
+        for views in args.views
+    }
     summary = {
         "scale": config.scale,
         "device": str(frozen.device),
@@ -84,13 +120,12 @@ def main() -> None:
         "train_images": len(train),
         "val_images": len(val),
         "classes": len(classes),
-        "protocols": results,
-        "speedup_cold": results["moco"]["seconds"] / results["fast"]["seconds"],
-        "speedup_warm": results["moco"]["seconds"] / results["fast_warm"]["seconds"],
-        "top1_fast_minus_moco": results["fast"]["top1"] - results["moco"]["top1"],
-        "top5_fast_minus_moco": results["fast"]["top5"] - results["moco"]["top5"],
+        "seeds": args.seeds,
+        "overrides": args.overrides,
+        "protocols": protocols,
+        "fast_against_moco": comparison,
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "protocols"}, indent=2))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")

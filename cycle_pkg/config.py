@@ -171,7 +171,8 @@ class LinearEvalConfig:
     """Linear probe on frozen features (Tables 3-8): MoCo's main_lincls protocol."""
 
     dataset: Literal["imagenet", "imagenet100"] = "imagenet"
-    protocol: Literal["moco", "fast"] = "moco"  # fast: the same schedule on cached centre-crop features
+    protocol: Literal["moco", "fast"] = "moco"  # fast: the same schedule on cached features of augmented views
+    views: int = 10  # fast: augmented views (RandomResizedCrop + flip) cached per training image
     epochs: int = 100
     batch_size: int = 256
     lr: float = 30.0  # CMC reports that 10 works better on ImageNet-100

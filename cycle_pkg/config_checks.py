@@ -60,6 +60,8 @@ def validate_eval(cfg: EvalConfig) -> None:
     for name, schedule in (("linear", cfg.linear), ("action", cfg.action), ("finetune", cfg.finetune)):
         if schedule.milestones != sorted(schedule.milestones) or any(m < 1 for m in schedule.milestones):
             raise ConfigError(f"eval.{name}.milestones: expected increasing epochs >= 1, got {schedule.milestones}")
+    if cfg.linear.views < 1:
+        raise ConfigError("eval.linear.views: the fast protocol needs at least one view per training image")
     for name, clips in (("action", cfg.action), ("finetune", cfg.finetune)):
         if len(clips.color_jitter) != 4:
             raise ConfigError(f"eval.{name}.color_jitter: expected [brightness, contrast, saturation, hue]")

@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from cycle_pkg.config import LinearEvalConfig, load_config
-from cycle_pkg.eval.linear import learning_rate, new_classifier, train_fast
+from cycle_pkg.data.imagenet import imagefolder_samples
+from cycle_pkg.eval.linear import (
+    AugmentedViews,
+    learning_rate,
+    new_classifier,
+    train_fast,
+    train_transform,
+    view_features,
+)
 from cycle_pkg.eval.metrics import topk_accuracy
 
 from .conftest import PARAMS
@@ -56,3 +64,38 @@ def test_fast_probe_tells_informative_features_from_noise(informative, low, high
     with torch.no_grad():
         top1 = topk_accuracy(classifier(val_x), val_y, ks=(1,))[1]
     assert low <= top1 <= high  # chance is 25%
+
+
+def test_fast_probe_visits_every_image_once_an_epoch_through_one_of_its_views():
+    # Feature (i, v) holds 10 i + v in its first place: the batches fed to the classifier say which
+    # image and view each row is.
+    images, views = 6, 3
+    features = torch.zeros(images, views, 4)
+    features[..., 0] = 10 * torch.arange(images)[:, None] + torch.arange(views)[None, :]
+    cfg = LinearEvalConfig(protocol="fast", epochs=30, milestones=[20], batch_size=4, lr=0.0)
+    classifier = new_classifier(4, 2)
+    seen: list[list[float]] = []
+    classifier.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0][:, 0].tolist()))
+    train_fast(features, torch.tensor([0, 1] * 3), classifier, cfg)
+    assert len(seen) == 30 * 2  # two batches (4 + 2 rows) an epoch
+    drawn = set()
+    for epoch in range(30):
+        rows = seen[2 * epoch] + seen[2 * epoch + 1]
+        assert sorted(int(r) // 10 for r in rows) == list(range(images))  # every image once
+        drawn.update((int(r) // 10, int(r) % 10) for r in rows)
+    assert drawn == {(i, v) for i in range(images) for v in range(views)}  # every view in use
+
+
+def test_augmented_views_are_drawn_from_the_seed_and_the_image(world, frozen):
+    samples, _ = imagefolder_samples(world / "imagenet", "train")
+    samples = samples[:5]
+    views = AugmentedViews(samples, train_transform(32), views=3, seed=7)
+    first, label = views[2]
+    assert first.shape == (3, 3, 32, 32) and label == samples[2][1]
+    assert not torch.equal(first[0], first[1])  # three different crops
+    assert torch.equal(views[2][0], first)  # the same draw again, whatever came before
+    assert not torch.equal(AugmentedViews(samples, train_transform(32), views=3, seed=8)[2][0], first)
+    features = view_features(frozen, views, batch_size=6, workers=0)  # two images (six views) a pass
+    assert features.shape == (5, 3, 512) and features.dtype == torch.float16
+    expected = frozen(first).half()
+    assert torch.allclose(features[2].float(), expected.float(), rtol=1e-3, atol=1e-3)

@@ -2,11 +2,14 @@
 
 ``moco`` is MoCo's ``main_lincls.py`` protocol: the backbone stays in eval mode (frozen BatchNorm), a
 linear layer initialised N(0, 0.01) is trained with SGD (lr 30, momentum 0.9, no weight decay,
-batch 256) for 100 epochs, lr x0.1 at epochs 60 and 80, on RandomResizedCrop(224) + flip views;
-validation uses Resize(256) + CenterCrop(224). ``fast`` trains the same layer with the same
-optimiser, schedule, batch size and epochs on features computed once from the validation
-transform (no augmentation) and kept in the feature cache, so repeated probes of one checkpoint
-(the ablation grids of Tables 5-8) cost one pass over the images.
+batch 256) for 100 epochs, lr x0.1 at epochs 60 and 80, on RandomResizedCrop(224) + flip views drawn
+afresh every epoch; validation uses Resize(256) + CenterCrop(224).
+
+``fast`` trains the same layer with the same optimiser, schedule, batch size and epochs, but draws
+each image's view of an epoch from ``views`` augmented views (the same RandomResizedCrop + flip)
+whose features were computed once and kept in the feature cache (in float16: N x views x C x 2
+bytes). The backbone then sees every training image ``views`` times instead of once per epoch, and
+a repeated probe of one checkpoint none.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
@@ -29,7 +33,7 @@ from ..data.imagenet import imagefolder_samples, imagenet100_wnids
 from ..errors import DatasetError
 from ..mlflow_run import MlflowRun
 from .divergence import LossHistory, divergence_flags
-from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features
+from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features, read_image
 from .metrics import topk_accuracy
 from .registry import Evaluate
 
@@ -112,6 +116,35 @@ def train_moco(
     return history
 
 
+class AugmentedViews(Dataset):
+    """(path, label) samples -> (``views`` augmented views of the image, stacked, label). Image i's
+    views come from (seed, i), whatever the loader's workers, so that its cached features can be
+    computed again identically."""
+
+    def __init__(self, samples: Samples, transform: Callable[[Tensor], Tensor], views: int, seed: int):
+        self.samples, self.transform, self.views, self.seed = samples, transform, views, seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        path, label = self.samples[index]
+        image = read_image(path)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0]))
+            return torch.stack([self.transform(image) for _ in range(self.views)]), label
+
+
+@torch.no_grad()
+def view_features(backbone: FrozenBackbone, dataset: AugmentedViews, batch_size: int, workers: int) -> Tensor:
+    """(N, views, C) float16 features of every training image's views, about ``batch_size`` images a pass."""
+    loader = DataLoader(dataset, batch_size=max(1, batch_size // dataset.views), shuffle=False, num_workers=workers)
+    parts = []
+    for images, _ in tqdm(loader, desc=f"linear-train x{dataset.views} views", dynamic_ncols=True):
+        parts.append(backbone(images.flatten(0, 1)).view(len(images), dataset.views, -1).half().cpu())
+    return torch.cat(parts)
+
+
 def train_fast(
     features: Tensor,
     labels: Tensor,
@@ -119,17 +152,24 @@ def train_fast(
     cfg: LinearEvalConfig,
     on_epoch: EpochCallback | None = None,
 ) -> LossHistory:
-    """Train ``classifier`` on fixed features with the MoCo protocol's optimiser and schedule; its losses."""
+    """Train ``classifier`` on fixed features, (N, C) or (N, views, C), with the MoCo protocol's
+    optimiser and schedule: every epoch visits each image once, in a new order, through one of its
+    views drawn at random. Returns its losses."""
     device = classifier.weight.device
-    features, labels = features.to(device), labels.to(device)
+    features = features[:, None] if features.ndim == 2 else features
+    labels = labels.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = _sgd(classifier, cfg)
     history = LossHistory()
     for epoch in tqdm(range(cfg.epochs), desc="linear probe (fast)", dynamic_ncols=True):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(cfg, epoch)
-        order = torch.randperm(len(features), generator=generator).to(device)
-        losses = [_step(classifier, optimizer, features[b], labels[b]) for b in order.split(cfg.batch_size)]
+        order = torch.randperm(len(features), generator=generator)
+        views = torch.randint(features.shape[1], (len(features),), generator=generator)
+        losses = [
+            _step(classifier, optimizer, features[b, views[b]].to(device, torch.float32), labels[b.to(device)])
+            for b in order.split(cfg.batch_size)
+        ]
         _report(epoch, optimizer, history.add_epoch(losses), on_epoch)
     return history
 
@@ -139,6 +179,24 @@ def _report(epoch: int, optimizer: torch.optim.Optimizer, loss: float, on_epoch:
     log.info("epoch %d: lr %.4g, train loss %.4f", epoch + 1, lr, loss)
     if on_epoch is not None:
         on_epoch(epoch + 1, {"train_loss": loss, "lr": lr})
+
+
+def _cached(
+    cache: FeatureCache,
+    name: str,
+    backbone: FrozenBackbone,
+    samples: Samples,
+    transform: str,
+    compute: Callable[[], Tensor],
+) -> Tensor:
+    """Features of ``samples`` from the cache, keyed by the weights, the files and the transform."""
+    return cache.get(
+        name,
+        backbone.digest,
+        lambda: files_digest([p for p, _ in samples], [y for _, y in samples]),
+        transform,
+        compute,
+    )
 
 
 def linear_probe(
@@ -153,29 +211,32 @@ def linear_probe(
 ) -> dict[str, float | int | str]:
     """Train a linear classifier on the frozen backbone and report top-1 / top-5 (%) on ``val``."""
     started = time.perf_counter()
-    transform = val_transform(cfg.image_size, cfg.resize)
-
-    def features_of(name: str, samples: Samples) -> Tensor:
-        return cache.get(
-            name,
-            backbone.digest,
-            lambda: files_digest([p for p, _ in samples], [y for _, y in samples]),
-            repr(transform),
-            lambda: image_features(
-                backbone, ImageFiles(samples, transform), eval_cfg.batch_size, eval_cfg.workers, desc=name
-            ),
-        )
-
     torch.manual_seed(cfg.seed)
     classifier = new_classifier(backbone.width, classes).to(backbone.device)
     if cfg.protocol == "moco":
         history = train_moco(backbone, train, classifier, cfg, eval_cfg.workers, on_epoch)
     else:
-        train_features = features_of("linear-train", train)
-        train_labels = torch.tensor([y for _, y in train])
-        history = train_fast(train_features, train_labels, classifier, cfg, on_epoch)
+        augment = train_transform(cfg.image_size)
+        views = AugmentedViews(train, augment, cfg.views, cfg.seed)
+        train_features = _cached(
+            cache,
+            "linear-train-views",
+            backbone,
+            train,
+            f"{augment!r} views={cfg.views} seed={cfg.seed} float16",
+            lambda: view_features(backbone, views, eval_cfg.batch_size, eval_cfg.workers),
+        )
+        history = train_fast(train_features, torch.tensor([y for _, y in train]), classifier, cfg, on_epoch)
     # Both protocols validate on Resize + CenterCrop views: one computation, cached.
-    val_features = features_of("linear-val", val)
+    center = ImageFiles(val, val_transform(cfg.image_size, cfg.resize))
+    val_features = _cached(
+        cache,
+        "linear-val",
+        backbone,
+        val,
+        repr(center.transform),
+        lambda: image_features(backbone, center, eval_cfg.batch_size, eval_cfg.workers, "linear-val"),
+    )
     with torch.no_grad():
         scores = classifier(val_features.to(backbone.device)).cpu()
     accuracy = topk_accuracy(scores, torch.tensor([y for _, y in val]), ks=(1, 5))
@@ -190,6 +251,7 @@ def linear_probe(
         "classes": classes,
         "epochs": cfg.epochs,
         "protocol": cfg.protocol,
+        **({"views": cfg.views} if cfg.protocol == "fast" else {}),
         "seconds": time.perf_counter() - started,
     }
 
