@@ -99,6 +99,9 @@ class ModelConfig:
     # Keys are BatchNorm-ed in shuffled groups of this many samples, in one process or over several;
     # None = the share of each GPU of the paper's 8 (32 of a batch of 256).
     key_bn_group: int | None = None
+    # BatchNorm's running averages (used by the frozen evaluations, never by a training step) follow each
+    # batch's statistics with this weight: PyTorch's 0.1, as the authors'; more in runs of a few steps
+    bn_momentum: float = 0.1
 
     def key_bn_group_size(self, batch_size: int) -> int:
         """Samples per key BatchNorm group in a (global) batch of ``batch_size``."""
@@ -362,6 +365,7 @@ SETTING_FACTS = (
     SettingFacts("model.embed_dim", name="d"),
     SettingFacts("model.momentum", name="mom"),
     SettingFacts("model.key_bn_group", name="bng"),
+    SettingFacts("model.bn_momentum", name="bnm"),
     # What a resumed run may change: how it runs, where it logs, and everything outside pretraining...
     SettingFacts("pretrain.workers", resumable=True),
     SettingFacts("pretrain.augment_on", resumable=True),

@@ -39,6 +39,8 @@ def validate(config: Config) -> None:
             f"{what} must be at least 2 and divide pretrain.batch_size ({pretrain.batch_size}): keys are "
             "BatchNorm-ed in groups of that many samples; set model.key_bn_group to such a size"
         )
+    if not 0 < model.bn_momentum <= 1:
+        raise ConfigError(f"model.bn_momentum ({model.bn_momentum}) must lie in (0, 1]")
     validate_monitor(config)
     validate_eval(config.eval)
 

@@ -58,6 +58,9 @@ class Encoder(nn.Module):
     def __init__(self, model: ModelConfig, loss: LossConfig):
         super().__init__()
         self.backbone, width = build_backbone(model.backbone)
+        for module in self.backbone.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = model.bn_momentum
         self.intra_head = build_head(model.head, width, model.embed_dim) if uses_intra(loss) else None
         self.cycle_head = build_head(model.head, width, model.embed_dim) if uses_cycle(loss) else None
 

@@ -37,7 +37,8 @@ def pretraining_run(mlflow_uri, tmp_path):
 
 def test_linear_probe_of_our_checkpoint_is_linked_to_its_pretraining_run(world, tmp_path, mlflow_uri, pretraining_run):
     checkpoint, pretrain_id = pretraining_run
-    result = run_cycle(eval_args("linear", world, tmp_path, checkpoint), cwd=tmp_path)
+    moco = ("eval.linear.protocol=moco", "eval.linear.epochs=4", "eval.linear.milestones=[2, 3]")  # MoCo's path, short
+    result = run_cycle(eval_args("linear", world, tmp_path, checkpoint, *moco), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results" / "eval" / "linear_imagenet" / "r18.json").read_text())
     metrics = record["metrics"]
