@@ -92,6 +92,10 @@ class Grid:
             return f"baseline-{row.baseline}"
         return None
 
+    def config_of(self, run: str) -> Config:
+        """The settings a pretraining run of the grid trains with."""
+        return self._configs[run]
+
     def model_of(self, table: str, index: int) -> str | None:
         """The run (or baseline) whose metrics fill row ``index`` of ``table``; None: paper only."""
         return self._row_models[(table, index)]

@@ -104,6 +104,10 @@ class MlflowRun:
         """An evaluation's per-epoch metrics (its ``on_epoch`` callback)."""
         self.log_metrics(metrics, step=epoch)
 
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.active and self.run_id:
+            with_retries(self.mlflow.set_tags)(dict(tags))
+
     def log_artifact(self, path: str) -> None:
         if self.active and self.run_id:
             with_retries(self.mlflow.log_artifact)(path)

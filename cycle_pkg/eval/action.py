@@ -32,6 +32,7 @@ from ..config import ActionEvalConfig, Config, EvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.ucf101 import clip_frames, read_split, read_video
 from ..mlflow_run import MlflowRun
+from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import topk_accuracy
 from .registry import Evaluate
@@ -170,9 +171,9 @@ def action_recognition(
     train_labels = torch.tensor([label for _, label in train])
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = None
-    loss = float("nan")
+    history = LossHistory()  # warm-up and main epochs, one history
     for step, epoch in enumerate(tqdm(schedule(cfg), desc="action recognition", dynamic_ncols=True)):
-        if epoch.number == 0:
+        if epoch.number == 0:  # AVID-CMA starts the warm-up and the main phase with a fresh Adam
             optimizer = torch.optim.Adam(classifier.parameters(), lr=epoch.lr, weight_decay=0.0)
         for group in optimizer.param_groups:
             group["lr"] = epoch.lr
@@ -191,7 +192,7 @@ def action_recognition(
             batch_loss.backward()
             optimizer.step()
             losses.append(batch_loss.item())
-        loss = sum(losses) / len(losses)
+        loss = history.add_epoch(losses)
         log.info("%s epoch %d: lr %.3g, loss %.4f", epoch.phase, epoch.number + 1, epoch.lr, loss)
         if on_epoch is not None:
             on_epoch(step + 1, {"train_loss": loss, "lr": epoch.lr})
@@ -218,7 +219,8 @@ def action_recognition(
         "top1": video[1],
         "top5": video[5],
         "clip_top1": clip[1],
-        "train_loss": loss,
+        "train_loss": history.last,
+        **divergence_flags("action classifier", history),
         "train_videos": len(train),
         "test_videos": len(test),
         "classes": classes,
@@ -238,3 +240,13 @@ def action_evaluation(config: Config, output: Path) -> Evaluate:
         )
 
     return evaluate
+
+
+def describe_protocol(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """The action-recognition protocol behind a metrics file, in words (for the tables)."""
+    s = settings
+    return (
+        f"AVID-CMA's linear setting on the frozen backbone: {s['clip_frames']}-frame clips at {s['clip_fps']:g} fps, "
+        f"features averaged over time, dropout {s['dropout']:g}, one linear layer; Adam lr {s['lr']:g}, "
+        f"{s['warmup_epochs']} + {s['epochs']} epochs; {s['test_clips']} test clips per video averaged"
+    )

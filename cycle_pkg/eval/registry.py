@@ -41,6 +41,9 @@ class Evaluation:
     metrics: tuple[str, ...]  # the keys of its metrics file that the tables read
     builder: str  # ".module:function" in cycle_pkg.eval, (config, metrics file) -> Evaluate; reads the datasets
     description: str  # the help of `cycle eval <task>` (joined with the task's other evaluations')
+    # ".module:function" in cycle_pkg.eval, (settings, metrics) of a metrics file -> the protocol that
+    # produced it, in words, for the tables' headers
+    protocol: str | None = None
     # Frozen: the job reads a FrozenBackbone, checked unchanged afterwards. Otherwise it trains the
     # backbone itself (fine-tuning), resumable from its state folder beside the metrics file.
     frozen: bool = True
@@ -52,6 +55,13 @@ class Evaluation:
             if get_setting(config, ".".join(keys)) != value:
                 return False
         return True
+
+    def describe(self, settings: dict[str, Any], metrics: dict[str, Any]) -> str | None:
+        """The protocol that produced a metrics file of this evaluation, in words (None if unknown)."""
+        if self.protocol is None:
+            return None
+        module, function = self.protocol.split(":")
+        return getattr(importlib.import_module(module, __package__), function)(settings, metrics)
 
     def job(self, config: Config, output: Path) -> Evaluate:
         """The evaluation's job on the datasets that ``config`` names, writing beside ``output``."""
@@ -68,18 +78,21 @@ RETRIEVAL_METRICS = tuple(f"{mode}_top{k}" for mode in ("frame", "clip") for k i
 EVALUATIONS = _by_name(
     # name, task, settings, datasets, metrics; then the builder and the task's help
     Evaluation("linear_imagenet", "linear", ("eval.linear.dataset=imagenet",), ("imagenet",), ("top1", "top5"),
-               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)"),
+               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)", ".linear:describe_protocol"),
     Evaluation("linear_imagenet100", "linear", ("eval.linear.dataset=imagenet100",), ("imagenet",), ("top1", "top5"),
-               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)"),
+               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)", ".linear:describe_protocol"),
     Evaluation("track", "track", (), ("got10k", "otb"), ("precision", "success", "success_rate"),
-               ".tracking.evaluate:track_evaluation", "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)"),
+               ".tracking.evaluate:track_evaluation", "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)",
+               ".tracking.evaluate:describe_protocol"),
     Evaluation("action", "action", (), ("ucf101",), ("top1", "top5", "clip_top1"),
-               ".action:action_evaluation", "UCF101 action recognition on frozen features (Table 10)"),
+               ".action:action_evaluation", "UCF101 action recognition on frozen features (Table 10)",
+               ".action:describe_protocol"),
     Evaluation("finetune", "finetune", (), ("ucf101",), ("top1", "top5", "clip_top1", "clip_top5"),
                ".finetune:finetune_evaluation", "UCF101 action recognition, the whole network fine-tuned (Table 9)",
                frozen=False),
     Evaluation("retrieval", "retrieval", (), ("ucf101",), RETRIEVAL_METRICS,
-               ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)"),
+               ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)",
+               ".retrieval:describe_protocol"),
 )
 # fmt: on
 

@@ -22,6 +22,7 @@ from ..errors import Preempted
 from ..io_utils import write_json_atomic, write_text_atomic
 from ..mlflow_run import MlflowRun
 from .checkpoints import RANDOM, Backbone
+from .divergence import diverged
 from .features import FrozenBackbone
 from .registry import Evaluate, Evaluation, job_folder
 
@@ -97,9 +98,19 @@ def run_evaluation(
     }
     write_json_atomic(output, record)
     mlflow_run.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+    if diverged(metrics):  # also the metric diverged = 1; the tag makes such runs easy to filter in the UI
+        mlflow_run.set_tags({"cycle.diverged": "true", "cycle.divergence": metrics["divergence"][:500]})
     mlflow_run.log_artifact(str(output))
     mlflow_run.end("FINISHED")
-    log.info("%s of %s: %s -> %s", task, run, _headline(metrics), output)
+    log.log(
+        logging.WARNING if diverged(metrics) else logging.INFO,
+        "%s of %s: %s -> %s%s",
+        task,
+        run,
+        _headline(metrics),
+        output,
+        " (its training DIVERGED: these numbers do not measure the representation)" if diverged(metrics) else "",
+    )
     return record
 
 
