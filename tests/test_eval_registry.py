@@ -48,3 +48,16 @@ def test_the_workflow_reads_the_registry_without_torch():
     code = "import sys, cycle_pkg.eval.registry, cycle_pkg.grid; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_every_evaluation_describes_its_protocol_from_its_recorded_settings():
+    import dataclasses
+
+    from cycle_pkg.config import EvalConfig
+
+    for evaluation in EVALUATIONS.values():
+        settings = dataclasses.asdict(getattr(EvalConfig(), evaluation.task))
+        text = evaluation.describe(settings, {})
+        assert text and "{" not in text, evaluation.name
+    finetune = EVALUATIONS["finetune"].describe(dataclasses.asdict(EvalConfig().finetune), {})
+    assert "32-frame clips at 16 fps" in finetune and "groups of 8 clips" in finetune and "dropout 0.9" in finetune

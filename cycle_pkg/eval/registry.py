@@ -89,7 +89,7 @@ EVALUATIONS = _by_name(
                ".action:describe_protocol"),
     Evaluation("finetune", "finetune", (), ("ucf101",), ("top1", "top5", "clip_top1", "clip_top5"),
                ".finetune:finetune_evaluation", "UCF101 action recognition, the whole network fine-tuned (Table 9)",
-               frozen=False),
+               ".finetune:describe_protocol", frozen=False),
     Evaluation("retrieval", "retrieval", (), ("ucf101",), RETRIEVAL_METRICS,
                ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)",
                ".retrieval:describe_protocol"),
