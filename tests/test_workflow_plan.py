@@ -2,6 +2,7 @@
 that `snakemake --profile slurm` plans."""
 
 import re
+import shlex
 import subprocess
 import sys
 
@@ -77,7 +78,7 @@ def test_small_scales_map_the_papers_sizes():
 
 
 def test_paper_dag_with_the_slurm_profile():
-    result = snakemake("--profile", "slurm", "--dry-run")
+    result = snakemake("--profile", "slurm", "--dry-run", "--printshellcmds")
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout)
     assert counts["pretrain"] == 27 and counts["evaluate"] == 39 and counts["table"] == 11
@@ -94,6 +95,12 @@ def test_paper_dag_with_the_slurm_profile():
     assert sorted(re.search(r"model=([\w-]+)", b).group(1) for b in finetune) == ["r18-r2v2", "r50-r2v2-mlp-d128"]
     assert all(re.search(r"resources: .*\bruntime=2880\b.*\bgpu=1\b.*--signal=USR1@300", b) for b in finetune)
     assert "--signal=USR1@300" in pretrain[0]
+    from torch.distributed.run import get_args_parser  # the launch line as torchrun itself reads it
+
+    launch = next(line for line in pretrain[0].splitlines() if "torch.distributed.run" in line)
+    torchrun = get_args_parser().parse_args(shlex.split(launch.split("torch.distributed.run", 1)[1]))
+    assert torchrun.module and torchrun.training_script == "cycle_pkg.cli" and torchrun.nproc_per_node == "8"
+    assert {"--run", "--log"} <= set(torchrun.training_script_args)  # the job's options reach the job
     subset = [b for b in pretrain if re.search(r"run=r18(?!-r2v2)", b)]
     assert len(subset) == 21 and all("data/shards/r2v2/train-s109500/index.json" in b for b in subset)
     whole = [b for b in pretrain if "run=r18-r2v2" in b or "run=r50" in b]

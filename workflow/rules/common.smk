@@ -111,11 +111,13 @@ def monitor_data(run):
 
 def pretrain_launcher(wildcards, threads, resources):
     """torchrun with one process per GPU when the job has several (it passes SIGUSR1, SLURM's
-    warning before the time limit, on to them); otherwise the package itself on `threads` cores."""
+    warning before the time limit, on to them); otherwise the package itself on `threads` cores. The
+    `--` keeps torchrun's parser from reading the job's own options (--run, --log) as abbreviations of
+    its --run-path and --log-dir."""
     if resources.gpu > 1:
         return (
             "TORCHELASTIC_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 "
-            f"{PYTHON} -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m cycle_pkg.cli"
+            f"{PYTHON} -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m -- cycle_pkg.cli"
         )
     return f"OMP_NUM_THREADS={threads} {CYCLE}"
 
