@@ -144,8 +144,9 @@ def test_tracking_evaluation_end_to_end(tmp_path, config, frozen):
     test = [draw_sequence(tmp_path / "otb", f"Seq{i}", 100 + i, frames=10, velocity=4) for i in range(3)]
     folder = tmp_path / "eval" / "r18"
     epochs = []
-    # Whole sequences; ten epochs of one batch align the two 1x1 convolutions (two do not).
-    cfg = dataclasses.replace(config.eval.track, max_frames=None, epochs=10)
+    # Whole sequences; ten epochs of one batch at Adam 1e-3 (the default step, ten times the test
+    # scale's) align the two 1x1 convolutions (two epochs do not).
+    cfg = dataclasses.replace(config.eval.track, max_frames=None, epochs=10, lr=1e-3)
     metrics, plots = evaluate_tracking(frozen, train, test, cfg, 0, folder, on_epoch=lambda e, m: epochs.append((e, m)))
     assert [e for e, _ in epochs] == list(range(1, 11)) and epochs[1][1]["siamfc_lr"] < epochs[0][1]["siamfc_lr"]
     for name, _, _ in test:
