@@ -114,8 +114,10 @@ def test_video_evaluations_on_the_synthetic_world(task, world, tmp_path, pretrai
                 assert 0 <= metric_value(metrics, key, row.section) <= 100
 
 
-@pytest.mark.parametrize("task", ["track", "action", "retrieval"])
-def test_video_evaluations_of_a_moco_release(task, world, tmp_path, mlflow_uri):
+def test_a_video_evaluation_of_a_moco_release(world, tmp_path, mlflow_uri):
+    """The checkpoint's format matters here, not the task (every task reads the same backbone): the
+    cheapest video evaluation, retrieval, stands for the three."""
+    task = "retrieval"
     torch.save(moco_state(), tmp_path / "moco_v2_800ep_pretrain.pth.tar")
     roots = [f"data.{name}_root={world / name}" for name in ("ucf101", "got10k", "otb")]
     args = eval_args(task, world, tmp_path, tmp_path / "moco_v2_800ep_pretrain.pth.tar", *roots)

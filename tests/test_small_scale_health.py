@@ -20,7 +20,7 @@ from cycle_pkg.eval.linear import val_transform
 
 from .conftest import PARAMS, pretrain_args, run_cycle
 
-pytestmark = pytest.mark.long  # a pretraining run and three probes: about 90 CPU s
+pytestmark = pytest.mark.long(minutes=2)  # a pretraining run and three probes: about 90 CPU s
 
 
 @pytest.fixture(scope="module")

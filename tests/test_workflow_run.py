@@ -68,7 +68,7 @@ def mlflow_runs(project: Path):
     return mlflow.search_runs(experiment_names=["cycle-contrast"], output_format="pandas")
 
 
-@pytest.mark.long
+@pytest.mark.long(minutes=20)
 def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     project = project_copy(tmp_path / "project", data={"r2v2_format": "shards"})
     run(["git", "init", "-q"], project)
@@ -133,7 +133,7 @@ def slurm_cluster(tmp_path_factory):
     subprocess.run(["bash", str(scripts / "stop.sh"), str(state)], capture_output=True, timeout=120)
 
 
-@pytest.mark.long
+@pytest.mark.long(minutes=8)
 def test_part_of_the_dag_through_slurm_with_the_projects_profile(tmp_path, slurm_cluster):
     project = project_copy(tmp_path / "project", workflow={"tables": ["table11"]})
     command = [
