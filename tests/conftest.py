@@ -4,6 +4,7 @@ random frozen backbone, and an isolated MLflow store per test."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +85,20 @@ def frozen():
     return FrozenBackbone(backbone.net, backbone.width, torch.device("cpu"))
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory) -> Path:
+    """An MLflow store whose tables exist: creating them takes seconds, copying the file none."""
+    import mlflow  # here: most tests need no MLflow
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
+def mlflow_uri(tmp_path, monkeypatch, empty_mlflow_store) -> str:
+    """A fresh MLflow store of the test's own (a copy of the empty one), for it and its subprocesses."""
+    shutil.copyfile(empty_mlflow_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri

@@ -1,0 +1,38 @@
+"""An evaluation whose training diverged is said so outside its metrics file too: a warning in the
+job's log and the MLflow tags cycle.diverged / cycle.divergence beside the metric diverged = 1."""
+
+import json
+import logging
+
+import mlflow
+from torch import nn
+
+from cycle_pkg.config import Config
+from cycle_pkg.eval.checkpoints import RANDOM, Backbone
+from cycle_pkg.eval.registry import EVALUATIONS
+from cycle_pkg.eval.runner import run_evaluation
+
+REASON = "the last epoch's loss 6685 is 3342.5x the first step's 2"
+
+
+def probe(diverged: bool):
+    """A linear job's result as linear_probe returns it, diverged or not, without the probe's cost."""
+    flags = {"diverged": diverged, "divergence": REASON if diverged else ""}
+    return lambda frozen, mlflow_run: {"top1": 33.3, "top5": 100.0, "train_loss": 6685.0, **flags}
+
+
+def test_a_diverged_evaluation_is_a_warning_and_an_mlflow_tag(tmp_path, mlflow_uri, caplog):
+    backbone = Backbone(nn.Linear(2, 2), "resnet18", 2, RANDOM, RANDOM)
+    for diverged in (True, False):
+        caplog.clear()
+        output = tmp_path / f"diverged-{diverged}.json"
+        with caplog.at_level(logging.INFO, logger="cycle_pkg.eval.runner"):
+            record = run_evaluation(EVALUATIONS["linear_imagenet"], Config(), backbone, "r18", output, probe(diverged))
+        assert json.loads(output.read_text())["metrics"]["diverged"] is diverged
+        logged = [r for r in caplog.records if r.name == "cycle_pkg.eval.runner"]
+        assert [r.levelno for r in logged] == [logging.WARNING if diverged else logging.INFO]
+        assert ("DIVERGED" in logged[0].getMessage()) is diverged
+        run = mlflow.MlflowClient(mlflow_uri).get_run(record["mlflow_run_id"])
+        assert run.data.metrics["diverged"] == float(diverged)
+        tags = {k: v for k, v in run.data.tags.items() if k in ("cycle.diverged", "cycle.divergence")}
+        assert tags == ({"cycle.diverged": "true", "cycle.divergence": REASON} if diverged else {})
