@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from supervised_reference import train_supervised
 
 from cycle_pkg.config import load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
@@ -63,6 +64,12 @@ def main() -> None:
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--checkpoint", default="random", help="checkpoint file, or 'random'")
+    parser.add_argument(
+        "--supervised-epochs",
+        type=int,
+        help="probe a backbone trained this many epochs on the world's latent classes (supervised_reference.py)",
+    )
+    parser.add_argument("--supervised-weights", help="keep that backbone's weights here (default: a scratch folder)")
     parser.add_argument("--epochs", type=int, help="epochs of both protocols (default: the scale's)")
     parser.add_argument("--views", type=int, nargs="+", default=[10], help="the fast protocol's views per image")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe seeds (eval.linear.seed)")
@@ -80,55 +87,76 @@ def main() -> None:
         cfg = dataclasses.replace(cfg, epochs=args.epochs, milestones=milestones)
     train, classes = imagefolder_samples(config.data.imagenet_root, "train")
     val, _ = imagefolder_samples(config.data.imagenet_root, "val")
-    loaded = load_backbone(args.checkpoint, arch=config.model.backbone if args.checkpoint == "random" else None)
+    with tempfile.TemporaryDirectory() as scratch:
+        checkpoint, supervised = args.checkpoint, {}
+        if args.supervised_epochs:
+            checkpoint = Path(args.supervised_weights or Path(scratch) / "supervised.pth")
+            supervised = train_supervised(
+                Path(config.data.r2v2_root),
+                config.model.backbone,
+                config.pretrain.image_size,
+                args.supervised_epochs,
+                checkpoint,
+            )
+        loaded = load_backbone(checkpoint, arch=config.model.backbone if checkpoint == "random" else None)
     frozen = FrozenBackbone(loaded.net, loaded.width)
+
+    def summary_so_far() -> dict:
+        protocols = {name: summary_of(results) for name, results in runs.items() if results}
+        moco = protocols["moco"]
+        comparison = {
+            f"fast_{views}": {
+                "top1_fast_minus_moco": protocols[f"fast_{views}"]["top1_mean"] - moco["top1_mean"],
+                "top5_fast_minus_moco": protocols[f"fast_{views}"]["top5_mean"] - moco["top5_mean"],
+                "speedup_cold": moco["seconds_mean"] / protocols[f"fast_{views}"]["seconds_mean"],
+                "speedup_warm": moco["seconds_mean"] / protocols[f"fast_{views}_warm"]["seconds_mean"],
+            }
+            for views in args.views
+            if f"fast_{views}" in protocols
+        }
+        return {
+            "scale": config.scale,
+            "device": str(frozen.device),
+            "checkpoint": "supervised" if supervised else args.checkpoint,
+            **({"supervised_training": {"epochs": args.supervised_epochs, **supervised}} if supervised else {}),
+            "backbone": loaded.arch,
+            "epochs": cfg.epochs,
+            "milestones": cfg.milestones,
+            "batch_size": cfg.batch_size,
+            "lr": cfg.lr,
+            "image_size": cfg.image_size,
+            "train_images": len(train),
+            "val_images": len(val),
+            "classes": len(classes),
+            "seeds": [r["seed"] for r in runs["moco"]],
+            "overrides": args.overrides,
+            "protocols": protocols,
+            "fast_against_moco": comparison,
+        }
+
+    def write(summary: dict) -> None:
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
 
     runs: dict[str, list[dict]] = {"moco": []}
     for views in args.views:
         runs[f"fast_{views}"], runs[f"fast_{views}_warm"] = [], []
-    for seed in args.seeds:
-        moco = dataclasses.replace(cfg, protocol="moco", seed=seed)
-        runs["moco"].append(timed_probe(frozen, train, val, len(classes), moco, config.eval, FeatureCache(None)))
+    for seed in args.seeds:  # all protocols for one seed, then the next: an interrupted run keeps whole seeds
         for views in args.views:
             fast = dataclasses.replace(cfg, protocol="fast", views=views, seed=seed)
             with tempfile.TemporaryDirectory() as cache_dir:
                 for name in (f"fast_{views}", f"fast_{views}_warm"):  # the features computed, then cached
                     result = timed_probe(frozen, train, val, len(classes), fast, config.eval, FeatureCache(cache_dir))
-                    runs[name].append(result)
+                    runs[name].append({"seed": seed, **result})
+        moco = dataclasses.replace(cfg, protocol="moco", seed=seed)
+        result = timed_probe(frozen, train, val, len(classes), moco, config.eval, FeatureCache(None))
+        runs["moco"].append({"seed": seed, **result})
+        write(summary_so_far())
 
-    protocols = {name: summary_of(results) for name, results in runs.items()}
-    moco = protocols["moco"]
-    comparison = {
-        f"fast_{views}": {
-            "top1_fast_minus_moco": protocols[f"fast_{views}"]["top1_mean"] - moco["top1_mean"],
-            "top5_fast_minus_moco": protocols[f"fast_{views}"]["top5_mean"] - moco["top5_mean"],
-            "speedup_cold": moco["seconds_mean"] / protocols[f"fast_{views}"]["seconds_mean"],
-            "speedup_warm": moco["seconds_mean"] / protocols[f"fast_{views}_warm"]["seconds_mean"],
-        }
-        for views in args.views
-    }
-    summary = {
-        "scale": config.scale,
-        "device": str(frozen.device),
-        "checkpoint": args.checkpoint,
-        "backbone": loaded.arch,
-        "epochs": cfg.epochs,
-        "milestones": cfg.milestones,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
-        "image_size": cfg.image_size,
-        "train_images": len(train),
-        "val_images": len(val),
-        "classes": len(classes),
-        "seeds": args.seeds,
-        "overrides": args.overrides,
-        "protocols": protocols,
-        "fast_against_moco": comparison,
-    }
+    summary = summary_so_far()
     print(json.dumps({k: v for k, v in summary.items() if k != "protocols"}, indent=2))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
+    write(summary)
 
 
 if __name__ == "__main__":
