@@ -1,0 +1,116 @@
+"""The MLflow store jobs log to: a SQLite file is created and migrated by one process at a time,
+and a busy store or an unreachable server is waited for, not fatal.
+
+MLflow creates and migrates a fresh SQLite store on its first open without any lock between
+processes: jobs started together on a new store race through the migrations (duplicate columns,
+"Online migration expected to match one row", a leftover `_alembic_tmp_*` table). A file lock beside
+the database serialises that first open; later opens find the store current and hold the lock only
+for a moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRIES = 8
+LOCK_TIMEOUT = 900  # seconds: a fresh store's migrations take ~10 s, a slow file system longer
+# Failures that another attempt may not meet: a SQLite store written by many jobs, a server that is
+# restarting (MLflow's HTTP client retries for a while itself, then gives up with these words).
+TRANSIENT = ("database is locked", "busy", "UNIQUE constraint", "Max retries exceeded", "Connection refused")
+
+
+def tracking_uri(default: str) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store (relative to the working directory, as MLflow
+    reads it); None for a server, another database or an in-memory store."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<database>.lock`` for a SQLite store (nothing otherwise)."""
+    path = sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=5)
+    except Timeout:
+        log.info("waiting for another job to finish opening the MLflow store %s", path)
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT)
+        except Timeout as err:
+            message = f"{path}.lock: held for {LOCK_TIMEOUT} s by another job opening the MLflow store"
+            raise ConfigError(message) from err
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def is_transient(err: BaseException) -> bool:
+    return any(marker in str(err) for marker in TRANSIENT)
+
+
+def with_retries(call: Callable[..., T]) -> Callable[..., T]:
+    """Retry MLflow calls that fail because many jobs write the same store at once, or because its
+    server is restarting."""
+
+    @functools.wraps(call)
+    def wrapper(*args, **kwargs):
+        for attempt in range(RETRIES):
+            try:
+                return call(*args, **kwargs)
+            except Exception as err:  # MLflow wraps sqlite's and requests' errors in its own types
+                if not is_transient(err) or attempt == RETRIES - 1:
+                    raise
+                delay = 0.5 * 2**attempt * (1 + random.random())
+                log.warning("MLflow store busy (%s); retrying in %.1f s", str(err).splitlines()[0][:80], delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def open_experiment(uri: str, experiment: str) -> str:
+    """Point this process's MLflow at ``uri`` and return the id of ``experiment`` (created if new),
+    creating or migrating a SQLite store under its lock first."""
+    import mlflow
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    with store_lock(uri):
+        mlflow.set_tracking_uri(uri)
+        try:
+            return with_retries(mlflow.set_experiment)(experiment).experiment_id
+        except Exception as err:
+            if is_transient(err) or sqlite_path(uri) is None:
+                raise
+            raise ConfigError(
+                f"MLflow store {sqlite_path(uri)} cannot be opened ({str(err).splitlines()[0][:200]}). A store that "
+                "jobs of an earlier version created concurrently may be half-migrated: move it aside and rerun "
+                "(a new store is created), or point MLFLOW_TRACKING_URI at another one"
+            ) from err

@@ -1,0 +1,73 @@
+"""The SLURM job this process runs in, if any: its time left, how often it was requeued, and
+requeueing it once its checkpoint is saved.
+
+A job that reaches its time limit (or gets the SIGUSR1 warning before it) and merely exits counts
+as failed for the workflow, which resubmits it and spends one of its retries. A job that requeues
+itself keeps its job id: SLURM runs it again as PENDING -> RUNNING, Snakemake's SLURM executor
+keeps waiting on the same id, and the retries stay for real failures (PyTorch Lightning's SLURM
+auto-requeue works the same way). SLURM counts the requeues in SLURM_RESTART_COUNT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+
+log = logging.getLogger(__name__)
+# squeue's TimeLeft (%L): [days-][hours:]minutes:seconds, or a word (UNLIMITED, NOT_SET, INVALID)
+TIME_LEFT = re.compile(r"^(?:(?:(\d+)-)?(\d+):)?(\d+):(\d+)$")
+
+
+def job_id() -> str | None:
+    """The id of the SLURM job this process runs in (a batch job, or a step of one)."""
+    return os.environ.get("SLURM_JOB_ID") or None
+
+
+def restart_count() -> int:
+    """How many times SLURM has requeued this job (0 on its first run)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+
+
+def parse_time_left(text: str) -> float | None:
+    """Seconds in squeue's TimeLeft format; None for no limit or an unknown one."""
+    match = TIME_LEFT.match(text.strip())
+    if not match:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def seconds_left(job: str) -> float | None:
+    """The time left before the job's limit, as SLURM sees it now; None when there is none or
+    squeue cannot say (the job then simply runs until SLURM stops it)."""
+    try:
+        result = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("cannot ask squeue for the time left of SLURM job %s (%s)", job, err)
+        return None
+    if result.returncode != 0:
+        log.warning("squeue could not say the time left of SLURM job %s: %s", job, result.stderr.strip()[:200])
+        return None
+    return parse_time_left(result.stdout.strip().splitlines()[0] if result.stdout.strip() else "")
+
+
+def requeue(job: str) -> bool:
+    """Put the job back in SLURM's queue under the same id; SLURM ends this run of it shortly after.
+    False (and a warning) where the cluster refuses, e.g. with JobRequeue=0 or `sbatch --no-requeue`:
+    the job then ends and the workflow's retries resubmit it."""
+    try:
+        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("could not requeue SLURM job %s (%s); the workflow's retries will resubmit it", job, err)
+        return False
+    if result.returncode != 0:
+        log.warning(
+            "SLURM refused to requeue job %s (%s); the workflow's retries will resubmit it",
+            job,
+            (result.stderr or result.stdout).strip()[:200],
+        )
+        return False
+    log.info("requeued SLURM job %s: it resumes from its checkpoint when SLURM starts it again", job)
+    return True

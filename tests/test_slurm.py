@@ -1,0 +1,65 @@
+"""What a job reads from SLURM and asks of it, against stand-ins for squeue and scontrol on PATH
+(the real one-node cluster runs in tests/test_workflow_run.py)."""
+
+import os
+import stat
+
+import pytest
+
+from cycle_pkg import slurm
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0:45", 45.0),
+        ("12:03", 723.0),
+        ("1:00:00", 3600.0),
+        ("2-03:04:05", ((2 * 24 + 3) * 60 + 4) * 60 + 5.0),
+        ("UNLIMITED", None),
+        ("NOT_SET", None),
+        ("", None),
+    ],
+)
+def test_time_left_in_squeues_format(text, seconds):
+    assert slurm.parse_time_left(text) == seconds
+
+
+def fake_command(folder, name, script):
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir
+
+
+def test_the_time_left_and_the_requeue_go_to_this_job(fake_slurm, tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    fake_command(fake_slurm, "squeue", f'echo "$@" >> {calls}; echo 4:10')
+    fake_command(fake_slurm, "scontrol", f'echo "$@" >> {calls}')
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "3")
+    assert slurm.job_id() == "4242" and slurm.restart_count() == 3
+    assert slurm.seconds_left("4242") == 250.0
+    assert slurm.requeue("4242") is True
+    assert calls.read_text().splitlines() == ["-h -j 4242 -o %L", "requeue 4242"]
+
+
+def test_a_refused_requeue_says_so_and_leaves_it_to_the_retries(fake_slurm, caplog):
+    fake_command(fake_slurm, "scontrol", "echo 'Requested operation is presently disabled' >&2; exit 1")
+    fake_command(fake_slurm, "squeue", "echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1")
+    assert slurm.requeue("7") is False
+    assert "refused to requeue job 7 (Requested operation is presently disabled)" in caplog.text
+    assert slurm.seconds_left("7") is None
+
+
+def test_outside_slurm_there_is_no_job(monkeypatch):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    assert slurm.job_id() is None and slurm.restart_count() == 0
