@@ -66,7 +66,7 @@ def test_no_readable_checkpoint_is_a_clear_error(world, tmp_path, restart_on_cha
     again = run_cycle([*args, *(["--restart-on-change"] if restart_on_change else [])], cwd=tmp_path)
     assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
     assert f"checkpoint error: {run_dir / 'checkpoint.pt'}: unreadable" in again.stderr
-    assert "delete the run folder" in again.stderr
+    assert "Delete the run folder" in again.stderr
 
 
 def test_stale_temporaries_of_the_checkpoint_are_removed_when_a_run_starts(world, tmp_path):
