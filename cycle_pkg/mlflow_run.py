@@ -1,46 +1,23 @@
-"""A job's MLflow run: one run per job, reopened when the job resumes, tolerant of a busy SQLite store."""
+"""A job's MLflow run: one run per job, reopened when the job resumes (steps it replays are not logged
+again), closed by a rerun that finds it left RUNNING; the store's concurrency in :mod:`.mlflow_store`."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import random
 import subprocess
-import time
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 from .config import MlflowConfig
+from .mlflow_store import open_experiment, with_retries
 from .typed_yaml import flatten
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-RETRIES = 8
 
 
 def tracking_uri(config: MlflowConfig) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or config.tracking_uri
-
-
-def with_retries(call: Callable[..., T]) -> Callable[..., T]:
-    """Retry MLflow calls that fail because many jobs write the same store at once."""
-
-    @functools.wraps(call)
-    def wrapper(*args, **kwargs):
-        for attempt in range(RETRIES):
-            try:
-                return call(*args, **kwargs)
-            except Exception as err:  # MLflow wraps sqlite's OperationalError in its own types
-                transient = "locked" in str(err) or "busy" in str(err) or "UNIQUE constraint" in str(err)
-                if not transient or attempt == RETRIES - 1:
-                    raise
-                delay = 0.5 * 2**attempt * (1 + random.random())
-                log.warning("MLflow store busy (%s); retrying in %.1f s", str(err).splitlines()[0][:80], delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
-
-    return wrapper
 
 
 def git_commit() -> str:
@@ -62,13 +39,12 @@ class MlflowRun:
         self.config = config
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        self.logged_through: int | None = None  # a reopened run's last logged step
         if self.active:
             import mlflow
 
             self.mlflow = mlflow
-            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-            mlflow.set_tracking_uri(tracking_uri(config))
-            self.experiment_id = with_retries(mlflow.set_experiment)(config.experiment).experiment_id
+            self.experiment_id = open_experiment(tracking_uri(config), config.experiment)
 
     def start(
         self, run_name: str, run_id: str | None, params: Mapping[str, Any], tags: Mapping[str, str]
@@ -81,6 +57,8 @@ class MlflowRun:
             run_id = None
         run = with_retries(self.mlflow.start_run)(run_id=run_id, run_name=None if run_id else run_name)
         self.run_id = run.info.run_id
+        if run_id is not None:
+            self.logged_through = self._last_logged_step(run_id)
         scheduler = {"slurm.job_id": os.environ["SLURM_JOB_ID"]} if "SLURM_JOB_ID" in os.environ else {}
         with_retries(self.mlflow.set_tags)({"mlflow.source.git.commit": git_commit(), **scheduler, **tags})
         if run_id is None:
@@ -96,7 +74,17 @@ class MlflowRun:
         except self.mlflow.exceptions.MlflowException:
             return False
 
+    def _last_logged_step(self, run_id: str) -> int | None:
+        client = self.mlflow.MlflowClient()
+        keys = with_retries(client.get_run)(run_id).data.metrics
+        steps = [m.step for key in keys for m in with_retries(client.get_metric_history)(run_id, key)]
+        return max(steps, default=None)
+
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log ``metrics`` at ``step``; a resumed job's steps up to the last one its run logged before
+        it was interrupted are replays of logged ones, and are not logged twice."""
+        if step is not None and self.logged_through is not None and step <= self.logged_through:
+            return
         if self.active and self.run_id:
             with_retries(self.mlflow.log_metrics)(dict(metrics), step=step)
 
@@ -116,3 +104,17 @@ class MlflowRun:
         if self.active and self.run_id:
             with_retries(self.mlflow.end_run)(status=status)
             self.run_id = None
+
+    def close_if_running(self, run_id: str | None) -> None:
+        """End ``run_id`` as FINISHED if it is still RUNNING although its job finished: a job killed
+        between its last two writes (summary.json, then the MLflow run's end) left it so."""
+        if not self.active or run_id is None:
+            return
+        client = self.mlflow.MlflowClient()
+        try:
+            status = with_retries(client.get_run)(run_id).info.status
+        except self.mlflow.exceptions.MlflowException:
+            return  # not in this store: nothing to close
+        if status == "RUNNING":
+            with_retries(client.set_terminated)(run_id, "FINISHED")
+            log.warning("MLflow run %s was left RUNNING by a job that had finished; closed it as FINISHED", run_id)

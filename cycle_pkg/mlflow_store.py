@@ -31,10 +31,6 @@ LOCK_TIMEOUT = 900  # seconds: a fresh store's migrations take ~10 s, a slow fil
 TRANSIENT = ("database is locked", "busy", "UNIQUE constraint", "Max retries exceeded", "Connection refused")
 
 
-def tracking_uri(default: str) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or default
-
-
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` store (relative to the working directory, as MLflow
     reads it); None for a server, another database or an in-memory store."""

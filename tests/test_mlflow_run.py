@@ -1,8 +1,7 @@
 import mlflow
-import pytest
 
 from cycle_pkg.config import MlflowConfig
-from cycle_pkg.mlflow_run import MlflowRun, with_retries
+from cycle_pkg.mlflow_run import MlflowRun
 
 
 def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlflow_uri):
@@ -28,19 +27,3 @@ def test_disabled_mlflow_does_nothing(tmp_path, monkeypatch):
     assert mlflow_run.start("r18", None, {}, {}) is None
     mlflow_run.log_metrics({"loss": 1.0})
     assert not (tmp_path / "never.db").exists()
-
-
-def test_busy_store_is_retried(monkeypatch):
-    monkeypatch.setattr("cycle_pkg.mlflow_run.time.sleep", lambda seconds: None)
-    calls = []
-
-    def flaky():
-        calls.append(1)
-        if len(calls) < 3:
-            raise RuntimeError("(sqlite3.OperationalError) database is locked")
-        return "ok"
-
-    assert with_retries(flaky)() == "ok" and len(calls) == 3
-    with pytest.raises(ValueError, match="not transient"):
-        with_retries(lambda: (_ for _ in ()).throw(ValueError("not transient")))()
-

@@ -9,14 +9,14 @@ import mlflow
 import pytest
 
 from cycle_pkg.errors import ConfigError
-from cycle_pkg.mlflow_store import open_experiment, sqlite_path
+from cycle_pkg.mlflow_store import open_experiment, sqlite_path, with_retries
 
 # One job's whole use of the run log: open the store, start a run, log, end it.
 JOB = """
 import sys
 from cycle_pkg.config import MlflowConfig
-from cycle_pkg.tracking import Tracker
-run_log = Tracker(MlflowConfig(tracking_uri=sys.argv[1]))
+from cycle_pkg.mlflow_run import MlflowRun
+run_log = MlflowRun(MlflowConfig(tracking_uri=sys.argv[1]))
 run_log.start(f"job{sys.argv[2]}", None, {"job": sys.argv[2]}, {"cycle.job": "test"})
 run_log.log_metrics({"m": float(sys.argv[2])}, step=1)
 run_log.end("FINISHED")
@@ -64,3 +64,18 @@ def test_a_store_that_cannot_be_migrated_is_a_clear_error(tmp_path):
     connection.commit()
     with pytest.raises(ConfigError, match=f"MLflow store {db} cannot be opened .*move it aside"):
         open_experiment(f"sqlite:///{db}", "cycle-contrast")
+
+
+def test_busy_store_is_retried(monkeypatch):
+    monkeypatch.setattr("cycle_pkg.mlflow_store.time.sleep", lambda seconds: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise RuntimeError("(sqlite3.OperationalError) database is locked")
+        return "ok"
+
+    assert with_retries(flaky)() == "ok" and len(calls) == 3
+    with pytest.raises(ValueError, match="not transient"):
+        with_retries(lambda: (_ for _ in ()).throw(ValueError("not transient")))()
