@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
@@ -18,6 +19,10 @@ from .data import prepare
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
 from .eval import registry
 from .grid import run_name
+from .typed_yaml import parse_override
+
+if TYPE_CHECKING:
+    from .eval.checkpoints import Backbone
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -142,6 +147,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     config = _config(args)
     arch = args.backbone or (config.model.backbone if args.checkpoint == "random" else None)
     backbone = load_backbone(args.checkpoint, args.format, arch, seed=config.pretrain.seed)
+    check_backbone_override(args.overrides, backbone)
     run = args.run or runner.default_run_name(backbone)
     evaluation = registry.evaluation_of(args.task, config)
     setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
@@ -149,6 +155,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
     evaluate = evaluation.job(config, output)
     tags = dict(_key_value(t) for t in args.tags)
     runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
+
+
+def check_backbone_override(overrides: list[str], backbone: Backbone) -> None:
+    """An evaluation takes its architecture from the checkpoint: a ``--set model.backbone`` that
+    contradicts it would be silently ignored, so it is an error (``--backbone`` states an expectation)."""
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys == ["model", "backbone"] and backbone.format != "random" and value != backbone.arch:
+            raise ConfigError(
+                f"--set {text}: {backbone.source} holds a {backbone.arch} backbone, and an evaluation uses the "
+                "checkpoint's architecture (model.backbone only chooses that of --checkpoint random). Drop the "
+                "--set, or pass --backbone to check the checkpoint's architecture"
+            )
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -282,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)
-        return 143
+        return err.exit_status
     return 0
 
 

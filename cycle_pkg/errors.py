@@ -10,7 +10,17 @@ class DatasetError(ValueError):
 
 
 class Preempted(Exception):
-    """A preemption signal arrived; a checkpoint was saved and a rerun resumes from it."""
+    """A preemption signal arrived (or a SLURM job's time limit neared); a checkpoint was saved and a
+    rerun resumes from it. ``requeue``: the job should go back to SLURM's queue (``requeued``: it did)."""
+
+    def __init__(self, message: str, requeue: bool = False, exit_status: int = 143):
+        super().__init__(message)
+        self.requeue, self.exit_status = requeue, exit_status
+        self.requeued: str | None = None  # the SLURM job id, once requeued
+
+    def __str__(self) -> str:
+        again = f"; SLURM job {self.requeued} requeued: it resumes when SLURM starts it again" if self.requeued else ""
+        return super().__str__() + again
 
 
 class CheckpointError(ValueError):

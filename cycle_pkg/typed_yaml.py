@@ -137,7 +137,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. loss.lambda_cycle=0.3")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), load_yaml(raw)
+    try:
+        return key.strip().split("."), load_yaml(raw)
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0]
+        raise ConfigError(f"override {text!r}: not valid YAML ({problem}); quote a string, e.g. key='[1,'") from err
 
 
 def overrides_to_dict(overrides: list[str]) -> dict[str, Any]:
