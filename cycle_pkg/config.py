@@ -158,6 +158,12 @@ class PretrainConfig:
     augment_on: Literal["auto", "cpu", "device"] = "auto"
     monitor_every: int = 1000  # steps between the monitor's looks (also at step 0 and the last); 0 = no monitor
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    # A finished run keeps checkpoint.pt (both encoders, queues, optimizer) to continue training
+    # from; false leaves only backbone.pt, what the evaluations read.
+    keep_training_state: bool = True
+    # Under SLURM: checkpoint and requeue the job this many seconds before its time limit (0: only
+    # when SIGUSR1 arrives), so that the limit costs no retry of the workflow.
+    requeue_margin: int = 300
 
 
 @dataclass
@@ -374,6 +380,8 @@ SETTING_FACTS = (
     SettingFacts("pretrain.max_steps", resumable=True),
     SettingFacts("pretrain.monitor_every", resumable=True),  # the monitor only looks: training is the same
     SettingFacts("pretrain.monitor.", resumable=True),
+    SettingFacts("pretrain.keep_training_state", resumable=True),
+    SettingFacts("pretrain.requeue_margin", resumable=True),
     SettingFacts("mlflow.", resumable=True),
     SettingFacts("results", resumable=True),
     SettingFacts("scale", resumable=True),

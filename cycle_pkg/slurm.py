@@ -30,6 +30,17 @@ def restart_count() -> int:
     return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
 
 
+def count_requeues(counters: dict) -> None:
+    """Add this job's requeues since ``counters`` last saw it to ``counters["requeues"]``: SLURM counts
+    them per job id, and a job the workflow resubmits after a failure starts again from 0."""
+    job = job_id()
+    if job is None:
+        return
+    seen = counters.get("slurm_restarts", 0) if counters.get("slurm_job") == job else 0
+    counters["requeues"] = counters.get("requeues", 0) + max(restart_count() - seen, 0)
+    counters.update(slurm_job=job, slurm_restarts=restart_count())
+
+
 def parse_time_left(text: str) -> float | None:
     """Seconds in squeue's TimeLeft format; None for no limit or an unknown one."""
     match = TIME_LEFT.match(text.strip())

@@ -35,7 +35,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import CHECKPOINT, config_differences, load_checkpoint, save_checkpoint
+from . import slurm
+from .checkpoint import (
+    BACKBONE,
+    CHECKPOINT,
+    config_differences,
+    export_backbone,
+    finish_folder,
+    make_current,
+    newest_readable,
+    save_checkpoint,
+)
 from .config import Config
 from .data.augment import moco_v2
 from .data.feed import DeviceFeed
@@ -46,11 +56,11 @@ from .data.shards import read_index, shard_dir, subset_videos
 from .data.stream import ShardPairs, decode_frame, encode_frame
 from .errors import ConfigError, Preempted
 from .grid import grid_tags
-from .io_utils import write_json_atomic, write_text_atomic
+from .io_utils import stale_temporaries, write_json_atomic, write_text_atomic
 from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from .monitor import FEATURES, Monitor, build_monitor, is_due
-from .preemption import PreemptionFlag, ignore_in_worker
+from .preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 
 log = logging.getLogger(__name__)
 # The queues are identical on every rank by construction: broadcasting them (and BN statistics) from
@@ -63,11 +73,14 @@ NO_BUFFER_SYNC = (
 CPU = torch.device("cpu")
 SUMMARY = "summary.json"
 # What a run counts over its sessions (kept in checkpoints): frames it skipped, seconds of training
-# steps (the monitor's looks excluded) and, within those, seconds its steps waited for the loader.
+# steps (the monitor's looks excluded) and, within those, seconds its steps waited for the loader;
+# the SLURM requeues of its job.
 MONITOR_BUDGET = 0.05  # of the training time, which the monitor's looks should stay under
-COUNTERS = {"skipped_frames": 0, "train_seconds": 0.0, "data_wait_seconds": 0.0}
+COUNTERS = {"skipped_frames": 0, "train_seconds": 0.0, "data_wait_seconds": 0.0, "requeues": 0}
 CONFIG = "config.json"  # the settings of a run, written when it starts
 T = TypeVar("T")
+RUN_ID = "mlflow_run_id"
+RUN_FILES = (CHECKPOINT, BACKBONE, SUMMARY, CONFIG, RUN_ID)  # what a run writes (atomically) into its folder
 
 
 @dataclass
@@ -95,13 +108,35 @@ def init_runtime() -> Runtime:
     return Runtime(dist.get_rank() if world > 1 else 0, world, device)
 
 
-def preemption_agreed(flag: PreemptionFlag, runtime: Runtime) -> bool:
-    """True on every process as soon as any process was signalled."""
+def preemption_agreed(flag: PreemptionFlag, runtime: Runtime) -> int:
+    """0, REQUEUE or STOP, the same on every process, as soon as any process was asked."""
+    requested = flag.poll()
     if runtime.world == 1:
-        return flag.requested
-    requested = torch.tensor([float(flag.requested)], device=runtime.device)
-    dist.all_reduce(requested, op=dist.ReduceOp.MAX)
-    return bool(requested.item())
+        return requested
+    agreed = torch.tensor([float(requested)], device=runtime.device)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+    return int(agreed.item())
+
+
+def time_limit_deadline(config: Config, runtime: Runtime) -> float | None:
+    """When rank 0 of a SLURM job stops to checkpoint and requeue the job: ``pretrain.requeue_margin``
+    seconds before its time limit (as squeue says it when the session starts)."""
+    margin, job = config.pretrain.requeue_margin, slurm.job_id()
+    if not runtime.is_main or margin <= 0 or job is None:
+        return None
+    left = slurm.seconds_left(job)
+    if left is None:
+        return None
+    if left <= margin:
+        log.warning(
+            "SLURM job %s has %.0f s left, less than pretrain.requeue_margin (%d s): not requeueing it",
+            job,
+            left,
+            margin,
+        )
+        return None
+    log.info("SLURM job %s: %.0f s left; it checkpoints and requeues itself %d s before its limit", job, left, margin)
+    return time.monotonic() + left - margin
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:
@@ -197,7 +232,11 @@ def pretrain(
         )
     if not differences and summary_path.is_file():
         log.info("%s is complete (%s exists); nothing to do", run, summary_path)
-        return json.loads(summary_path.read_text())
+        summary = json.loads(summary_path.read_text())
+        if int(os.environ.get("RANK", "0")) == 0:  # what a job killed after its last write left undone
+            MlflowRun(config.mlflow).close_if_running(summary.get("mlflow_run_id"))
+            finish_folder(run_dir, config.pretrain.keep_training_state)
+        return summary
     runtime = init_runtime()
     try:
         if differences:
@@ -208,6 +247,11 @@ def pretrain(
             if runtime.world > 1:
                 dist.barrier()
         return _pretrain(config, run, run_dir, runtime, extra_tags or {})
+    except Preempted as stop:
+        job = slurm.job_id()
+        if stop.requeue and runtime.is_main and job is not None and slurm.requeue(job):
+            stop.requeued = job
+        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -225,7 +269,7 @@ def saved_config(run_dir: Path) -> dict[str, Any] | None:
 def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> dict[str, Any]:
     """Restore, build, start the MLflow run, train, summarise (in the manner of MoCo's main_worker)."""
     checkpoint_path = run_dir / CHECKPOINT
-    state = restore(checkpoint_path, config)
+    state = restore(run_dir, config, runtime)
     dataset = build_dataset(config, runtime.device)
     steps_per_epoch, total_steps = plan_steps(config, len(dataset))
     loader = build_loader(dataset, config, runtime, state["step"] if state else 0, total_steps)
@@ -233,31 +277,40 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     attach_monitor(training, runtime, state)
     if runtime.is_main and not (run_dir / CONFIG).is_file():
         write_json_atomic(run_dir / CONFIG, config.to_dict())
-    mlflow_run = start_mlflow_run(config, run, run_dir, runtime, extra_tags)
+    mlflow_run = start_mlflow_run(training, run_dir, runtime, extra_tags)
     last_metrics = train_steps(training, loader, runtime, mlflow_run, checkpoint_path)
-    summary = summarize(training, runtime, checkpoint_path, mlflow_run.run_id, last_metrics)
+    summary = summarize(training, runtime, run_dir, mlflow_run.run_id, last_metrics)
     if runtime.is_main:
         if training.monitor is not None:
             training.monitor.save_features(run_dir / FEATURES, training.model.encoder_q.backbone)
-        write_json_atomic(run_dir / SUMMARY, summary)
-        mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
-        mlflow_run.end("FINISHED")
+        finish(training, run_dir, mlflow_run, summary)
     if runtime.world > 1:
         dist.barrier()
     return summary
 
 
-def restore(checkpoint_path: Path, config: Config) -> dict[str, Any] | None:
-    """The run's last checkpoint, if any; one written with other settings is an error."""
-    if not checkpoint_path.is_file():
+def restore(run_dir: Path, config: Config, runtime: Runtime) -> dict[str, Any] | None:
+    """The run's newest readable checkpoint, if any (rank 0 first removes the temporaries that killed
+    writes left); one written with other settings is an error."""
+    if runtime.is_main:
+        for name in RUN_FILES:
+            for stale in stale_temporaries(run_dir / name):
+                stale.unlink()
+                log.warning("removed %s, left by an interrupted write", stale.name)
+    found = newest_readable(run_dir)
+    if runtime.world > 1:
+        dist.barrier()  # every process has read it before rank 0 may rename it
+    if found is None:
         return None
-    state = load_checkpoint(checkpoint_path)
+    path, state = found
     differences = config_differences(state["config"], config)
     if differences:
         raise ConfigError(
-            f"{checkpoint_path} was written with other settings ({'; '.join(differences)}). "
+            f"{path} was written with other settings ({'; '.join(differences)}). "
             "Resume with the same settings, or delete the run folder to start over"
         )
+    if runtime.is_main:
+        make_current(path)
     return state
 
 
@@ -322,6 +375,7 @@ def build_training(
         optimizer.load_state_dict(state["optimizer"])
         training.step, training.counters = state["step"], {**COUNTERS, **state["counters"]}
         log.info("resuming %s from step %d of %d", run, training.step, total_steps)
+    slurm.count_requeues(training.counters)
     if runtime.world > 1:
         training.network = DistributedDataParallel(
             model, device_ids=[runtime.device.index] if cuda else None, **NO_BUFFER_SYNC
@@ -343,14 +397,15 @@ def pretrain_tags(config: Config, run: str) -> dict[str, str]:
     return {"cycle.job": "pretrain", "cycle.run": run, "cycle.scale": config.scale, **grid_tags(config)}
 
 
-def start_mlflow_run(
-    config: Config, run: str, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]
-) -> MlflowRun:
+def start_mlflow_run(training: Training, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> MlflowRun:
     """The run's MLflow run (rank 0 only), reopened when the job resumes: its id is kept in the run folder."""
+    config, run = training.config, training.run
     mlflow_run = MlflowRun(config.mlflow, active=runtime.is_main)
-    run_id_file = run_dir / "mlflow_run_id"
+    run_id_file = run_dir / RUN_ID
     previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
-    run_id = mlflow_run.start(run, previous_run_id, config.to_dict(), {**pretrain_tags(config, run), **extra_tags})
+    requeues = {"slurm.requeues": str(training.counters["requeues"])} if slurm.job_id() else {}
+    tags = {**pretrain_tags(config, run), **requeues, **extra_tags}
+    run_id = mlflow_run.start(run, previous_run_id, config.to_dict(), tags)
     if runtime.is_main and run_id and run_id != previous_run_id:
         write_text_atomic(run_id_file, run_id)
     return mlflow_run
@@ -362,7 +417,6 @@ class MetricsWindow:
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
-        self.last: dict[str, float] = {}  # the latest report's metrics
         self._restart()
 
     def _restart(self) -> None:
@@ -400,7 +454,6 @@ class MetricsWindow:
             epoch=training.step / training.steps_per_epoch,
             skipped_frames=training.counters["skipped_frames"],
         )
-        self.last = metrics
         self._restart()
         return metrics
 
@@ -434,7 +487,7 @@ def train_steps(
     monitor's looks when due, a checkpoint every ``checkpoint_every`` steps, at the end and on
     preemption; the last metrics."""
     p, run = training.config.pretrain, training.run
-    preemption = PreemptionFlag()
+    preemption = PreemptionFlag(WITH_INTERRUPT, time_limit_deadline(training.config, runtime))
     progress = tqdm(
         total=training.total_steps, initial=training.step, desc=run, disable=not runtime.is_main, dynamic_ncols=True
     )
@@ -462,21 +515,27 @@ def train_steps(
             if training.step % p.checkpoint_every == 0 or last or stopping:
                 save(training, checkpoint_path, runtime)
             if stopping:
-                raise Preempted(f"{run}: checkpoint saved at step {training.step}; rerun the same command to resume")
-    except BaseException:
-        mlflow_run.end("KILLED")
+                message = f"{run}: checkpoint saved at step {training.step}; rerun the same command to resume"
+                raise Preempted(
+                    message, requeue=stopping == REQUEUE, exit_status=130 if preemption.interrupted else 143
+                )
+    except BaseException as err:  # stopped (preempted, interrupted) or failed (bad data, a bug)
+        mlflow_run.end("KILLED" if isinstance(err, (Preempted, KeyboardInterrupt)) else "FAILED")
         raise
     finally:
         feed.close()  # ends the feed's thread
         progress.close()
         preemption.restore()
     if training.step < training.total_steps:
+        mlflow_run.end("FAILED")
         raise RuntimeError(f"{run}: the data ran out at step {training.step} of {training.total_steps}")
-    return window.last
+    return training.counters.get("last_metrics", {})
 
 
 def log_window(metrics: dict[str, float], training: Training, mlflow_run: MlflowRun, progress: tqdm) -> None:
-    """A window's metrics to MLflow, the progress bar and the log."""
+    """A window's metrics to MLflow, the progress bar and the log; the checkpoint keeps the latest for
+    the summary (a run resumed at its last step has no window of its own)."""
+    training.counters["last_metrics"] = metrics
     mlflow_run.log_metrics(metrics, step=training.step)
     show(progress, metrics, training.monitor)
     log.info("step %d/%d %s", training.step, training.total_steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
@@ -502,7 +561,7 @@ def show(progress: tqdm, metrics: dict[str, float], monitor: Monitor | None) -> 
 
 
 def summarize(
-    training: Training, runtime: Runtime, checkpoint_path: Path, run_id: str | None, last_metrics: dict[str, float]
+    training: Training, runtime: Runtime, run_dir: Path, run_id: str | None, last_metrics: dict[str, float]
 ) -> dict[str, Any]:
     """The finished run's summary.json: its length, speed, memory, final metrics, the loader's share
     of its time and the monitor's curve and cost (a cost above 5% of training time is flagged)."""
@@ -534,7 +593,20 @@ def summarize(
         "final_metrics": last_metrics,
         "monitor": None if monitor is None else monitor.summary(),
         "monitor_fraction": monitor_fraction,
-        "checkpoint": str(checkpoint_path),
+        "requeues": training.counters["requeues"],
+        "backbone": str(run_dir / BACKBONE),
+        "checkpoint": str(run_dir / CHECKPOINT) if p.keep_training_state else None,
         "mlflow_run_id": run_id,
         "config": training.config.to_dict(),
     }
+
+
+def finish(training: Training, run_dir: Path, mlflow_run: MlflowRun, summary: dict[str, Any]) -> None:
+    """The run's last writes, in an order that a kill between any two leaves right: the backbone export,
+    the MLflow run ended, summary.json (the workflow's truth: a rerun finds the run complete) last; then
+    the full states a finished run does not keep go."""
+    export_backbone(run_dir, training.run, training.config, training.model.state_dict(), training.step)
+    mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
+    mlflow_run.end("FINISHED")
+    write_json_atomic(run_dir / SUMMARY, summary)
+    finish_folder(run_dir, training.config.pretrain.keep_training_state)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from ..checkpoint import BACKBONE_FORMAT, QUERY_BACKBONE
 from ..checkpoint import FORMAT as PRETRAIN_FORMAT
 from ..errors import CheckpointError
 from ..model import build_backbone
@@ -23,7 +24,6 @@ from ..model import build_backbone
 ARCHITECTURES = ("resnet18", "resnet50")
 Format = Literal["auto", "cycle", "moco", "torchvision"]
 RANDOM = "random"
-OUR_PREFIX = "encoder_q.backbone."
 # MoCo and CycleContrast save DistributedDataParallel-wrapped encoders; a single-process save has no
 # "module." in front.
 MOCO_PREFIXES = ("module.encoder_q.", "encoder_q.")
@@ -64,7 +64,7 @@ def detect_format(state: Any) -> str:
     """cycle | moco | torchvision, or "" when the contents match none of them."""
     if not isinstance(state, dict):
         return ""
-    if state.get("format") == PRETRAIN_FORMAT:
+    if state.get("format") in (PRETRAIN_FORMAT, BACKBONE_FORMAT):  # a run's full state, or its backbone export
         return "cycle"
     inner = state.get("state_dict")
     if isinstance(inner, dict) and any(str(k).startswith(MOCO_PREFIXES) for k in inner):
@@ -82,7 +82,7 @@ def _strip(weights: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
 def backbone_weights(path: Path, state: Any, fmt: str) -> dict[str, Tensor]:
     """The ResNet trunk's weights of a checkpoint in format ``fmt``, heads and classifier dropped."""
     if fmt == "cycle":
-        weights = _strip(state["model"], OUR_PREFIX)
+        weights = state["backbone"] if state["format"] == BACKBONE_FORMAT else _strip(state["model"], QUERY_BACKBONE)
     elif fmt == "moco":
         inner = state["state_dict"]
         prefix = next(p for p in MOCO_PREFIXES if any(k.startswith(p) for k in inner))

@@ -2,17 +2,19 @@
 evaluation itself (its job, built by the function :mod:`.registry` names) runs inside.
 
 The MLflow run is linked to the pretraining run it evaluates (tags ``cycle.pretrain_run_id`` and
-``mlflow.parentRunId``, so that the UI nests it), and the metrics file is written atomically: it
-exists only once the evaluation finished and the backbone was found unchanged (a frozen evaluation),
-or the checkpoint file it was loaded from was found unchanged (a fine-tuning, which trains the copy
-in memory). A fine-tuning resumes after a preemption: its MLflow run too, from the run id kept in its
-state folder.
+``mlflow.parentRunId``, so that the UI nests it), and the metrics file is written atomically, last: it
+exists only once the evaluation finished, the backbone was found unchanged (a frozen evaluation) or
+the checkpoint file it was loaded from was found unchanged (a fine-tuning, which trains the copy in
+memory), and the MLflow run was ended (a job killed before sees its evaluation rerun, never a run left
+RUNNING behind a finished file). A fine-tuning resumes after a preemption: its MLflow run too, from
+the run id kept in its state folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +98,14 @@ def run_evaluation(
         "metrics": metrics,
         "settings": settings,
     }
-    write_json_atomic(output, record)
     mlflow_run.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
     if diverged(metrics):  # also the metric diverged = 1; the tag makes such runs easy to filter in the UI
         mlflow_run.set_tags({"cycle.diverged": "true", "cycle.divergence": metrics["divergence"][:500]})
-    mlflow_run.log_artifact(str(output))
+    with tempfile.TemporaryDirectory() as scratch:  # the artifact under the metrics file's name
+        write_json_atomic(Path(scratch) / Path(output).name, record)
+        mlflow_run.log_artifact(str(Path(scratch) / Path(output).name))
     mlflow_run.end("FINISHED")
+    write_json_atomic(output, record)
     log.log(
         logging.WARNING if diverged(metrics) else logging.INFO,
         "%s of %s: %s -> %s%s",
