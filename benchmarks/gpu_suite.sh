@@ -59,7 +59,7 @@ fi
 
 # 5. The CUDA path of every evaluation on the test-scale pretraining checkpoint.
 if has eval; then
-  EVAL=("${TEST[@]}" --set eval.cache_dir=/tmp/cache --checkpoint /tmp/results/pretrain/r18/checkpoint.pt)
+  EVAL=("${TEST[@]}" --set eval.cache_dir=/tmp/cache --checkpoint /tmp/results/pretrain/r18/backbone.pt)
   for name in imagenet ucf101 got10k otb; do EVAL+=(--set "data.${name}_root=/tmp/world-test/$name"); done
   declare -A NEEDS=([linear]=torch [retrieval]=av [action]=av [track]=got10k)
   for task in linear retrieval action track; do

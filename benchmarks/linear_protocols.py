@@ -11,7 +11,7 @@ spread of top-1 / top-5 and the time, the fast protocols' differences from MoCo'
 
 Examples:
     python benchmarks/linear_protocols.py --scale demo --views 1 5 10 --seeds 0 1 2
-    python benchmarks/linear_protocols.py --scale demo --checkpoint results/pretrain/r18/checkpoint.pt
+    python benchmarks/linear_protocols.py --scale demo --checkpoint results/pretrain/r18/backbone.pt
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ def main() -> None:
         ]
         common = ["--params", args.params, "--scale", args.scale, *(a for s in sets for a in ("--set", s))]
         cycle("pretrain", *common, "--run", "probe")
-        checkpoint = Path(scratch) / "pretrain" / "probe" / "checkpoint.pt"
+        checkpoint = Path(scratch) / "pretrain" / "probe" / "backbone.pt"
         summary = json.loads((checkpoint.parent / "summary.json").read_text())
         backbones = {"pretrained": [str(checkpoint)], "random": ["random"]}  # random: model.backbone
         supervised = {}

@@ -29,6 +29,8 @@ cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=cycle-test
 SlurmctldHost=$node
 AuthType=auth/munge
+# a requeued batch job may start again once its credential expires (default 120 s): the requeue test waits less
+AuthInfo=cred_expire=10
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres

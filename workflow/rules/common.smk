@@ -110,14 +110,15 @@ def monitor_data(run):
 
 
 def pretrain_launcher(wildcards, threads, resources):
-    """torchrun with one process per GPU when the job has several (it passes SIGUSR1, SLURM's
-    warning before the time limit, on to them); otherwise the package itself on `threads` cores. The
-    `--` keeps torchrun's parser from reading the job's own options (--run, --log) as abbreviations of
-    its --run-path and --log-dir."""
-    if resources.gpu > 1:
+    """torchrun with one process per GPU when the job has several, or `processes` of them on the CPU
+    (it passes SIGUSR1, SLURM's warning before the time limit, on to them); otherwise the package
+    itself on `threads` cores. The `--` keeps torchrun's parser from reading the job's own options
+    (--run, --log) as abbreviations of its --run-path and --log-dir."""
+    processes = resources.processes or resources.gpu
+    if processes > 1:
         return (
             "TORCHELASTIC_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 "
-            f"{PYTHON} -m torch.distributed.run --standalone --nproc-per-node {resources.gpu} -m -- cycle_pkg.cli"
+            f"{PYTHON} -m torch.distributed.run --standalone --nproc-per-node {processes} -m -- cycle_pkg.cli"
         )
     return f"OMP_NUM_THREADS={threads} {CYCLE}"
 
@@ -132,7 +133,7 @@ EVAL_MODELS = alternatives([*GRID.runs, *(BASELINE_PREFIX + key for key in CFG.b
 def checkpoint_of(model):
     if model.startswith(BASELINE_PREFIX):
         return CFG.baselines[model.removeprefix(BASELINE_PREFIX)]
-    return f"{RESULTS}/pretrain/{model}/checkpoint.pt"
+    return f"{RESULTS}/pretrain/{model}/backbone.pt"
 
 
 def model_input(wildcards):

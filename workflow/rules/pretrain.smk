@@ -17,6 +17,7 @@ rule pretrain:
     threads: 1
     resources:
         gpu=0,
+        processes=0,  # torchrun processes; 0: one per GPU
     params:
         launch=pretrain_launcher,
         settings=lambda w: fingerprint(run_config(w.run)),
