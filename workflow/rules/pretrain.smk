@@ -1,6 +1,7 @@
-"""One pretraining job per unique grid point. A job that fails or is preempted is resubmitted
-(the profile's `retries`) and resumes from its checkpoint; only summary.json is declared, so a
-failed attempt never has its checkpoint removed."""
+"""One pretraining job per unique grid point. A job that fails is resubmitted (the profile's
+`retries`) and resumes from its checkpoint; under SLURM a job near its time limit requeues itself
+(same job id, no retry spent). Only summary.json is declared, so a failed attempt never has its
+checkpoint removed; evaluations read the run's backbone.pt."""
 
 
 rule pretrain:
