@@ -5,7 +5,9 @@ A job that reaches its time limit (or gets the SIGUSR1 warning before it) and me
 as failed for the workflow, which resubmits it and spends one of its retries. A job that requeues
 itself keeps its job id: SLURM runs it again as PENDING -> RUNNING, Snakemake's SLURM executor
 keeps waiting on the same id, and the retries stay for real failures (PyTorch Lightning's SLURM
-auto-requeue works the same way). SLURM counts the requeues in SLURM_RESTART_COUNT.
+auto-requeue works the same way). SLURM counts the requeues in SLURM_RESTART_COUNT. The executor
+(snakemake-executor-plugin-slurm 2.x) fails a job only on BOOT_FAIL, CANCELLED, DEADLINE, FAILED,
+NODE_FAIL, OUT_OF_MEMORY, TIMEOUT or ERROR, and waits on any other state: REQUEUED and PENDING too.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """What a job reads from SLURM and asks of it, against stand-ins for squeue and scontrol on PATH
 (the real one-node cluster runs in tests/test_workflow_run.py)."""
 
+import json
 import os
 import stat
 
+import mlflow
 import pytest
 
 from cycle_pkg import slurm
+from cycle_pkg.checkpoint import load_checkpoint
+
+from .conftest import pretrain_args, run_cycle
 
 
 @pytest.mark.parametrize(
@@ -63,3 +68,41 @@ def test_outside_slurm_there_is_no_job(monkeypatch):
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
     assert slurm.job_id() is None and slurm.restart_count() == 0
+
+
+def test_requeues_are_counted_across_a_resubmitted_job(monkeypatch):
+    counters = {}
+    for job, restarts in (("10", "0"), ("10", "2"), ("10", "2"), ("11", "0"), ("11", "1")):  # 11: a retry
+        monkeypatch.setenv("SLURM_JOB_ID", job)
+        monkeypatch.setenv("SLURM_RESTART_COUNT", restarts)
+        slurm.count_requeues(counters)
+    assert counters["requeues"] == 3
+
+
+def test_a_run_near_its_time_limit_checkpoints_and_requeues_its_own_job(
+    world, fake_slurm, tmp_path, mlflow_uri, monkeypatch
+):
+    """The whole path against stand-ins for squeue and scontrol: 3 s left, a margin of 1 s."""
+    calls = tmp_path / "calls"
+    fake_command(fake_slurm, "squeue", f'echo "$@" >> {calls}; echo 0:03')
+    fake_command(fake_slurm, "scontrol", f'echo "$@" >> {calls}')
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    args = pretrain_args(world, tmp_path / "results", "pretrain.epochs=40", "pretrain.requeue_margin=1")
+    first = run_cycle(args, cwd=tmp_path)
+    assert first.returncode == 143, first.stderr
+    assert "SLURM job 4242 requeued: it resumes when SLURM starts it again" in first.stderr
+    assert calls.read_text().splitlines() == ["-h -j 4242 -o %L", "requeue 4242"]
+    run_dir = tmp_path / "results" / "pretrain" / "r18"
+    step = load_checkpoint(run_dir / "checkpoint.pt")["step"]
+    assert 0 < step < 240
+
+    fake_command(fake_slurm, "squeue", "echo UNLIMITED")  # SLURM runs the job again, with no limit now
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    second = run_cycle([*args, "--set", f"pretrain.max_steps={step + 2}"], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == step + 2 and summary["requeues"] == 1
+    run = mlflow.MlflowClient(mlflow_uri).get_run(summary["mlflow_run_id"])  # one run across the requeue
+    assert run.info.status == "FINISHED" and run.data.tags["slurm.requeues"] == "1"
+    assert run.data.tags["slurm.job_id"] == "4242"
