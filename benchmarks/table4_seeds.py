@@ -66,7 +66,7 @@ def main() -> None:
                 common = ["--params", args.params, "--scale", args.scale, *(a for s in sets for a in ("--set", s))]
                 run = f"{setting.replace('+', '-')}-seed{seed}"
                 cycle("pretrain", *common, "--run", run)
-                checkpoint = Path(scratch) / "pretrain" / run / "checkpoint.pt"
+                checkpoint = Path(scratch) / "pretrain" / run / "backbone.pt"
                 summary = json.loads((checkpoint.parent / "summary.json").read_text())
                 metrics = {"loss": summary["final_metrics"].get("loss"), "train_seconds": summary["train_seconds"]}
                 for task in TASKS:

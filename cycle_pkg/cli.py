@@ -132,11 +132,11 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     tags = dict(_key_value(t) for t in args.tags)
     summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
     logging.getLogger("cycle.pretrain").info(
-        "%s: %d steps, %.1f pairs/s, checkpoint %s",
+        "%s: %d steps, %.1f pairs/s, backbone %s",
         run,
         summary["steps"],
         summary["pairs_per_second"],
-        summary["checkpoint"],
+        summary["backbone"],
     )
 
 
