@@ -417,6 +417,7 @@ class MetricsWindow:
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
+        self.last: dict[str, float] = {}  # the latest report's metrics
         self._restart()
 
     def _restart(self) -> None:
@@ -454,6 +455,7 @@ class MetricsWindow:
             epoch=training.step / training.steps_per_epoch,
             skipped_frames=training.counters["skipped_frames"],
         )
+        self.last = metrics
         self._restart()
         return metrics
 
