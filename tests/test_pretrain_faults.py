@@ -36,7 +36,7 @@ def interrupted_run(world, tmp_path, signum, after_step, *overrides):
     return tmp_path / "results" / "pretrain" / "r18", process.returncode, (tmp_path / "stderr.txt").read_text()
 
 
-def test_a_damaged_checkpoint_is_skipped_for_the_previous_one(world, tmp_path):
+def test_a_damaged_checkpoint_is_skipped_for_the_previous_one_and_stale_temporaries_removed(world, tmp_path):
     run_dir, code, stderr = interrupted_run(
         world, tmp_path, signal.SIGTERM, 6, NO_MLFLOW, "pretrain.checkpoint_every=2"
     )
@@ -45,6 +45,10 @@ def test_a_damaged_checkpoint_is_skipped_for_the_previous_one(world, tmp_path):
     previous = load_checkpoint(run_dir / "checkpoint.previous.pt")["step"]
     assert previous < newest  # the good one before it was kept
     (run_dir / "checkpoint.pt").write_bytes((run_dir / "checkpoint.pt").read_bytes()[:1000])  # a power loss
+    stale = run_dir / ".checkpoint.pt.k2j4x9.tmp"  # what a SIGKILL during a write leaves
+    stale.write_bytes(b"\0" * 4096)
+    other = run_dir / ".notes.txt.abc.tmp"  # not a file a run writes: left alone
+    other.write_text("mine")
 
     args = pretrain_args(
         world, tmp_path / "results", NO_MLFLOW, "pretrain.epochs=40", f"pretrain.max_steps={newest + 2}"
@@ -54,36 +58,26 @@ def test_a_damaged_checkpoint_is_skipped_for_the_previous_one(world, tmp_path):
     assert re.search(rf"skipping {re.escape(str(run_dir / 'checkpoint.pt'))}: unreadable \(.+\)", resumed.stderr)
     assert f"resuming r18 from step {previous} of {newest + 2}" in resumed.stderr
     assert json.loads((run_dir / "summary.json").read_text())["steps"] == newest + 2
+    assert not stale.exists() and other.exists() and f"removed {stale.name}" in resumed.stderr
 
 
-@pytest.mark.parametrize("restart_on_change", [False, True])
-def test_no_readable_checkpoint_is_a_clear_error(world, tmp_path, restart_on_change):
+def test_no_readable_checkpoint_is_a_clear_error(world, tmp_path):
     args = pretrain_args(world, tmp_path / "results", NO_MLFLOW, "pretrain.max_steps=2")
     assert run_cycle(args, cwd=tmp_path).returncode == 0
     run_dir = tmp_path / "results" / "pretrain" / "r18"
     (run_dir / "summary.json").unlink()  # as if the job had died before its end
     (run_dir / "checkpoint.pt").write_bytes(b"")  # a full disk
-    again = run_cycle([*args, *(["--restart-on-change"] if restart_on_change else [])], cwd=tmp_path)
-    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
-    assert f"checkpoint error: {run_dir / 'checkpoint.pt'}: unreadable" in again.stderr
-    assert "Delete the run folder" in again.stderr
+    for again in (run_cycle(args, cwd=tmp_path), run_cycle([*args, "--restart-on-change"], cwd=tmp_path)):
+        assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
+        assert f"checkpoint error: {run_dir / 'checkpoint.pt'}: unreadable" in again.stderr
+        assert "Delete the run folder" in again.stderr
 
 
-def test_stale_temporaries_of_the_checkpoint_are_removed_when_a_run_starts(world, tmp_path):
-    run_dir = tmp_path / "results" / "pretrain" / "r18"
-    run_dir.mkdir(parents=True)
-    stale = run_dir / ".checkpoint.pt.k2j4x9.tmp"  # what a SIGKILL during a write leaves
-    stale.write_bytes(b"\0" * 4096)
-    other = run_dir / ".notes.txt.abc.tmp"  # not a file a run writes: left alone
-    other.write_text("mine")
-    result = run_cycle(pretrain_args(world, tmp_path / "results", NO_MLFLOW, "pretrain.max_steps=2"), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert not stale.exists() and other.exists()
-    assert f"removed {stale.name}" in result.stderr
-
-
-def test_the_end_of_a_run_keeps_a_backbone_export_and_can_drop_the_training_state(world, tmp_path):
-    args = pretrain_args(world, tmp_path / "results", NO_MLFLOW, "pretrain.max_steps=4")
+def test_the_end_of_a_run_keeps_a_backbone_export_and_closes_a_run_left_running(world, tmp_path, mlflow_uri):
+    """The end of a run: backbone.pt beside the full state (or alone, pretrain.keep_training_state
+    false), the MLflow run ended before summary.json, and one left RUNNING by a kill between the
+    two closed by a rerun."""
+    args = pretrain_args(world, tmp_path / "results", "pretrain.max_steps=4")
     assert run_cycle(args, cwd=tmp_path).returncode == 0
     run_dir = tmp_path / "results" / "pretrain" / "r18"
     full = load_checkpoint(run_dir / "checkpoint.pt")
@@ -94,21 +88,9 @@ def test_the_end_of_a_run_keeps_a_backbone_export_and_can_drop_the_training_stat
     assert (run_dir / "backbone.pt").stat().st_size < (run_dir / "checkpoint.pt").stat().st_size / 2
     assert not (run_dir / "checkpoint.previous.pt").exists()  # a finished run keeps one full state
 
-    dropped = pretrain_args(
-        world, tmp_path / "dropped", NO_MLFLOW, "pretrain.max_steps=4", "pretrain.keep_training_state=false"
-    )
-    assert run_cycle(dropped, cwd=tmp_path).returncode == 0
-    run_dir = tmp_path / "dropped" / "pretrain" / "r18"
-    assert (run_dir / "backbone.pt").is_file() and not list(run_dir.glob("*checkpoint*"))  # no training state
-    again = run_cycle(dropped, cwd=tmp_path)
-    assert again.returncode == 0 and "is complete" in again.stderr
-
-
-def test_a_run_left_running_in_mlflow_is_closed_and_mlflow_ends_before_the_summary(world, tmp_path, mlflow_uri):
-    args = pretrain_args(world, tmp_path / "results", "pretrain.max_steps=4")
-    assert run_cycle(args, cwd=tmp_path).returncode == 0
-    summary_path = tmp_path / "results" / "pretrain" / "r18" / "summary.json"
+    summary_path = run_dir / "summary.json"
     run_id = json.loads(summary_path.read_text())["mlflow_run_id"]
+    assert exported.pretrain_run_id == run_id
     client = mlflow.MlflowClient(mlflow_uri)
     # the store was closed before the DAG's truth was written: a kill between the two leaves no RUNNING run
     assert client.get_run(run_id).info.end_time <= summary_path.stat().st_mtime * 1000
@@ -117,6 +99,15 @@ def test_a_run_left_running_in_mlflow_is_closed_and_mlflow_ends_before_the_summa
     assert again.returncode == 0 and "is complete" in again.stderr
     assert client.get_run(run_id).info.status == "FINISHED"
     assert f"MLflow run {run_id} was left RUNNING" in again.stderr
+
+    dropped = pretrain_args(
+        world, tmp_path / "dropped", NO_MLFLOW, "pretrain.max_steps=4", "pretrain.keep_training_state=false"
+    )
+    assert run_cycle(dropped, cwd=tmp_path).returncode == 0
+    run_dir = tmp_path / "dropped" / "pretrain" / "r18"
+    assert (run_dir / "backbone.pt").is_file() and not list(run_dir.glob("*checkpoint*"))  # no training state
+    again = run_cycle(dropped, cwd=tmp_path)
+    assert again.returncode == 0 and "is complete" in again.stderr
 
 
 def test_ctrl_c_saves_a_checkpoint_like_a_preemption(world, tmp_path, mlflow_uri):
