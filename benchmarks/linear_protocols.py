@@ -12,6 +12,7 @@ spread of top-1 / top-5 and the time, the fast protocols' differences from MoCo'
 Examples:
     python benchmarks/linear_protocols.py --scale demo --views 1 5 10 --seeds 0 1 2
     python benchmarks/linear_protocols.py --scale demo --checkpoint results/pretrain/r18/backbone.pt
+    python benchmarks/linear_protocols.py --scale demo --supervised-epochs 2 --views 2 5 10 --seeds 0 1
 """
 
 from __future__ import annotations
@@ -102,17 +103,20 @@ def main() -> None:
     frozen = FrozenBackbone(loaded.net, loaded.width)
 
     def summary_so_far() -> dict:
+        """Every finished run; the differences and speed-ups over the seeds MoCo's protocol finished."""
         protocols = {name: summary_of(results) for name, results in runs.items() if results}
-        moco = protocols["moco"]
+        compared = sorted(r["seed"] for r in runs["moco"])
+        paired = {name: summary_of([r for r in rs if r["seed"] in compared]) for name, rs in runs.items() if compared}
+        moco = paired.get("moco", {})
         comparison = {
             f"fast_{views}": {
-                "top1_fast_minus_moco": protocols[f"fast_{views}"]["top1_mean"] - moco["top1_mean"],
-                "top5_fast_minus_moco": protocols[f"fast_{views}"]["top5_mean"] - moco["top5_mean"],
-                "speedup_cold": moco["seconds_mean"] / protocols[f"fast_{views}"]["seconds_mean"],
-                "speedup_warm": moco["seconds_mean"] / protocols[f"fast_{views}_warm"]["seconds_mean"],
+                "top1_fast_minus_moco": paired[f"fast_{views}"]["top1_mean"] - moco["top1_mean"],
+                "top5_fast_minus_moco": paired[f"fast_{views}"]["top5_mean"] - moco["top5_mean"],
+                "speedup_cold": moco["seconds_mean"] / paired[f"fast_{views}"]["seconds_mean"],
+                "speedup_warm": moco["seconds_mean"] / paired[f"fast_{views}_warm"]["seconds_mean"],
             }
             for views in args.views
-            if f"fast_{views}" in protocols
+            if compared
         }
         return {
             "scale": config.scale,
@@ -128,7 +132,7 @@ def main() -> None:
             "train_images": len(train),
             "val_images": len(val),
             "classes": len(classes),
-            "seeds": [r["seed"] for r in runs["moco"]],
+            "seeds_compared": compared,
             "overrides": args.overrides,
             "protocols": protocols,
             "fast_against_moco": comparison,
@@ -142,13 +146,14 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"moco": []}
     for views in args.views:
         runs[f"fast_{views}"], runs[f"fast_{views}_warm"] = [], []
-    for seed in args.seeds:  # all protocols for one seed, then the next: an interrupted run keeps whole seeds
+    for seed in args.seeds:  # all protocols for one seed, then the next; written as each run finishes
         for views in args.views:
             fast = dataclasses.replace(cfg, protocol="fast", views=views, seed=seed)
             with tempfile.TemporaryDirectory() as cache_dir:
                 for name in (f"fast_{views}", f"fast_{views}_warm"):  # the features computed, then cached
                     result = timed_probe(frozen, train, val, len(classes), fast, config.eval, FeatureCache(cache_dir))
                     runs[name].append({"seed": seed, **result})
+                    write(summary_so_far())
         moco = dataclasses.replace(cfg, protocol="moco", seed=seed)
         result = timed_probe(frozen, train, val, len(classes), moco, config.eval, FeatureCache(None))
         runs["moco"].append({"seed": seed, **result})
