@@ -82,7 +82,7 @@ def cmd_config(args: argparse.Namespace) -> None:
 def cmd_table(args: argparse.Namespace) -> None:
     from .grid import Grid
     from .paper import paper_tables
-    from .tables import ablation_figure, write_table
+    from .tables import ablation_figure, knn_figure, write_table
 
     setup_logging(args.log)
     config = _config(args)
@@ -96,6 +96,8 @@ def cmd_table(args: argparse.Namespace) -> None:
         ablation_figure(table, grid, config, args.figure)
     else:
         write_table(table, grid, config, args.out_dir or Path(config.results) / "tables")
+        if args.knn_figure:
+            knn_figure(table, grid, config, args.knn_figure)
 
 
 def cmd_mlflow_init(args: argparse.Namespace) -> None:
@@ -236,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("table", help="table1 ... table11")
     table.add_argument("--out-dir", help="where tableN.md and tableN.csv go (default: <results>/tables)")
     table.add_argument("--figure", help="write the ablation figure (tables 5-8) to this PNG instead")
+    table.add_argument("--knn-figure", help="also draw the kNN monitor curves of the table's runs to this PNG")
     _add_log_argument(table)
     table.set_defaults(func=cmd_table)
 

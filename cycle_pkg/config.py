@@ -318,6 +318,9 @@ class WorkflowConfig:
 
     synthetic: bool = False  # write the synthetic world first: the datasets are its parts
     tables: list[str] = field(default_factory=list)  # the tables `rule all` builds (e.g. [table8]); empty = all
+    # Every grid point is trained once per seed (pretrain.seed) and each run evaluated; with several
+    # seeds the tables show means with 95% intervals.
+    seeds: list[int] = field(default_factory=lambda: [0])
 
 
 @dataclass
@@ -372,6 +375,7 @@ SETTING_FACTS = (
     SettingFacts("model.momentum", name="mom"),
     SettingFacts("model.key_bn_group", name="bng"),
     SettingFacts("model.bn_momentum", name="bnm"),
+    SettingFacts("pretrain.seed", name="seed", tag="seed"),
     # What a resumed run may change: how it runs, where it logs, and everything outside pretraining...
     SettingFacts("pretrain.workers", resumable=True),
     SettingFacts("pretrain.augment_on", resumable=True),

@@ -42,6 +42,9 @@ def validate(config: Config) -> None:
     if not 0 < model.bn_momentum <= 1:
         raise ConfigError(f"model.bn_momentum ({model.bn_momentum}) must lie in (0, 1]")
     validate_monitor(config)
+    seeds = config.workflow.seeds
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"workflow.seeds: expected one or more different seeds, e.g. [0, 1, 2], got {seeds}")
     validate_eval(config.eval)
 
 

@@ -65,48 +65,63 @@ def as_overrides(settings: dict[str, Any]) -> list[str]:
 
 
 class Grid:
-    """The grid of one scale: run name -> overrides, and the evaluation jobs of every table."""
+    """The grid of one scale: run name -> overrides, and the evaluation jobs of every table. Each
+    grid point is one run per seed of ``workflow.seeds``; a seed other than the scale's
+    ``pretrain.seed`` names its runs (``r18-seed1``), so that one seed keeps the names as they are
+    and adding seeds keeps the runs already trained."""
 
     def __init__(self, params: str | Path, scale: str | None = None):
         self.params, self.base = params, load_config(params, scale)
         self.scale = self.base.scale
+        self.seeds = self.base.workflow.seeds
         self.runs: dict[str, list[str]] = {}
         self._configs: dict[str, Config] = {}
-        self._row_models: dict[tuple[str, int], str | None] = {}
+        self._row_models: dict[tuple[str, int], tuple[str, ...]] = {}
         for table in paper_tables().values():
             for index, row in enumerate(table.rows):
-                self._row_models[(table.name, index)] = self._model_of(row)
+                self._row_models[(table.name, index)] = self._models_of(row)
 
-    def _model_of(self, row: Row) -> str | None:
+    def _models_of(self, row: Row) -> tuple[str, ...]:
         if row.run is not None:
-            overrides = as_overrides(scaled_settings(row.run, self.base))
-            config = load_config(self.params, self.scale, overrides)
-            name = run_name(config, self.base)
-            # Rows may reach the same settings by different routes (a row's lambda = 0.3 when
-            # params.yaml's lambda is 0.3): one run; different settings under one name would be a bug.
-            if self._configs.setdefault(name, config) != config:
-                raise ValueError(f"grid points {self.runs[name]} and {overrides} share the run name {name!r}")
-            self.runs.setdefault(name, overrides)
-            return name
+            return tuple(self._run_of(row.run, seed) for seed in self.seeds)
         if row.baseline is not None and row.baseline in self.base.baselines:
-            return f"baseline-{row.baseline}"
-        return None
+            return (f"baseline-{row.baseline}",)
+        return ()
 
     def config_of(self, run: str) -> Config:
         """The settings a pretraining run of the grid trains with."""
         return self._configs[run]
 
-    def model_of(self, table: str, index: int) -> str | None:
-        """The run (or baseline) whose metrics fill row ``index`` of ``table``; None: paper only."""
+    def _run_of(self, grid_point: dict[str, Any], seed: int) -> str:
+        settings = scaled_settings(grid_point, self.base)
+        if seed != self.base.pretrain.seed:
+            settings["pretrain.seed"] = seed
+        overrides = as_overrides(settings)
+        config = load_config(self.params, self.scale, overrides)
+        name = run_name(config, self.base)
+        # Rows may reach the same settings by different routes (a row's lambda = 0.3 when
+        # params.yaml's lambda is 0.3): one run; different settings under one name would be a bug.
+        if self._configs.setdefault(name, config) != config:
+            raise ValueError(f"grid points {self.runs[name]} and {overrides} share the run name {name!r}")
+        self.runs.setdefault(name, overrides)
+        return name
+
+    def models_of(self, table: str, index: int) -> tuple[str, ...]:
+        """The runs (one per seed) or the baseline whose metrics fill row ``index`` of ``table``;
+        none: the paper's numbers only."""
         return self._row_models[(table, index)]
+
+    def seed_of(self, model: str) -> int | None:
+        """A run's pretraining seed; None for a baseline."""
+        return self._configs[model].pretrain.seed if model in self._configs else None
 
     def jobs(self) -> list[Job]:
         """Every (evaluation, model) pair the tables need, each once."""
         tables = paper_tables()
         unique = {
-            Job(tables[name].evaluation, model) for (name, _), model in self._row_models.items() if model is not None
+            Job(tables[name].evaluation, model) for (name, _), models in self._row_models.items() for model in models
         }
         return sorted(unique, key=lambda job: (job.evaluation, job.model))
 
     def tables_of(self, model: str) -> list[str]:
-        return sorted({name for (name, _), m in self._row_models.items() if m == model})
+        return sorted({name for (name, _), models in self._row_models.items() if model in models})

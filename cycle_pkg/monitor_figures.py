@@ -93,3 +93,12 @@ def table_knn_figure(runs: Mapping[str, Sequence[Curve]], title: str, path: str 
     axis.set_ylabel(f"kNN top-1 (%), {first['query_images']} queries")
     axis.set_title(title + ("" if all(len(c) == 1 for c in runs.values()) else "; bands: 95% t-interval"), fontsize=9)
     return save_png(figure, path)
+
+
+def no_curves_figure(text: str, path: str | Path) -> Path:
+    """A figure that says why a table has no kNN curve to show (the workflow expects one per table)."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6, 1.2))
+    axis.axis("off")
+    axis.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
+    return save_png(figure, path)

@@ -1,11 +1,15 @@
-"""Metrics files -> the paper's tables, our numbers beside the paper's, and the ablation figures.
+"""Metrics files -> the paper's tables, our numbers beside the paper's, the ablation figures and
+the monitor's kNN curves of each table's runs.
 
 Each table is written as Markdown (for people) and CSV (for programs), atomically, with a header
 that says which scale and which data produced our numbers (at the demo and test scales they come
 from the synthetic world and are not comparable with the paper's, only the pipeline is) and which
 protocol: the evaluation's, in words, from the settings its metrics files record. A number that does
 not measure the representation is marked, never shown plain: one whose evaluation's training
-diverged, and a top-k accuracy over no more than k classes (100% whatever the features).
+diverged, and a top-k accuracy over no more than k classes (100% whatever the features). With
+several seeds (``workflow.seeds``) our number is the mean over the seeds' runs with its 95%
+t-interval, the table says whether the paper's number lies inside it, and the CSV keeps every
+seed's value.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from .errors import DatasetError
 from .eval.divergence import diverged
 from .eval.registry import EVALUATIONS
 from .grid import Grid
-from .io_utils import write_bytes_atomic, write_text_atomic
+from .io_utils import write_text_atomic
+from .monitor_figures import no_curves_figure, table_knn_figure
 from .paper import Table, metric_key, paper_tables
+from .plots import pyplot, save_png
+from .stats import t_interval
 
 
 def metrics_path(results: str | Path, evaluation: str, model: str) -> Path:
@@ -52,6 +59,17 @@ def mark(metrics: dict[str, Any], key: str) -> str:
     return ""
 
 
+def seeds_mark(marks: dict[int | None, str]) -> str:
+    """The mark of a cell over its runs (seed -> mark): a run's mark names its seed unless every run
+    has it, so that one seed's diverged run marks the mean it is part of."""
+    kinds = {m for m in marks.values() if m}
+    if not kinds:
+        return ""
+    if len(marks) == 1 or (all(marks.values()) and len(kinds) == 1):
+        return kinds.pop()
+    return "; ".join(f"{m}: seed {seed}" for seed, m in marks.items() if m)
+
+
 def metric_value(metrics: dict[str, Any], key: str, section: str) -> float | None:
     """A metric of a row (see :func:`cycle_pkg.paper.metric_key`); None where the file has none."""
     value = metrics.get(metric_key(key, section))
@@ -59,11 +77,14 @@ def metric_value(metrics: dict[str, Any], key: str, section: str) -> float | Non
 
 
 def table_frame(table: Table, grid: Grid, results: str | Path) -> pd.DataFrame:
-    """One line per row of the paper's table: ours, the paper's, ours minus the paper's."""
+    """One line per row of the paper's table: ours, the paper's, ours minus the paper's; with
+    several seeds ours is their mean, with its interval, n, whether the paper's number lies inside
+    and each seed's value. A marked number has neither a difference nor a place in the interval test."""
+    seeded = len(grid.seeds) > 1
     lines = []
     for index, row in enumerate(table.rows):
-        model = grid.model_of(table.name, index)
-        metrics = read_metrics(metrics_path(results, table.evaluation, model)) if model else {}
+        models = grid.models_of(table.name, index)
+        metrics = [read_metrics(metrics_path(results, table.evaluation, model)) for model in models]
         line: dict[str, Any] = {
             "section": row.section,
             "method": row.method,
@@ -71,49 +92,88 @@ def table_frame(table: Table, grid: Grid, results: str | Path) -> pd.DataFrame:
             "data": row.data,
         }
         for key in table.metrics:
-            ours = metric_value(metrics, key, row.section)
+            values = [metric_value(m, key, row.section) for m in metrics]
+            known = [v for v in values if v is not None]
+            interval = t_interval(known) if known else None
+            ours = None if interval is None else interval.mean
             paper = row.paper.get(key)
-            flag = mark(metrics, key) if ours is not None else ""
+            runs = zip(models, metrics, values, strict=True)
+            flag = seeds_mark({grid.seed_of(model): mark(m, key) for model, m, v in runs if v is not None})
             line[f"{key}_ours"] = ours
+            if seeded:
+                line[f"{key}_low"] = None if interval is None else interval.low
+                line[f"{key}_high"] = None if interval is None else interval.high
+                line[f"{key}_n"] = len(known)
             line[f"{key}_paper"] = paper
             line[f"{key}_diff"] = None if ours is None or paper is None or flag else ours - paper
             line[f"{key}_mark"] = flag
-        line["model"] = model or ""
+            if seeded:
+                unjudged = interval is None or paper is None or flag
+                line[f"{key}_paper_inside"] = None if unjudged else interval.contains(paper)
+                for model, value in zip(models, values, strict=True):
+                    if grid.seed_of(model) is not None:
+                        line[f"{key}_seed{grid.seed_of(model)}"] = value
+        line["model"] = " ".join(models)
         lines.append(line)
     frame = pd.DataFrame(lines)
     return frame.drop(columns=[c for c in ("section", "backbone", "data") if not frame[c].astype(bool).any()])
 
 
 def _cell(value: Any, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:+.1f}" if signed else f"{value:.1f}"
     return str(value)
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _ours(line: pd.Series, key: str, seeded: bool) -> str:
+    """Our number, marked where it does not measure the representation; with several seeds the
+    mean, its 95% interval and n."""
+    text = _cell(line[f"{key}_ours"])
+    if seeded and text != "-":
+        low, high, n = line[f"{key}_low"], line[f"{key}_high"], int(line[f"{key}_n"])
+        text += f" (n={n})" if _missing(low) else f" [{low:.1f}, {high:.1f}] (n={n})"
+    return text + (f" ({line[f'{key}_mark']})" if line[f"{key}_mark"] else "")
+
+
 def markdown(table: Table, frame: pd.DataFrame, grid: Grid, config: Config) -> str:
-    """The table in Markdown: one column group (ours / paper / difference) per metric."""
+    """The table in Markdown: one column group (ours / paper / difference) per metric; with several
+    seeds ours is their mean with its 95% t-interval, and a column says whether the paper's number
+    lies inside it."""
+    seeded = len(grid.seeds) > 1
     text_columns = [c for c in ("section", "method", "backbone", "data") if c in frame.columns]
     header = [c.capitalize() for c in text_columns]
     for title in table.metrics.values():
-        header += [f"{title} ours", f"{title} paper", "diff"]
-    header.append("run")
+        header += [f"{title} ours" + (" (mean [95% CI])" if seeded else ""), f"{title} paper"]
+        header += ["paper in CI", "diff"] if seeded else ["diff"]
+    header.append("runs" if seeded else "run")
     lines = [
         f"# Table {table.number}: {table.caption}",
         "",
         f"Scale `{config.scale}`: {describe_scale(config)}",
         "",
         *protocol_lines(table, grid, config.results),
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
     ]
+    if seeded:
+        seeds = ", ".join(map(str, grid.seeds))
+        lines += [f"Ours: the mean over seeds {seeds} (n runs), with Student's t 95% interval.", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, line in frame.iterrows():
         cells = [_cell(line[c]) for c in text_columns]
         for key in table.metrics:
-            ours = _cell(line[f"{key}_ours"]) + (f" ({line[f'{key}_mark']})" if line[f"{key}_mark"] else "")
-            cells += [ours, _cell(line[f"{key}_paper"]), _cell(line[f"{key}_diff"], signed=True)]
-        cells.append(f"`{line['model']}`" if line["model"] else "paper only")
+            cells += [_ours(line, key, seeded), _cell(line[f"{key}_paper"])]
+            if seeded:
+                inside = line[f"{key}_paper_inside"]
+                cells.append(_cell(None if _missing(inside) else bool(inside)))
+            cells.append(_cell(line[f"{key}_diff"], signed=True))
+        cells.append(" ".join(f"`{m}`" for m in line["model"].split()) if line["model"] else "paper only")
         lines.append("| " + " | ".join(cells) + " |")
     if table.note:
         lines += ["", f"Note: {table.note}"]
@@ -132,15 +192,13 @@ def protocol_lines(table: Table, grid: Grid, results: str | Path) -> list[str]:
     evaluation = EVALUATIONS[table.evaluation]
     described, kpp = [], set()
     for index in range(len(table.rows)):
-        model = grid.model_of(table.name, index)
-        if not model:
-            continue
-        record = read_record(metrics_path(results, table.evaluation, model))
-        text = evaluation.describe(record["settings"], record["metrics"])
-        if text and text not in described:
-            described.append(text)
-        if model in grid.runs and grid.config_of(model).loss.query_view_in_neighbors:
-            kpp.add(grid.config_of(model).loss.kpp_embedding)
+        for model in grid.models_of(table.name, index):
+            record = read_record(metrics_path(results, table.evaluation, model))
+            text = evaluation.describe(record["settings"], record["metrics"])
+            if text and text not in described:
+                described.append(text)
+            if model in grid.runs and grid.config_of(model).loss.query_view_in_neighbors:
+                kpp.add(grid.config_of(model).loss.kpp_embedding)
     lines = [f"Protocol: {text}." for text in described]
     lines += [f"k_++ (`loss.kpp_embedding: {k}`): {KPP_EMBEDDINGS[k]}." for k in sorted(kpp)]
     return [part for line in lines for part in (line, "")]
@@ -167,15 +225,12 @@ def write_table(table: Table, grid: Grid, config: Config, out_dir: str | Path) -
 
 
 def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Path:
-    """Ours and the paper's accuracy against the swept setting (Tables 5-8), in the paper's units."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Ours and the paper's accuracy against the swept setting (Tables 5-8), in the paper's units;
+    with several seeds ours is the mean with its 95% interval as error bars. Marked numbers are
+    drawn apart, off the curve."""
+    plt = pyplot()
     frame = table_frame(table, grid, config.results)
+    seeded = len(grid.seeds) > 1
     key = table.curve["x"]
     points = [
         (row.run.get(key, paper_default(key)), i)
@@ -185,19 +240,24 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
     metrics = list(table.metrics)
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
-        for source, style in (("ours", "o-"), ("paper", "s--")):
-            xy = sorted(
-                (x, frame.loc[i, f"{metric}_{source}"])
-                for x, i in points
-                if table.rows[i].paper.get(metric) is not None
-                and not (source == "ours" and frame.loc[i, f"{metric}_mark"])
-            )
-            xy = [(x, y) for x, y in xy if y is not None and not math.isnan(y)]
-            if xy:
-                axis.plot(
-                    *zip(*xy, strict=True), style, label=f"{source} ({config.scale})" if source == "ours" else "paper"
-                )
-        marked = [(x, frame.loc[i, f"{metric}_ours"]) for x, i in points if frame.loc[i, f"{metric}_mark"]]
+        shown = sorted((x, i) for x, i in points if table.rows[i].paper.get(metric) is not None)
+        paper = [(x, frame.loc[i, f"{metric}_paper"]) for x, i in shown]
+        ours = [(x, i) for x, i in shown if not _missing(frame.loc[i, f"{metric}_ours"])]
+        marked = [(x, frame.loc[i, f"{metric}_ours"]) for x, i in ours if frame.loc[i, f"{metric}_mark"]]
+        ours = [(x, i) for x, i in ours if not frame.loc[i, f"{metric}_mark"]]
+        if ours:
+            xs = [x for x, _ in ours]
+            ys = [frame.loc[i, f"{metric}_ours"] for _, i in ours]
+            label = f"ours ({config.scale})"
+            if seeded:
+                low = [y - frame.loc[i, f"{metric}_low"] for y, (_, i) in zip(ys, ours, strict=True)]
+                high = [frame.loc[i, f"{metric}_high"] - y for y, (_, i) in zip(ys, ours, strict=True)]
+                yerr = [[0.0 if _missing(v) else v for v in low], [0.0 if _missing(v) else v for v in high]]
+                axis.errorbar(xs, ys, yerr=yerr, fmt="o-", capsize=3, label=f"{label}, mean, 95% CI")
+            else:
+                axis.plot(xs, ys, "o-", label=label)
+        if paper:
+            axis.plot(*zip(*paper, strict=True), "s--", label="paper")
         if marked:  # off the curve: these numbers do not measure the representation
             axis.plot(*zip(*marked, strict=True), "rx", label="ours, marked in the table (diverged / chance)")
         axis.set_xlabel(table.curve["label"] + " (paper's units)")
@@ -206,13 +266,37 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
             axis.set_xscale("log", base=2)
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(f"Table {table.number}: {table.caption}", fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120)
-    plt.close(figure)
-    write_bytes_atomic(path, buffer.getvalue())
-    return Path(path)
+    seeds = f"; {len(grid.seeds)} seeds" if seeded else ""
+    figure.suptitle(f"Table {table.number}: {table.caption}{seeds}", fontsize=9)
+    return save_png(figure, path)
+
+
+def knn_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Path:
+    """The monitor's kNN top-1 curves of the table's pretraining runs on one plot, a curve per row
+    (the mean over its seeds, with a 95% band when there are several)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    seen = False
+    for index, row in enumerate(table.rows):
+        models = [m for m in grid.models_of(table.name, index) if m in grid.runs]
+        if not models:
+            continue
+        seen = True
+        curves = [c for c in (run_summary(config.results, m).get("monitor") for m in models) if c]
+        label = " ".join(part for part in (row.section, row.method, row.backbone) if part) + f" ({models[0]})"
+        if curves and not any(existing == curves for existing in runs.values()):  # a run two rows share: once
+            runs[label] = curves
+    title = f"Table {table.number}: the representation monitor ({config.scale})"
+    if not runs:  # the workflow still expects the figure: it says why it has no curve
+        why = "pretrain.monitor_every is 0 for its runs" if seen else "no pretraining run of ours fills its rows"
+        return no_curves_figure(f"{title}: no monitor curve ({why})", path)
+    return table_knn_figure(runs, title, path)
+
+
+def run_summary(results: str | Path, run: str) -> dict[str, Any]:
+    path = Path(results) / "pretrain" / run / "summary.json"
+    if not path.is_file():
+        raise DatasetError(f"{path}: pretraining summary missing; run `cycle pretrain --run {run}` (snakemake does)")
+    return json.loads(path.read_text())
 
 
 def paper_default(key: str) -> Any:

@@ -82,13 +82,13 @@ def test_the_authors_released_checkpoints_fill_their_rows(world, tmp_path, mlflo
     grid = Grid(tmp_path / "params.yaml", "test")
     tables = paper_tables()
     rows = {
-        (name, row.baseline): grid.model_of(name, i)
+        (name, row.baseline): grid.models_of(name, i)
         for name, table in tables.items()
         for i, row in enumerate(table.rows)
         if row.baseline and row.baseline.startswith("authors_")
     }
     assert set(rows) == {(t, b) for t in ("table1", "table3", "table9") for b in params["baselines"]}
-    assert all(model == f"baseline-{baseline}" for (_, baseline), model in rows.items())
+    assert all(models == (f"baseline-{baseline}",) for (_, baseline), models in rows.items())
     assert {job.evaluation for job in grid.jobs() if job.model == "baseline-authors_cycle_r2v2_resnet50"} == {
         "track",
         "linear_imagenet",

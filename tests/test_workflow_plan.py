@@ -6,13 +6,16 @@ import shlex
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from cycle_pkg.config import Config, json_schema, load_config
-from cycle_pkg.grid import Grid, run_name
+from cycle_pkg.errors import ConfigError
+from cycle_pkg.grid import Grid, grid_tags, run_name
 from cycle_pkg.paper import paper_tables
 
 from .conftest import PARAMS, ROOT
+from .test_workflow_run import project_copy
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -53,14 +56,14 @@ def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
     grid = Grid(PARAMS, "paper")
     tables = paper_tables()
     assert [t.number for t in tables.values()] == list(range(1, 12))
-    ours = {(name, i): grid.model_of(name, i) for name, t in tables.items() for i in range(len(t.rows))}
+    ours = {(name, i): grid.models_of(name, i) for name, t in tables.items() for i in range(len(t.rows))}
     # Grid points shared between tables are trained once (R18, full loss, R2V2-S: Tables 1, 2, 4, 6, 8; on the
     # whole R2V2, as Tables 9-11 print it: those three).
     assert grid.tables_of("r18") == sorted(["table1", "table2", "table4", "table6", "table8"])
     assert grid.tables_of("r18-r2v2") == sorted(["table9", "table10", "table11"])
     assert grid.runs["r18-r2v2-intra_image"] == ["data.r2v2_subset=false", 'loss.components="intra_image"']
     assert len(grid.runs) == 27 and len(grid.jobs()) == 41  # 39 on frozen features, 2 fine-tunings
-    assert ours[("table6", 3)] == ours[("table8", 1)] == "r18"
+    assert ours[("table6", 3)] == ours[("table8", 1)] == ("r18",)
     assert grid.runs["r18-m4096"] == ["loss.neighbors=4096"]
     assert grid.runs["r18-cycle-m128-kpp"] == [
         'loss.components="cycle"',
@@ -68,13 +71,13 @@ def test_every_table_row_is_filled_by_a_run_a_baseline_or_the_paper():
         "loss.query_view_in_neighbors=true",
     ]
     # paper-only rows: other methods (Tables 1, 3, 9, 11) and baselines without a checkpoint given
-    assert sum(model is None for model in ours.values()) == 44
+    assert sum(not models for models in ours.values()) == 44
 
 
 def test_small_scales_map_the_papers_sizes():
     grid = Grid(PARAMS, "demo")
     assert grid.runs["r18-m32"] == ["loss.neighbors=32"]  # Table 6, m = 256 at the demo scale
-    assert grid.model_of("table7", 0) == "r18-top2"  # K = 8
+    assert grid.models_of("table7", 0) == ("r18-top2",)  # K = 8
 
 
 def test_paper_dag_with_the_slurm_profile():
@@ -114,6 +117,42 @@ def test_a_new_default_moves_the_methods_rows_but_not_an_ablations_own_value(tmp
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     grid = Grid(tmp_path / "params.yaml", "paper")
     lambdas = [row.method for row in paper_tables()["table8"].rows]
-    assert grid.model_of("table8", lambdas.index("lambda=0.1")) == "r18-lambda0.1"
-    assert grid.model_of("table8", lambdas.index("lambda=0.3")) == grid.model_of("table4", 2) == "r18"
+    assert grid.models_of("table8", lambdas.index("lambda=0.1")) == ("r18-lambda0.1",)
+    assert grid.models_of("table8", lambdas.index("lambda=0.3")) == grid.models_of("table4", 2) == ("r18",)
     assert len(grid.runs) == 27  # lambda 0.3 is trained once, under the name of the default
+
+
+def test_every_grid_point_is_trained_once_per_seed(tmp_path):
+    params = yaml.safe_load(PARAMS.read_text())
+    params["workflow"]["seeds"] = [0, 2]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    grid = Grid(tmp_path / "params.yaml", "paper")
+    assert len(grid.runs) == 2 * 27 and len(grid.jobs()) == 2 * 41
+    # the scale's own seed keeps today's names; the other names its runs
+    assert grid.models_of("table8", 1) == ("r18", "r18-seed2")
+    assert grid.runs["r18-lambda0.3-seed2"] == ["loss.lambda_cycle=0.3", "pretrain.seed=2"]
+    assert grid.seed_of("r18-seed2") == 2 and grid.seed_of("r18") == 0
+    assert grid_tags(load_config(PARAMS, "paper", grid.runs["r18-seed2"]))["grid.seed"] == "2"
+    params["workflow"]["seeds"] = [1, 1]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"workflow.seeds: expected one or more different seeds"):
+        Grid(tmp_path / "params.yaml", "paper")
+
+
+def test_two_seeds_plan_every_run_and_evaluation_twice_and_tables_that_read_both(tmp_path):
+    """Table 6 at the test scale with workflow.seeds [0, 1], planned (the tables' intervals, error
+    bars and kNN figures from such files: test_tables.py)."""
+    project = project_copy(tmp_path / "project", workflow={"tables": ["table6"], "seeds": [0, 1]})
+    result = snakemake("--dry-run", "--printshellcmds", "--forceall", cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["pretrain"] == counts["evaluate"] == 8 and counts["table"] == counts["ablation_figure"] == 1
+    seed1 = [line for line in result.stdout.splitlines() if " pretrain " in line and "-seed1 " in line]
+    assert len(seed1) == 4 and all("--set pretrain.seed=1" in line for line in seed1)
+    assert "--run r18-m16-seed1 " in "\n".join(seed1)
+    table = result.stdout[result.stdout.index("rule table:") :].split("\n\n")[0]
+    assert "--knn-figure results/figures/knn/table6.png" in table
+    inputs = table.split("output:")[0]
+    for run in ("r18-m16", "r18-m16-seed1", "r18-seed1"):
+        assert f"results/eval/linear_imagenet100/{run}.json" in inputs
+        assert f"results/pretrain/{run}/summary.json" in inputs

@@ -87,9 +87,11 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
         assert markdown.startswith(f"# Table {table.number}:") and "Scale `test`" in markdown
         assert "\nProtocol: " in markdown, name
         assert (project / "results" / "figures" / f"{name}.png").is_file() == bool(table.curve)
-    trackers = {grid.model_of(name, i) for name in ("table1", "table2") for i in range(len(paper_tables()[name].rows))}
+        assert (project / "results" / "figures" / "knn" / f"{name}.png").is_file()
+    tracking = [(name, i) for name in ("table1", "table2") for i in range(len(paper_tables()[name].rows))]
+    trackers = {model for name, i in tracking for model in grid.models_of(name, i)}
     otb_plots = {p.name for p in (project / "results" / "figures" / "otb").glob("*.png")}
-    assert otb_plots == {f"{m}-{kind}.png" for m in trackers - {None} for kind in ("precision", "success")}
+    assert otb_plots == {f"{m}-{kind}.png" for m in trackers for kind in ("precision", "success")}
 
     runs = mlflow_runs(project)
     pretrain = runs[runs["tags.cycle.job"] == "pretrain"]
@@ -97,6 +99,7 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     assert len(pretrain) == len(grid.runs) and len(evaluations) == len(grid.jobs())
     assert set(runs["status"]) == {"FINISHED"}
     assert pretrain["metrics.loss"].notna().all() and pretrain["tags.cycle.tables"].str.len().gt(0).all()
+    assert pretrain["metrics.knn_top1"].notna().all() and pretrain["metrics.data_wait_fraction"].notna().all()
     assert (evaluations["tags.mlflow.parentRunId"].isin(pretrain["run_id"])).all()  # linked to their pretraining
     assert all(evaluations.filter(like="metrics.").notna().any(axis=1))
 

@@ -78,16 +78,19 @@ def table_outputs():
 def figure_outputs():
     """The ablation curves, and the OTB precision and success plots of every model a tracking table shows."""
     curves = [f"{RESULTS}/figures/{name}.png" for name, table in TABLES.items() if table.curve]
-    trackers = {
-        GRID.model_of(t.name, i) for t in TABLES.values() if t.evaluation == "track" for i in range(len(t.rows))
-    }
-    plots = [f"{RESULTS}/figures/otb/{m}-{kind}.png" for m in sorted(trackers - {None}) for kind in OTB_PLOTS]
+    trackers = {m for t in TABLES.values() if t.evaluation == "track" for m in table_models(t)}
+    plots = [f"{RESULTS}/figures/otb/{m}-{kind}.png" for m in sorted(trackers) for kind in OTB_PLOTS]
     return curves + plots
+
+
+def table_models(table):
+    """The runs (every seed's) and baselines whose metrics fill a table's rows."""
+    return {model for i in range(len(table.rows)) for model in GRID.models_of(table.name, i)}
 
 
 def needed_runs():
     """The pretraining runs of the selected tables."""
-    return sorted({GRID.model_of(t.name, i) for t in TABLES.values() for i in range(len(t.rows))} & set(GRID.runs))
+    return sorted({model for t in TABLES.values() for model in table_models(t)} & set(GRID.runs))
 
 
 def data_outputs():
@@ -155,5 +158,10 @@ def eval_tags(rule):
 
 def table_metrics(wildcards):
     table = TABLES[wildcards.table]
-    models = {GRID.model_of(table.name, i) for i in range(len(table.rows))} - {None}
-    return sorted(f"{RESULTS}/eval/{table.evaluation}/{model}.json" for model in models)
+    return sorted(f"{RESULTS}/eval/{table.evaluation}/{model}.json" for model in table_models(table))
+
+
+def table_runs(wildcards):
+    """The summaries of a table's pretraining runs: their monitor curves."""
+    runs = table_models(TABLES[wildcards.table]) & set(GRID.runs)
+    return sorted(f"{RESULTS}/pretrain/{run}/summary.json" for run in runs)

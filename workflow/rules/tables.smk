@@ -1,12 +1,15 @@
-"""The paper's tables (ours beside the paper's numbers), the ablation figures and the OTB plots."""
+"""The paper's tables (ours beside the paper's numbers, with the kNN monitor curves of their runs), the
+ablation figures and the OTB plots."""
 
 
 rule table:
     input:
-        table_metrics,
+        metrics=table_metrics,
+        runs=table_runs,
     output:
         md=f"{RESULTS}/tables/{{table}}.md",
         csv=report(f"{RESULTS}/tables/{{table}}.csv", category="Tables", labels={"table": "{table}"}),
+        knn=report(f"{RESULTS}/figures/knn/{{table}}.png", category="Representation monitor", labels={"table": "{table}"}),
     wildcard_constraints:
         table=alternatives(TABLES),
     log:
@@ -14,7 +17,7 @@ rule table:
     conda:
         ENV
     shell:
-        f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --log {{log}}"
+        f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --knn-figure {{output.knn}} --log {{log}}"
 
 
 rule ablation_figure:
