@@ -134,6 +134,9 @@ class MonitorConfig:
     image_size: int | None = None  # centre crop (after a resize to 256/224 of it); None = pretrain.image_size
     k: int = 200
     temperature: float = 0.07
+    # At the end of a run, its kNN curve and a t-SNE of the labelled set's features as MLflow artifacts
+    # (a few CPU seconds: scikit-learn's import and the embedding; the small scales leave them out).
+    pictures: bool = True
 
 
 @dataclass

@@ -36,6 +36,7 @@ from .io_utils import write_bytes_atomic
 log = logging.getLogger(__name__)
 Samples = Sequence[tuple[Path, int]]
 FEATURES = "monitor_features.pt"  # the labelled set's features at the end of a run, for its embedding
+PICTURES = {"curve": "monitor_knn.png", "embedding": "monitor_embedding.png"}  # in the run folder and MLflow
 
 
 def first_per_class(samples: Samples, per_class: int) -> list[tuple[Path, int]]:
@@ -165,17 +166,18 @@ class Monitor:
             "seconds": self.seconds,
         }
 
+    def saved_features(self) -> dict[str, Any]:
+        """The latest look's features with their labels and classes (the embedding's input)."""
+        set_ = self.labelled
+        return {"features": self.features, "labels": set_.labels, "bank": set_.bank, "classes": set_.classes}
+
     def save_features(self, path: str | Path, backbone: nn.Module) -> None:
-        """The latest look's features with their labels and classes (the embedding's input); those of
-        ``backbone`` now if this session has not looked (a run resumed at its last step)."""
+        """:meth:`saved_features` to ``path``; those of ``backbone`` now if this session has not
+        looked (a run resumed at its last step)."""
         if self.features is None:
             self.features = self.extract(backbone).cpu()
         buffer = io.BytesIO()
-        labelled = self.labelled
-        torch.save(
-            {"features": self.features, "labels": labelled.labels, "bank": labelled.bank, "classes": labelled.classes},
-            buffer,
-        )
+        torch.save(self.saved_features(), buffer)
         write_bytes_atomic(path, buffer.getvalue())
 
 

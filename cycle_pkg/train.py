@@ -59,7 +59,7 @@ from .grid import grid_tags
 from .io_utils import stale_temporaries, write_json_atomic, write_text_atomic
 from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
-from .monitor import FEATURES, Monitor, build_monitor, is_due
+from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
 from .preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 
 log = logging.getLogger(__name__)
@@ -283,10 +283,27 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     if runtime.is_main:
         if training.monitor is not None:
             training.monitor.save_features(run_dir / FEATURES, training.model.encoder_q.backbone)
+            if config.pretrain.monitor.pictures:
+                draw_monitor_pictures(training.monitor, run, run_dir, mlflow_run)
         finish(training, run_dir, mlflow_run, summary)
     if runtime.world > 1:
         dist.barrier()
     return summary
+
+
+def draw_monitor_pictures(monitor: Monitor, run: str, run_dir: Path, mlflow_run: MlflowRun) -> None:
+    """The run's kNN curve and the t-SNE embedding of its labelled set's features at the end, in the
+    run folder and as MLflow artifacts."""
+    from .monitor_figures import embedding_figure, knn_curve_figure
+
+    started = time.process_time()
+    summary, saved = monitor.summary(), monitor.saved_features()
+    curve = knn_curve_figure(summary, f"{run}: the representation monitor", run_dir / PICTURES["curve"])
+    title = f"{run}: t-SNE of the labelled set's features at step {summary['steps'][-1]}"
+    embedding = embedding_figure(saved, title, run_dir / PICTURES["embedding"])
+    for path in (curve, embedding):
+        mlflow_run.log_artifact(str(path))
+    log.info("monitor pictures drawn in %.1f CPU s", time.process_time() - started)
 
 
 def restore(run_dir: Path, config: Config, runtime: Runtime) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import torch
 from cycle_pkg import train
 from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.config import load_config
-from cycle_pkg.monitor import FEATURES, load_features
+from cycle_pkg.monitor import FEATURES, PICTURES, load_features
 
 from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle
 
@@ -31,7 +31,8 @@ def assert_same_weights(a, b):
 
 
 def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlflow_uri):
-    result = run_cycle(pretrain_args(world, tmp_path / "results", "pretrain.workers=1"), cwd=tmp_path)
+    overrides = ("pretrain.workers=1", "pretrain.monitor.pictures=true")
+    result = run_cycle(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "results" / "pretrain" / "r18"
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -64,8 +65,12 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     assert [m.step for m in top1] == [0, 4, 8, 12] and [m.value for m in top1] == monitor["knn_top1"]
     wait = mlflow.MlflowClient().get_metric_history(run.info.run_id, "data_wait_fraction")
     assert [m.step for m in wait] == [2, 4, 6, 8, 10, 12] and all(0 <= m.value < 1 for m in wait)
+    # its pictures: the kNN curve and the t-SNE embedding, in the run folder and as MLflow artifacts
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    for name in PICTURES.values():
+        assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and name in artifacts
 
-    again = run_cycle(pretrain_args(world, tmp_path / "results", "pretrain.workers=1"), cwd=tmp_path)
+    again = run_cycle(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
 
 
