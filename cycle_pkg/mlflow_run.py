@@ -55,7 +55,10 @@ class MlflowRun:
         if run_id is not None and not self._exists(run_id):
             log.warning("MLflow run %s is not in %s; starting a new run", run_id, tracking_uri(self.config))
             run_id = None
-        run = with_retries(self.mlflow.start_run)(run_id=run_id, run_name=None if run_id else run_name)
+        # the experiment named, not the active one: mlflow.set_experiment leaves none active in a job
+        # whose creation of the experiment lost the race to another job's (its run went to Default)
+        where = {"run_id": run_id} if run_id else {"run_name": run_name, "experiment_id": self.experiment_id}
+        run = with_retries(self.mlflow.start_run)(**where)
         self.run_id = run.info.run_id
         if run_id is not None:
             self.logged_through = self._last_logged_step(run_id)

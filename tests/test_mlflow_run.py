@@ -27,3 +27,27 @@ def test_disabled_mlflow_does_nothing(tmp_path, monkeypatch):
     assert mlflow_run.start("r18", None, {}, {}) is None
     mlflow_run.log_metrics({"loss": 1.0})
     assert not (tmp_path / "never.db").exists()
+
+
+def test_a_job_that_loses_the_race_to_create_the_experiment_logs_into_it(tmp_path, mlflow_uri, monkeypatch):
+    """Two jobs on a store without the experiment: the one whose creation finds it created meanwhile
+    gets it back from mlflow.set_experiment, which does not make it the active one (MLflow 3): its
+    run must still go to the experiment, not to Default."""
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    mlflow.MlflowClient(mlflow_uri).create_experiment("cycle-contrast")  # the other job's
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    found = TrackingServiceClient.get_experiment_by_name
+    calls = []
+
+    def before_the_other_job_on_the_first_look(self, name):
+        calls.append(name)
+        return None if len(calls) == 1 else found(self, name)
+
+    monkeypatch.setattr(TrackingServiceClient, "get_experiment_by_name", before_the_other_job_on_the_first_look)
+    mlflow_run = MlflowRun(MlflowConfig())
+    run_id = mlflow_run.start("r18", None, {}, {})
+    mlflow_run.end()
+    assert len(calls) == 2  # the race was taken
+    experiment = mlflow.MlflowClient(mlflow_uri).get_experiment_by_name("cycle-contrast")
+    assert mlflow.get_run(run_id).info.experiment_id == experiment.experiment_id
