@@ -47,7 +47,7 @@ def project_copy(where: Path, **test_scale: dict) -> Path:
     return where
 
 
-def run(command: list[str], cwd: Path, timeout: int = 1500) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, timeout: int = 2700) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
