@@ -65,6 +65,14 @@ def pytest_collection_modifyitems(config, items):
     items[:] = ordered + short
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_mlflow_store(monkeypatch):
+    """Every test starts without MLFLOW_TRACKING_URI: `mlflow.set_tracking_uri` in an earlier test of
+    the same worker sets it, and it wins over the store a test gives its jobs (the `mlflow_uri`
+    fixture sets it again for the tests that use one)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     """The test scale's synthetic world, in a temporary folder."""
