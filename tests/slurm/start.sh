@@ -38,6 +38,8 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 SchedulerType=sched/backfill
+# schedule pending jobs (a requeued one, once eligible) within seconds, not the default 30-60 s
+SchedulerParameters=sched_interval=5,bf_interval=5
 ReturnToService=2
 SlurmUser=root
 SlurmdUser=root
