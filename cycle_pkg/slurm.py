@@ -5,7 +5,9 @@ A job that reaches its time limit (or gets the SIGUSR1 warning before it) and me
 as failed for the workflow, which resubmits it and spends one of its retries. A job that requeues
 itself keeps its job id: SLURM runs it again as PENDING -> RUNNING, Snakemake's SLURM executor
 keeps waiting on the same id, and the retries stay for real failures (PyTorch Lightning's SLURM
-auto-requeue works the same way). SLURM counts the requeues in SLURM_RESTART_COUNT. The executor
+auto-requeue works the same way). SLURM counts the requeues: SLURM_RESTART_COUNT in the batch
+script, `Restarts=` in `scontrol show job` (Snakemake's job step drops SLURM_RESTART_COUNT from the
+environment of the rule's command, so the count is asked of scontrol there). The executor
 (snakemake-executor-plugin-slurm 2.x) fails a job only on BOOT_FAIL, CANCELLED, DEADLINE, FAILED,
 NODE_FAIL, OUT_OF_MEMORY, TIMEOUT or ERROR, and waits on any other state: REQUEUED and PENDING too.
 """
@@ -20,6 +22,7 @@ import subprocess
 log = logging.getLogger(__name__)
 # squeue's TimeLeft (%L): [days-][hours:]minutes:seconds, or a word (UNLIMITED, NOT_SET, INVALID)
 TIME_LEFT = re.compile(r"^(?:(?:(\d+)-)?(\d+):)?(\d+):(\d+)$")
+RESTARTS = re.compile(r"(?:^|\s)Restarts=(\d+)(?:\s|$)")
 
 
 def job_id() -> str | None:
@@ -28,8 +31,22 @@ def job_id() -> str | None:
 
 
 def restart_count() -> int:
-    """How many times SLURM has requeued this job (0 on its first run)."""
-    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    """How many times SLURM has requeued this job (0 on its first run, or when SLURM cannot say)."""
+    if os.environ.get("SLURM_RESTART_COUNT"):
+        return int(os.environ["SLURM_RESTART_COUNT"])
+    job = job_id()
+    if job is None:
+        return 0
+    try:
+        result = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as err:
+        log.warning("cannot ask scontrol how often SLURM job %s was requeued (%s)", job, err)
+        return 0
+    match = RESTARTS.search(result.stdout) if result.returncode == 0 else None
+    if match is None:
+        log.warning("scontrol could not say how often SLURM job %s was requeued: %s", job, result.stderr.strip()[:200])
+        return 0
+    return int(match.group(1))
 
 
 def count_requeues(counters: dict) -> None:
@@ -39,8 +56,9 @@ def count_requeues(counters: dict) -> None:
     if job is None:
         return
     seen = counters.get("slurm_restarts", 0) if counters.get("slurm_job") == job else 0
-    counters["requeues"] = counters.get("requeues", 0) + max(restart_count() - seen, 0)
-    counters.update(slurm_job=job, slurm_restarts=restart_count())
+    restarts = restart_count()
+    counters["requeues"] = counters.get("requeues", 0) + max(restarts - seen, 0)
+    counters.update(slurm_job=job, slurm_restarts=restarts)
 
 
 def parse_time_left(text: str) -> float | None:

@@ -106,3 +106,17 @@ def test_a_run_near_its_time_limit_checkpoints_and_requeues_its_own_job(
     run = mlflow.MlflowClient(mlflow_uri).get_run(summary["mlflow_run_id"])  # one run across the requeue
     assert run.info.status == "FINISHED" and run.data.tags["slurm.requeues"] == "1"
     assert run.data.tags["slurm.job_id"] == "4242"
+
+
+def test_without_slurm_restart_count_the_requeues_are_asked_of_scontrol(fake_slurm, tmp_path, monkeypatch, caplog):
+    """Snakemake's job step drops SLURM_RESTART_COUNT from the rule's environment: scontrol says it."""
+    calls = tmp_path / "calls"
+    job = "JobId=4242 JobName=x UserId=root(0) Priority=1 Restarts=2 BatchFlag=1 Reboot=0 ExitCode=0:0"
+    fake_command(fake_slurm, "scontrol", f'echo "$@" >> {calls}; echo "{job}"')
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    assert slurm.restart_count() == 2
+    assert calls.read_text().splitlines() == ["show job -o 4242"]
+    fake_command(fake_slurm, "scontrol", "echo 'Invalid job id specified' >&2; exit 1")
+    assert slurm.restart_count() == 0
+    assert "scontrol could not say how often SLURM job 4242 was requeued: Invalid job id specified" in caplog.text
