@@ -22,7 +22,7 @@ def wait_for(condition, what: str, timeout: float = 300) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.long(minutes=3)
+@pytest.mark.long(minutes=2)
 def test_concurrent_jobs_survive_a_server_restart(world, tmp_path):
     server = MlflowServer(tmp_path / "server")
     server.start()
