@@ -96,11 +96,18 @@ def _check_value(value: Any, hint: Any, where: str) -> Any:
     raise TypeError(f"unsupported config type {hint!r} at {where}")
 
 
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """A settings dataclass's field types, resolved once per process (resolving the string annotations
+    is most of what reading a configuration costs, and a grid reads some fifty)."""
+    return typing.get_type_hints(cls)
+
+
 def check_section(cls: type, data: Any, where: str) -> dict[str, Any]:
     """Validate a (partial) dict against dataclass ``cls``; returns the checked, converted dict."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of settings, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     checked: dict[str, Any] = {}
     for key, value in data.items():
         if key not in hints:
@@ -127,7 +134,7 @@ def merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
 
 def build(cls: type, data: dict[str, Any]) -> Any:
     """The dataclass ``cls`` from a checked dict; what the dict leaves out keeps its default."""
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     kwargs = {k: build(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in data.items()}
     return cls(**kwargs)
 
@@ -213,7 +220,7 @@ def read_layers(
 def _schema_of(hint: Any) -> dict[str, Any]:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
+        hints = type_hints(hint)
         properties = {f.name: _schema_of(hints[f.name]) for f in dataclasses.fields(hint)}
         return {"type": "object", "additionalProperties": False, "properties": properties}
     if origin in (typing.Union, types.UnionType):

@@ -240,13 +240,3 @@ def action_evaluation(config: Config, output: Path) -> Evaluate:
         )
 
     return evaluate
-
-
-def describe_protocol(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The action-recognition protocol behind a metrics file, in words (for the tables)."""
-    s = settings
-    return (
-        f"AVID-CMA's linear setting on the frozen backbone: {s['clip_frames']}-frame clips at {s['clip_fps']:g} fps, "
-        f"features averaged over time, dropout {s['dropout']:g}, one linear layer; Adam lr {s['lr']:g}, "
-        f"{s['warmup_epochs']} + {s['epochs']} epochs; {s['test_clips']} test clips per video averaged"
-    )

@@ -368,14 +368,3 @@ def finetune_evaluation(config: Config, output: Path) -> Evaluate:
         )
 
     return evaluate
-
-
-def describe_protocol(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The fine-tuning protocol behind a metrics file, in words (for Table 9's header)."""
-    s = settings
-    return (
-        f"AVID-CMA's fine-tuning of the whole network: {s['clip_frames']}-frame clips at {s['clip_fps']:g} fps, "
-        f"BatchNorm in train mode over groups of {s['bn_clips']} clips, dropout {s['dropout']:g}; Adam lr {s['lr']:g}, "
-        f"{s['warmup_epochs']} classifier-only + {s['epochs']} epochs (x{s['lr_decay']:g} at {s['milestones']}); "
-        f"video top-k on {s['test_clips']} averaged clips, clip top-k on {s['clip_test_clips']}"
-    )

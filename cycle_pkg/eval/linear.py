@@ -274,17 +274,3 @@ def linear_evaluation(config: Config, output: Path) -> Evaluate:
         return linear_probe(frozen, train, val, len(classes), cfg, config.eval, cache, on_epoch=mlflow_run.log_epoch)
 
     return evaluate
-
-
-def describe_protocol(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The probe behind a metrics file, in words (for the tables)."""
-    s = settings
-    milestones = ", ".join(map(str, s["milestones"]))
-    schedule = f"SGD lr {s['lr']:g}, {s['epochs']} epochs (x0.1 at {milestones}), batch {s['batch_size']}"
-    crop = f"RandomResizedCrop({s['image_size']}) + flip"
-    if s["protocol"] == "moco":
-        return f"MoCo's linear protocol on the frozen backbone: {schedule}, a new {crop} view of each image every epoch"
-    return (
-        f"the fast linear protocol, not MoCo's: MoCo's optimiser and schedule ({schedule}), each epoch's view of an "
-        f"image drawn from {s['views']} {crop} views whose features were computed once"
-    )

@@ -78,21 +78,21 @@ RETRIEVAL_METRICS = tuple(f"{mode}_top{k}" for mode in ("frame", "clip") for k i
 EVALUATIONS = _by_name(
     # name, task, settings, datasets, metrics; then the builder and the task's help
     Evaluation("linear_imagenet", "linear", ("eval.linear.dataset=imagenet",), ("imagenet",), ("top1", "top5"),
-               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)", ".linear:describe_protocol"),
+               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)", ".protocols:linear"),
     Evaluation("linear_imagenet100", "linear", ("eval.linear.dataset=imagenet100",), ("imagenet",), ("top1", "top5"),
-               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)", ".linear:describe_protocol"),
+               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)", ".protocols:linear"),
     Evaluation("track", "track", (), ("got10k", "otb"), ("precision", "success", "success_rate"),
                ".tracking.evaluate:track_evaluation", "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)",
-               ".tracking.evaluate:describe_protocol"),
+               ".protocols:track"),
     Evaluation("action", "action", (), ("ucf101",), ("top1", "top5", "clip_top1"),
                ".action:action_evaluation", "UCF101 action recognition on frozen features (Table 10)",
-               ".action:describe_protocol"),
+               ".protocols:action"),
     Evaluation("finetune", "finetune", (), ("ucf101",), ("top1", "top5", "clip_top1", "clip_top5"),
                ".finetune:finetune_evaluation", "UCF101 action recognition, the whole network fine-tuned (Table 9)",
-               ".finetune:describe_protocol", frozen=False),
+               ".protocols:finetune", frozen=False),
     Evaluation("retrieval", "retrieval", (), ("ucf101",), RETRIEVAL_METRICS,
                ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)",
-               ".retrieval:describe_protocol"),
+               ".protocols:retrieval"),
 )
 # fmt: on
 

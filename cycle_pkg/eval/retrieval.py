@@ -124,13 +124,3 @@ def retrieval_evaluation(config: Config, output: Path) -> Evaluate:
         return retrieval(frozen, train, test, read_video, config.eval.retrieval, config.eval, cache)
 
     return evaluate
-
-
-def describe_protocol(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The retrieval protocol behind a metrics file, in words (for the tables)."""
-    s = settings
-    return (
-        f"nearest neighbours by cosine similarity on the frozen backbone, test videos querying train videos: "
-        f"{s['frames_per_video']} frames per video, or {s['clips_per_video']} clips of {s['clip_length']} frames, "
-        "their features averaged per video"
-    )

@@ -90,18 +90,3 @@ def track_evaluation(config: Config, output: Path) -> Evaluate:
         return metrics
 
     return evaluate
-
-
-def describe_protocol(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
-    """The tracking protocol behind a metrics file, in words (for the tables)."""
-    s = settings
-    geometry = (
-        f"the authors' response geometry (upsampled to {s['response_up']} x {s['response_size']} px whatever its size)"
-        if s["response_geometry"] == "authors"
-        else f"the exact response geometry (upsampled to {s['response_up']} x its size)"
-    )
-    frames = "" if s["max_frames"] is None else f" (their first {s['max_frames']} frames)"
-    return (
-        f"SiamFC on the frozen stride-8 backbone, its head trained {s['epochs']} epochs on GOT-10k pairs of frames "
-        f"that pass the authors' size, aspect and visibility filters, tracking OTB-2015{frames} with {geometry}"
-    )
