@@ -230,6 +230,7 @@ class TrackEvalConfig:
     min_box_side: float = 20.0  # training frames whose box is smaller or larger (pixels) are skipped
     max_box_side: float = 500.0
     max_frames: int | None = None  # track only the first frames of each test sequence (CPU scales); None = all
+    max_sequences: int | None = None  # track only the first OTB-2015 targets, in the toolkit's order (CPU scales)
     seed: int = 0
 
     def training_response_size(self) -> int:

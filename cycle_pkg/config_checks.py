@@ -85,6 +85,8 @@ def validate_eval(cfg: EvalConfig) -> None:
     track = cfg.track
     if track.max_frames is not None and track.max_frames < 2:
         raise ConfigError("eval.track.max_frames: a sequence needs at least 2 frames to track (or null for all)")
+    if track.max_sequences is not None and track.max_sequences < 1:
+        raise ConfigError("eval.track.max_sequences: expected a positive number of test sequences (or null for all)")
     if track.response_size < 1:
         raise ConfigError("eval.track.response_size: expected a positive number of response cells")
     if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:

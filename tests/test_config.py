@@ -53,6 +53,14 @@ def test_bool_is_not_an_integer_and_int_is_a_float():
     assert load_config(PARAMS, "test", ["loss.lambda_cycle=1"]).loss.lambda_cycle == 1.0
 
 
+def test_a_tracking_subset_needs_frames_to_track_and_a_target():
+    with pytest.raises(ConfigError, match="eval.track.max_frames: a sequence needs at least 2 frames"):
+        load_config(PARAMS, "test", ["eval.track.max_frames=1"])
+    with pytest.raises(ConfigError, match="eval.track.max_sequences: expected a positive number"):
+        load_config(PARAMS, "test", ["eval.track.max_sequences=0"])
+    assert load_config(PARAMS, "test", ["eval.track.max_sequences=null"]).eval.track.max_sequences is None
+
+
 def test_choice_lists_the_allowed_values():
     with pytest.raises(ConfigError, match="loss.components: 'cycles' is not one of .*'intra_video\\+cycle'"):
         load_config(PARAMS, "test", ["loss.components=cycles"])

@@ -161,10 +161,12 @@ def test_tracking_evaluation_end_to_end(tmp_path, config, frozen):
     frozen.check_unchanged()
 
 
-def test_small_scales_track_the_first_frames_only(tmp_path, config, frozen):
+def test_small_scales_track_the_first_frames_of_the_first_targets_only(tmp_path, config, frozen):
     train = [draw_sequence(tmp_path / "got10k", "GOT-10k_Train_000001", 0)]
-    test = [draw_sequence(tmp_path / "otb", f"Seq{i}", 100 + i, frames=10) for i in range(2)]
-    cfg = dataclasses.replace(config.eval.track, epochs=1, max_frames=3)
+    test = [draw_sequence(tmp_path / "otb", f"Seq{i}", 100 + i, frames=10) for i in range(3)]
+    cfg = dataclasses.replace(config.eval.track, epochs=1, max_frames=3, max_sequences=2)
     metrics, _ = evaluate_tracking(frozen, train, test, cfg, 0, tmp_path / "eval")
-    assert metrics["test_frames"] == 6
-    assert len((tmp_path / "eval" / "results" / "OTB2015" / "SiamFC" / "Seq0.txt").read_text().splitlines()) == 3
+    assert metrics["test_frames"] == 6 and metrics["test_sequences"] == 2
+    results = tmp_path / "eval" / "results" / "OTB2015" / "SiamFC"
+    assert len((results / "Seq0.txt").read_text().splitlines()) == 3
+    assert sorted(p.name for p in results.glob("*.txt")) == ["Seq0.txt", "Seq1.txt"]

@@ -92,6 +92,8 @@ def test_tracking_and_video_protocols_in_words():
     assert "visibility filters" in words and "first" not in words
     exact = EVALUATIONS["track"].describe({**track, "response_geometry": "exact", "max_frames": 3}, {})
     assert "the exact response geometry (upsampled to 16 x its size)" in exact and "their first 3 frames" in exact
+    subset = EVALUATIONS["track"].describe({**track, "max_sequences": 25, "max_frames": 2}, {})
+    assert "tracking OTB-2015 (its first 25 targets, their first 2 frames)" in subset
     moco = EVALUATIONS["linear_imagenet"].describe(dataclasses.asdict(config.eval.linear), {})
     assert moco.startswith("MoCo's linear protocol") and "SGD lr 30, 100 epochs (x0.1 at 60, 80), batch 256" in moco
     assert "AVID-CMA's linear setting" in EVALUATIONS["action"].describe(dataclasses.asdict(config.eval.action), {})

@@ -29,7 +29,9 @@ def track(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
         if s["response_geometry"] == "authors"
         else f"the exact response geometry (upsampled to {s['response_up']} x its size)"
     )
-    frames = "" if s["max_frames"] is None else f" (their first {s['max_frames']} frames)"
+    subset = [f"its first {s['max_sequences']} targets"] if s.get("max_sequences") is not None else []
+    subset += [f"their first {s['max_frames']} frames"] if s["max_frames"] is not None else []
+    frames = f" ({', '.join(subset)})" if subset else ""
     return (
         f"SiamFC on the frozen stride-8 backbone, its head trained {s['epochs']} epochs on GOT-10k pairs of frames "
         f"that pass the authors' size, aspect and visibility filters, tracking OTB-2015{frames} with {geometry}"

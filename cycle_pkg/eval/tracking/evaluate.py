@@ -45,6 +45,7 @@ def evaluate_tracking(
     started = time.perf_counter()
     train = check_sequences(train, "tracking training set")
     test = check_sequences(test, "tracking test set")
+    test = test[: cfg.max_sequences]
     if cfg.max_frames is not None:
         test = [(name, frames[: cfg.max_frames], boxes[: cfg.max_frames]) for name, frames, boxes in test]
     torch.manual_seed(cfg.seed)  # the head's initialisation
