@@ -11,7 +11,7 @@ from cycle_pkg.cli import main
 from cycle_pkg.paper import paper_tables
 from cycle_pkg.tables import metric_value, metrics_path, read_metrics
 
-from .conftest import PARAMS, run_cycle
+from .conftest import PARAMS, run_cycle_here
 from .eval_helpers import moco_state, write_our_checkpoint
 
 
@@ -38,7 +38,7 @@ def pretraining_run(mlflow_uri, tmp_path):
 def test_linear_probe_of_our_checkpoint_is_linked_to_its_pretraining_run(world, tmp_path, mlflow_uri, pretraining_run):
     checkpoint, pretrain_id = pretraining_run
     moco = ("eval.linear.protocol=moco", "eval.linear.epochs=4", "eval.linear.milestones=[2, 3]")  # MoCo's path, short
-    result = run_cycle(eval_args("linear", world, tmp_path, checkpoint, *moco), cwd=tmp_path)
+    result = run_cycle_here(eval_args("linear", world, tmp_path, checkpoint, *moco), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results" / "eval" / "linear_imagenet" / "r18.json").read_text())
     metrics = record["metrics"]
@@ -69,7 +69,7 @@ def test_fast_probe_of_a_moco_release_on_imagenet100(world, tmp_path, mlflow_uri
         "eval.linear.protocol=fast",
         "eval.linear.dataset=imagenet100",
     )
-    result = run_cycle(args, cwd=tmp_path)
+    result = run_cycle_here(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads(
         (tmp_path / "results" / "eval" / "linear_imagenet100" / "moco_v2_800ep_pretrain.json").read_text()
@@ -102,7 +102,7 @@ def test_video_evaluations_on_the_synthetic_world(task, world, tmp_path, pretrai
     """The world's GOT-10k, OTB-2015 and UCF101 parts through the readers of cycle_pkg.data."""
     checkpoint, pretrain_id = pretraining_run
     roots = [f"data.{name}_root={world / name}" for name in ("ucf101", "got10k", "otb")]
-    result = run_cycle(eval_args(task, world, tmp_path, checkpoint, *roots), cwd=tmp_path)
+    result = run_cycle_here(eval_args(task, world, tmp_path, checkpoint, *roots), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results" / "eval" / task / "r18.json").read_text())
     assert record["pretrain_mlflow_run_id"] == pretrain_id
@@ -121,7 +121,7 @@ def test_a_video_evaluation_of_a_moco_release(world, tmp_path, mlflow_uri):
     torch.save(moco_state(), tmp_path / "moco_v2_800ep_pretrain.pth.tar")
     roots = [f"data.{name}_root={world / name}" for name in ("ucf101", "got10k", "otb")]
     args = eval_args(task, world, tmp_path, tmp_path / "moco_v2_800ep_pretrain.pth.tar", *roots)
-    result = run_cycle(args, cwd=tmp_path)
+    result = run_cycle_here(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results" / "eval" / task / "moco_v2_800ep_pretrain.json").read_text())
     assert (record["checkpoint_format"], record["pretrain_run"]) == ("moco", None)

@@ -20,7 +20,7 @@ from cycle_pkg.grid import Grid
 from cycle_pkg.paper import paper_tables
 from cycle_pkg.tables import write_table
 
-from .conftest import PARAMS, cycle_command, run_cycle
+from .conftest import PARAMS, cycle_command, run_cycle_here
 from .eval_helpers import moco_state, write_our_checkpoint
 from .test_eval_cli import eval_args
 
@@ -51,7 +51,7 @@ def test_an_interrupted_fine_tuning_resumes_its_run_and_leaves_the_checkpoint_as
     metrics_file = tmp_path / "results" / "eval" / "finetune" / "r18.json"
     assert not metrics_file.exists()
 
-    resumed = run_cycle(finetune_args(world, tmp_path, checkpoint), cwd=tmp_path)
+    resumed = run_cycle_here(finetune_args(world, tmp_path, checkpoint), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the fine-tuning from epoch" in resumed.stderr
     record = json.loads(metrics_file.read_text())
@@ -98,7 +98,7 @@ def test_the_authors_released_checkpoints_fill_their_rows(world, tmp_path, mlflo
     run = "baseline-authors_cycle_r2v2_resnet50"  # as the workflow names the job
     # the shortest fine-tuning (one epoch, one test clip per video): a ResNet-50 costs 4x a ResNet-18
     shortest = ["eval.finetune.warmup_epochs=0", "eval.finetune.test_clips=1", "eval.finetune.clip_test_clips=1"]
-    result = run_cycle([*finetune_args(world, tmp_path, release, *shortest), "--run", run], cwd=tmp_path)
+    result = run_cycle_here([*finetune_args(world, tmp_path, release, *shortest), "--run", run], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / "results" / "eval" / "finetune" / f"{run}.json").read_text())
     assert (record["checkpoint_format"], record["backbone"]) == ("moco", "resnet50")

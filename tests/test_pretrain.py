@@ -16,7 +16,7 @@ from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.config import load_config
 from cycle_pkg.monitor import FEATURES, PICTURES, load_features
 
-from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle
+from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
 
 
 def weights(run_dir):
@@ -70,13 +70,13 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     for name in PICTURES.values():
         assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and name in artifacts
 
-    again = run_cycle(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
+    again = run_cycle_here(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
 
 
 def test_killed_run_resumes_to_identical_weights(world, tmp_path):
     overrides = ("mlflow.enabled=false", "pretrain.epochs=4")
-    reference = run_cycle(pretrain_args(world, tmp_path / "straight", *overrides), cwd=tmp_path)
+    reference = run_cycle_here(pretrain_args(world, tmp_path / "straight", *overrides), cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr
 
     command = cycle_command(*pretrain_args(world, tmp_path / "killed", *overrides))
@@ -90,7 +90,7 @@ def test_killed_run_resumes_to_identical_weights(world, tmp_path):
     assert not (tmp_path / "killed" / "pretrain" / "r18" / "summary.json").exists()  # really interrupted
     assert 0 < load_checkpoint(checkpoint)["step"] < 24
 
-    resumed = run_cycle(pretrain_args(world, tmp_path / "killed", *overrides), cwd=tmp_path)
+    resumed = run_cycle_here(pretrain_args(world, tmp_path / "killed", *overrides), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming r18 from step" in resumed.stderr
     assert_same_weights(
@@ -118,7 +118,7 @@ def test_preemption_signal_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_pa
     mlflow.set_tracking_uri(mlflow_uri)
     run_id = (run_dir / "mlflow_run_id").read_text().strip()
     assert mlflow.get_run(run_id).info.status == "KILLED"
-    finished = run_cycle([*args, "--set", "pretrain.max_steps=" + str(step + 4)], cwd=tmp_path)
+    finished = run_cycle_here([*args, "--set", "pretrain.max_steps=" + str(step + 4)], cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == step + 4 and summary["mlflow_run_id"] == run_id  # the same MLflow run, resumed
@@ -162,7 +162,7 @@ def test_corrupt_frames_are_skipped_and_counted(world, tmp_path):
     for frame in frames:
         frame.write_bytes(frame.read_bytes()[:200])  # truncated
     args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", f"data.r2v2_root={copy}")
-    result = run_cycle(args, cwd=tmp_path)
+    result = run_cycle_here(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "results" / "pretrain" / "r18" / "summary.json").read_text())
     assert summary["skipped_frames"] > 0
@@ -181,7 +181,7 @@ def test_corrupt_frames_are_skipped_and_counted(world, tmp_path):
     ],
 )
 def test_bad_input_is_a_clear_error(world, tmp_path, override, message):
-    result = run_cycle(pretrain_args(world, tmp_path / "results", override.format(tmp=tmp_path)), cwd=tmp_path)
+    result = run_cycle_here(pretrain_args(world, tmp_path / "results", override.format(tmp=tmp_path)), cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert __import__("re").search(message, result.stderr), result.stderr
@@ -189,12 +189,12 @@ def test_bad_input_is_a_clear_error(world, tmp_path, override, message):
 
 def test_a_run_folder_with_other_settings_is_refused_or_set_aside(world, tmp_path):
     args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4")
-    assert run_cycle(args, cwd=tmp_path).returncode == 0
-    changed = run_cycle([*args, "--set", "pretrain.lr=0.5", "--run", "r18"], cwd=tmp_path)
+    assert run_cycle_here(args, cwd=tmp_path).returncode == 0
+    changed = run_cycle_here([*args, "--set", "pretrain.lr=0.5", "--run", "r18"], cwd=tmp_path)
     assert changed.returncode == 2
     assert "pretrain.lr: 0.03 -> 0.5" in changed.stderr and "delete its folder" in changed.stderr
 
-    restarted = run_cycle([*args, "--set", "pretrain.lr=0.5", "--run", "r18", "--restart-on-change"], cwd=tmp_path)
+    restarted = run_cycle_here([*args, "--set", "pretrain.lr=0.5", "--run", "r18", "--restart-on-change"], cwd=tmp_path)
     assert restarted.returncode == 0, restarted.stderr
     runs = tmp_path / "results" / "pretrain"
     (aside,) = runs.glob("r18.replaced-*")

@@ -18,7 +18,7 @@ from cycle_pkg.cli import main
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.model import build_backbone
 
-from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle
+from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle_here
 
 NO_MLFLOW = "mlflow.enabled=false"
 
@@ -53,7 +53,7 @@ def test_a_damaged_checkpoint_is_skipped_for_the_previous_one_and_stale_temporar
     args = pretrain_args(
         world, tmp_path / "results", NO_MLFLOW, "pretrain.epochs=40", f"pretrain.max_steps={newest + 2}"
     )
-    resumed = run_cycle(args, cwd=tmp_path)
+    resumed = run_cycle_here(args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert re.search(rf"skipping {re.escape(str(run_dir / 'checkpoint.pt'))}: unreadable \(.+\)", resumed.stderr)
     assert f"resuming r18 from step {previous} of {newest + 2}" in resumed.stderr
@@ -63,11 +63,11 @@ def test_a_damaged_checkpoint_is_skipped_for_the_previous_one_and_stale_temporar
 
 def test_no_readable_checkpoint_is_a_clear_error(world, tmp_path):
     args = pretrain_args(world, tmp_path / "results", NO_MLFLOW, "pretrain.max_steps=2")
-    assert run_cycle(args, cwd=tmp_path).returncode == 0
+    assert run_cycle_here(args, cwd=tmp_path).returncode == 0
     run_dir = tmp_path / "results" / "pretrain" / "r18"
     (run_dir / "summary.json").unlink()  # as if the job had died before its end
     (run_dir / "checkpoint.pt").write_bytes(b"")  # a full disk
-    for again in (run_cycle(args, cwd=tmp_path), run_cycle([*args, "--restart-on-change"], cwd=tmp_path)):
+    for again in (run_cycle_here(args, cwd=tmp_path), run_cycle_here([*args, "--restart-on-change"], cwd=tmp_path)):
         assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
         assert f"checkpoint error: {run_dir / 'checkpoint.pt'}: unreadable" in again.stderr
         assert "Delete the run folder" in again.stderr
@@ -78,7 +78,7 @@ def test_the_end_of_a_run_keeps_a_backbone_export_and_closes_a_run_left_running(
     false), the MLflow run ended before summary.json, and one left RUNNING by a kill between the
     two closed by a rerun."""
     args = pretrain_args(world, tmp_path / "results", "pretrain.max_steps=4")
-    assert run_cycle(args, cwd=tmp_path).returncode == 0
+    assert run_cycle_here(args, cwd=tmp_path).returncode == 0
     run_dir = tmp_path / "results" / "pretrain" / "r18"
     full = load_checkpoint(run_dir / "checkpoint.pt")
     exported = load_backbone(run_dir / "backbone.pt")
@@ -95,7 +95,7 @@ def test_the_end_of_a_run_keeps_a_backbone_export_and_closes_a_run_left_running(
     # the store was closed before the DAG's truth was written: a kill between the two leaves no RUNNING run
     assert client.get_run(run_id).info.end_time <= summary_path.stat().st_mtime * 1000
     client.update_run(run_id, status="RUNNING")  # what a kill between the two writes left before
-    again = run_cycle(args, cwd=tmp_path)
+    again = run_cycle_here(args, cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
     assert client.get_run(run_id).info.status == "FINISHED"
     assert f"MLflow run {run_id} was left RUNNING" in again.stderr
@@ -103,10 +103,10 @@ def test_the_end_of_a_run_keeps_a_backbone_export_and_closes_a_run_left_running(
     dropped = pretrain_args(
         world, tmp_path / "dropped", NO_MLFLOW, "pretrain.max_steps=4", "pretrain.keep_training_state=false"
     )
-    assert run_cycle(dropped, cwd=tmp_path).returncode == 0
+    assert run_cycle_here(dropped, cwd=tmp_path).returncode == 0
     run_dir = tmp_path / "dropped" / "pretrain" / "r18"
     assert (run_dir / "backbone.pt").is_file() and not list(run_dir.glob("*checkpoint*"))  # no training state
-    again = run_cycle(dropped, cwd=tmp_path)
+    again = run_cycle_here(dropped, cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
 
 
@@ -129,7 +129,7 @@ def test_steps_replayed_after_a_resume_are_logged_once(world, tmp_path, mlflow_u
     logged = max(m.step for m in client.get_metric_history(run_id, "loss"))
     assert checkpoint_step < logged  # steps after the checkpoint were logged, and will be replayed
     args = pretrain_args(world, tmp_path / "results", "pretrain.epochs=40", *overrides, "pretrain.max_steps=14")
-    resumed = run_cycle(args, cwd=tmp_path)
+    resumed = run_cycle_here(args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(1, 15))
 
@@ -141,7 +141,7 @@ def test_a_data_error_ends_the_mlflow_run_failed(world, tmp_path, mlflow_uri):
     shutil.copytree(world / "r2v2", copy)
     for frame in (copy / "train").rglob("*.jpg"):
         frame.write_bytes(b"not a jpeg")
-    result = run_cycle(pretrain_args(world, tmp_path / "results", f"data.r2v2_root={copy}"), cwd=tmp_path)
+    result = run_cycle_here(pretrain_args(world, tmp_path / "results", f"data.r2v2_root={copy}"), cwd=tmp_path)
     assert result.returncode == 2 and "data error: no readable frame" in result.stderr, result.stderr
     run_id = (tmp_path / "results" / "pretrain" / "r18" / "mlflow_run_id").read_text().strip()
     assert mlflow.MlflowClient(mlflow_uri).get_run(run_id).info.status == "FAILED"

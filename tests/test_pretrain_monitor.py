@@ -7,14 +7,15 @@ import torch
 
 from cycle_pkg.checkpoint import load_checkpoint
 
-from .conftest import pretrain_args, run_cycle
+from .conftest import pretrain_args, run_cycle_here
 
 
 def test_the_monitor_does_not_change_the_training_trajectory(world, tmp_path):
     common = ("mlflow.enabled=false", "pretrain.max_steps=6")
     states, summaries = {}, {}
     for name, every in (("off", 0), ("on", 1)):  # a look after every step: the strictest check
-        result = run_cycle(pretrain_args(world, tmp_path / name, *common, f"pretrain.monitor_every={every}"), tmp_path)
+        args = pretrain_args(world, tmp_path / name, *common, f"pretrain.monitor_every={every}")
+        result = run_cycle_here(args, tmp_path)
         assert result.returncode == 0, result.stderr
         run_dir = tmp_path / name / "pretrain" / "r18"
         states[name] = load_checkpoint(run_dir / "checkpoint.pt")

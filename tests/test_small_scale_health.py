@@ -18,7 +18,7 @@ from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import ImageFiles
 from cycle_pkg.eval.linear import val_transform
 
-from .conftest import PARAMS, pretrain_args, run_cycle
+from .conftest import PARAMS, pretrain_args, run_cycle_here
 
 pytestmark = pytest.mark.long(minutes=2)  # a pretraining run and three probes: about 90 CPU s
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.long(minutes=2)  # a pretraining run and three probes: 
 def checkpoint(world, tmp_path_factory):
     """A test-scale pretraining run (12 steps), as the test scale's grid trains each point."""
     results = tmp_path_factory.mktemp("health")
-    result = run_cycle(pretrain_args(world, results, "mlflow.enabled=false"), cwd=results)
+    result = run_cycle_here(pretrain_args(world, results, "mlflow.enabled=false"), cwd=results)
     assert result.returncode == 0, result.stderr
     return results / "pretrain" / "r18" / "checkpoint.pt"
 
@@ -53,7 +53,7 @@ def eval_linear(world, tmp_path, checkpoint, *overrides):
         *overrides,
     ]
     args = ["eval", "linear", "--params", str(PARAMS), "--scale", "test", "--checkpoint", str(checkpoint)]
-    result = run_cycle(args + [a for s in sets for a in ("--set", s)], cwd=tmp_path)
+    result = run_cycle_here(args + [a for s in sets for a in ("--set", s)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     return json.loads((tmp_path / "eval" / "linear_imagenet100" / "r18.json").read_text())["metrics"], result.stderr
 
