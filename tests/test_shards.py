@@ -243,7 +243,10 @@ def test_a_corrupt_frame_inside_a_shard_is_skipped_and_counted(world, sharded, t
 def test_pretraining_on_shards_resumes_to_the_same_weights(
     world, sharded, tmp_path, monkeypatch, mlflow_uri, augment_on
 ):
-    config = again(world, sharded, "pretrain.epochs=1", "pretrain.max_steps=6", f"pretrain.augment_on={augment_on}")
+    config = again(
+        world, sharded, "pretrain.epochs=1", "pretrain.max_steps=6", "pretrain.checkpoint_every=4",
+        f"pretrain.augment_on={augment_on}",
+    )  # fmt: skip
     whole = pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 6 and whole["skipped_frames"] == 0
 
