@@ -26,6 +26,7 @@ from .conftest import ROOT
 
 PROJECT_FILES = ["Snakefile", "workflow", "cycle_pkg", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", "slurm"]
 BIN = Path(sys.executable).parent
+SEEDED_FIGURES = [("curve", "table6.png"), ("knn", "knn/table6.png")]
 
 
 def project_copy(where: Path, **test_scale: dict) -> Path:
@@ -119,12 +120,35 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     status = run([str(BIN / "dvc"), "status"], project)
     assert "up to date" in status.stdout.lower()
 
-    # an experiment on lambda, for Table 8 only
-    run([str(BIN / "dvc"), "exp", "run", "-S", "loss.lambda_cycle=0.3", "-S", "workflow.tables=[table8]"], project)
-    table8 = (project / "results" / "tables" / "table8.md").read_text()
-    assert "`r18-lambda0.1`" in table8  # the paper's default is now a grid point of its own
+    # an experiment with a second seed, for Table 6 only: its runs trained again under seed 1, the
+    # seed-0 runs kept; every cell the mean of both with its interval, each seed's value in the CSV
+    figures = {name: (project / "results" / "figures" / path).read_bytes() for name, path in SEEDED_FIGURES}
+    run([str(BIN / "dvc"), "exp", "run", "-S", "workflow.seeds=[0, 1]", "-S", "workflow.tables=[table6]"], project)
+    seeded = Grid(project / "params.yaml", "test")
+    table6 = paper_tables()["table6"]
+    frame = pandas.read_csv(project / "results" / "tables" / "table6.csv", keep_default_na=False)
+    ours = frame[frame["model"] != ""]
+    assert len(ours) == len(table6.rows)
+    for key in table6.metrics:
+        assert (ours[f"{key}_n"].astype(int) == 2).all(), ours
+        low, mean, high = (ours[f"{key}_{part}"].astype(float) for part in ("low", "ours", "high"))
+        assert ((low <= mean) & (mean <= high)).all() and (low < high).any()
+        seeds = ours[[f"{key}_seed0", f"{key}_seed1"]].astype(float)
+        assert (abs(seeds.mean(axis=1) - mean) < 1e-6).all()  # the cell is the two seeds' mean
+        assert set(ours[f"{key}_paper_inside"].astype(str)) <= {"True", "False", ""}
+    markdown = (project / "results" / "tables" / "table6.md").read_text()
+    assert "seeds 0, 1" in markdown and "`r18-m16-seed1`" in markdown
+    for name, path in SEEDED_FIGURES:  # drawn again: error bars, the seeds' mean curves with their band
+        assert (project / "results" / "figures" / path).read_bytes() != figures[name], path
+    runs = mlflow_runs(project)
+    pretrain = runs[runs["tags.cycle.job"] == "pretrain"]
+    table6_runs = {model for i in range(len(table6.rows)) for model in seeded.models_of("table6", i)}
+    assert table6_runs <= set(pretrain["tags.mlflow.runName"])
+    assert len(pretrain) == len(grid.runs) + len(table6_runs) // 2  # the seed-0 runs kept, not trained again
+    assert set(pretrain[pretrain["tags.mlflow.runName"].isin(table6_runs)]["tags.grid.seed"]) == {"0", "1"}
+    assert set(runs["status"]) == {"FINISHED"}
     shown = run([str(BIN / "dvc"), "exp", "show", "--csv"], project).stdout
-    assert "0.3" in shown
+    assert "[0, 1]" in shown or "0, 1" in shown
 
 
 @pytest.fixture(scope="module")
