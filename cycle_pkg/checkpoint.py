@@ -11,9 +11,7 @@ newest file damaged after its write (a power loss, a full disk, a copy cut short
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
 import os
 from pathlib import Path
@@ -21,10 +19,9 @@ from typing import Any
 
 import torch
 
-from .config import SETTING_FACTS, Config
+from .config import Config
 from .errors import CheckpointError
 from .io_utils import atomic_file, write_bytes_atomic
-from .typed_yaml import flatten
 
 log = logging.getLogger(__name__)
 FORMAT = "cycle_pkg.pretrain/1"
@@ -113,32 +110,3 @@ def finish_folder(run_dir: Path, keep_training_state: bool) -> None:
         if path.is_file():
             path.unlink()
             log.info("removed %s: the run is finished (%s keeps its backbone)", path, BACKBONE)
-
-
-def affects_training(key: str) -> bool:
-    """Whether a (flattened) setting changes what a pretraining run computes from a checkpoint on:
-    the most specific entry of SETTING_FACTS with a say on resuming (the key's own, else its
-    section's) decides; a setting none speaks of does."""
-    covering = [
-        facts
-        for facts in SETTING_FACTS
-        if facts.resumable is not None and (key == facts.key or (facts.key.endswith(".") and key.startswith(facts.key)))
-    ]
-    return not covering or not max(covering, key=lambda facts: len(facts.key)).resumable
-
-
-def training_settings(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in flatten(config).items() if affects_training(k)}
-
-
-def config_differences(saved: dict[str, Any], current: Config) -> list[str]:
-    """Settings that differ between a checkpoint and the current job, ignoring harmless ones."""
-    old, new = training_settings(saved), training_settings(current.to_dict())
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-def fingerprint(config: Config) -> str:
-    """A short digest of what a pretraining run computes: the workflow reruns a run whose
-    fingerprint changed (Snakemake's `params` trigger), whatever the files' times."""
-    settings = {**training_settings(config.to_dict()), "pretrain.max_steps": config.pretrain.max_steps}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

@@ -39,7 +39,6 @@ from . import slurm
 from .checkpoint import (
     BACKBONE,
     CHECKPOINT,
-    config_differences,
     export_backbone,
     finish_folder,
     make_current,
@@ -50,9 +49,10 @@ from .config import Config
 from .data.augment import moco_v2
 from .data.feed import DeviceFeed
 from .data.jpeg import read_jpeg
+from .data.layout import shard_dir, subset_videos
 from .data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
 from .data.r2v2 import load_videos
-from .data.shards import read_index, shard_dir, subset_videos
+from .data.shards import read_index
 from .data.stream import ShardPairs, decode_frame, encode_frame
 from .errors import ConfigError, Preempted
 from .grid import grid_tags
@@ -61,6 +61,7 @@ from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
 from .preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
+from .run_settings import config_differences
 
 log = logging.getLogger(__name__)
 # The queues are identical on every rank by construction: broadcasting them (and BN statistics) from

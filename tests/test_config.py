@@ -3,9 +3,9 @@ import textwrap
 
 import pytest
 
-from cycle_pkg.checkpoint import affects_training
 from cycle_pkg.config import SETTING_FACTS, Config, GridConfig, config_from_dict, load_config
 from cycle_pkg.errors import ConfigError
+from cycle_pkg.run_settings import affects_training
 from cycle_pkg.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
 
 from .conftest import PARAMS

@@ -34,6 +34,7 @@ from ..config import DataConfig
 from ..errors import DatasetError
 from ..io_utils import atomic_file, write_json_atomic
 from .download import file_digest
+from .layout import shard_dir, subset_videos
 from .r2v2 import Video, frame_relpath, read_videos, subset_rank
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,6 @@ FORMAT = "cycle_pkg.r2v2-shards/2"  # /1 wrote the whole split in id-list order
 INDEX = "index.json"
 PARTIAL = ".partial"
 REBUILD = "delete the folder and run `cycle data r2v2-shards` again"
-
-
-def subset_videos(data: DataConfig) -> int | None:
-    return data.r2v2_subset_videos if data.r2v2_subset else None
-
-
-def shard_dir(data: DataConfig) -> Path:
-    """``<r2v2_shards>/<split>``, or ``<split>-s<count>`` for R2V2-S, so both can be kept side by side."""
-    count = subset_videos(data)
-    return Path(data.r2v2_shards) / (data.r2v2_split if count is None else f"{data.r2v2_split}-s{count}")
 
 
 def shard_r2v2(data: DataConfig, jobs: int = 1) -> Path:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from cycle_pkg.checkpoint import fingerprint
 from cycle_pkg.config import load_config
-from cycle_pkg.data.shards import shard_dir
+from cycle_pkg.data.layout import shard_dir
 from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets
 from cycle_pkg.grid import Grid
 from cycle_pkg.paper import paper_tables
+from cycle_pkg.run_settings import fingerprint
 
 
 validate(config, "../schemas/params.schema.yaml")
