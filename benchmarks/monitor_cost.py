@@ -1,6 +1,6 @@
 """The representation monitor's cost against the training it watches, at a scale's settings.
 
-In one process, on one device: the median seconds of a training step (the model step of
+In one process, on one device: the median seconds (CPU seconds on a CPU) of a training step (the model step of
 `cycle pretrain` on random images at the scale's size and batch) and of one look of the monitor
 (its labelled set's forward passes in eval mode and the kNN). A run of T steps looks
 ``sum(is_due(s) for s in 0..T)`` times, so the monitor's share of training time is
@@ -49,18 +49,24 @@ def training_steps(config: Config) -> int:
     return total if p.max_steps is None else min(total, p.max_steps)
 
 
+def clock(device: torch.device):
+    """Seconds to time with: on a CPU the process's CPU time (all its threads), which a machine shared
+    with other work does not inflate as it does wall time; on a GPU wall time, the device synchronised."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
 def step_seconds(config: Config, device: torch.device, steps: int) -> float:
     model, optimizer = build(config, config.loss.components, device)
     size, batch = config.pretrain.image_size, config.pretrain.batch_size
     query, positive = (torch.randn(batch, 3, size, size, device=device) for _ in range(2))
     train_step(model, optimizer, query, positive, device, config.pretrain.amp)  # warm-up
-    times = []
+    times, now = [], clock(device)
     for _ in range(steps):
         sync(device)
-        start = time.perf_counter()
+        start = now()
         train_step(model, optimizer, query, positive, device, config.pretrain.amp)
         sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     return statistics.median(times)
 
 
@@ -96,13 +102,13 @@ def look_seconds(config: Config, labelled: LabelledSet, device: torch.device, ro
     )
     backbone = model.encoder_q.backbone
     monitor.look(backbone, 0)  # warm-up
-    times = []
+    times, now = [], clock(device)
     for step in range(rounds):
         sync(device)
-        start = time.perf_counter()
+        start = now()
         monitor.look(backbone, step + 1)
         sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(now() - start)
     return statistics.median(times)
 
 
@@ -162,6 +168,7 @@ def main() -> None:
         "monitor": {**vars(m), "every": p.monitor_every},
         "labelled_images": images,
         "labelled_set": "real" if real else f"random, {len(labelled.labels)} timed and extrapolated",
+        "clock": "process CPU time" if device.type == "cpu" else "wall, synchronised",
         "look_seconds": look,
         "step_seconds": step,
         "look_in_steps": look / step,
