@@ -7,10 +7,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint
 
+# uv, bootstrapped into the venv with its pip, installs the pinned set: it downloads in parallel and
+# compiles the bytecode on every core, where pip does both one at a time (fresh clone, empty caches,
+# 2 shared cores: 2:33 and 3:51 against pip's 4:58 and 6:01). --compile-bytecode, as pip does: without
+# it the demo's first jobs each compile what they import (torch, MLflow: 28 CPU s an import instead of
+# 10), and every job does where PYTHONDONTWRITEBYTECODE is set. uv reads no pip configuration, so the
+# extra indexes pip is configured with (a local mirror) are handed to it, chosen among by pip's rule
+# (the best match over all indexes).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[workflow,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt uv
+	UV_EXTRA_INDEX_URL="$$($(BIN)/python -m pip config get global.extra-index-url 2>/dev/null)" \
+	  $(BIN)/uv pip install --quiet --python $(BIN)/python --index-strategy unsafe-best-match --compile-bytecode \
+	  -c constraints.txt -e '.[workflow,test]' pip
 	touch $@
 
 demo: $(STAMP)
