@@ -22,6 +22,18 @@ include: "workflow/rules/eval.smk"
 include: "workflow/rules/tables.smk"
 
 
+onstart:
+    start_fork_server()
+
+
+onsuccess:
+    stop_fork_server()
+
+
+onerror:
+    stop_fork_server()
+
+
 rule all:
     default_target: True
     input:

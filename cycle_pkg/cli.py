@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from . import forkserver
 from .config import Config, load_config
 from .data import prepare
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
@@ -290,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `cycle` command. In a local workflow run (CYCLE_FORKSERVER set) a child of the run's fork server
+    runs it (cycle_pkg/forkserver.py); under torchrun each worker stays its agent's own process."""
+    server = os.environ.get(forkserver.ENV)
+    if argv is None and server and "TORCHELASTIC_RUN_ID" not in os.environ:
+        status = forkserver.call(server, sys.argv)
+        if status is not None:
+            return status
+    return run(argv)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The command itself, in this process; its exit status."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -109,6 +109,10 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     assert pretrain["metrics.knn_top1"].notna().all() and pretrain["metrics.data_wait_fraction"].notna().all()
     assert (evaluations["tags.mlflow.parentRunId"].isin(pretrain["run_id"])).all()  # linked to their pretraining
     assert all(evaluations.filter(like="metrics.").notna().any(axis=1))
+    # the local run's jobs forked from its fork server (cycle_pkg/forkserver.py), each ending as its own
+    served = (project / "logs" / "fork-server.log").read_text()
+    assert re.search(r"job \d+: pretrain ", served) and re.search(r"job \d+: eval ", served), served[-2000:]
+    assert "'signal'" not in served and re.findall(r"ended: \{'exit': (\d+)\}", served) != [], served[-2000:]
 
     # push, lose, pull: the tables and figures come back identical
     outputs = {name: digests(project / "results" / name) for name in ("tables", "figures")}
@@ -232,6 +236,8 @@ def test_a_pretraining_through_slurm_outlasts_its_time_limit_by_requeueing_itsel
     assert {rule for _, rule in submitted} == {"pretrain"}, stderr[-3000:]
     pretrain_jobs = [job for job, rule in submitted if rule == "pretrain"]
     assert len(pretrain_jobs) == 1 and "Trying to restart" not in stderr, stderr[-3000:]  # no retry spent
+    served = (project / "logs" / "fork-server.log").read_text()  # the local run's server, for the data jobs
+    assert not re.search(r"job \d+: pretrain ", served)  # a cluster job starts its own process
 
     runs = mlflow_runs(project)
     pretrain = runs[runs["tags.cycle.job"] == "pretrain"]

@@ -8,6 +8,7 @@ evaluations (cycle_pkg/eval/registry.py) come from the package too.
 
 import re
 import functools
+import os
 import shlex
 import sys
 from dataclasses import replace
@@ -43,6 +44,25 @@ SCALE_ARGS = f"--params {PARAMS} --scale {SCALE}"
 MLFLOW_MARKER = f"{RESULTS}/mlflow/experiment.json"
 OTB_PLOTS = ("precision", "success")  # the got10k toolkit's two OTB plots
 ENV = "../envs/cycle.yaml"  # used with --sdm conda
+
+
+FORK_SERVERS = []
+
+
+def start_fork_server():
+    """A local run's jobs fork from one server that imported torch, torchvision and MLflow once
+    (cycle_pkg/forkserver.py); a cluster executor's jobs start their own processes."""
+    if CFG.workflow.fork_server and workflow.local_exec:
+        from cycle_pkg import forkserver
+
+        server = forkserver.Server(Path("logs/fork-server.log"))
+        os.environ[forkserver.ENV] = server.path
+        FORK_SERVERS.append(server)
+
+
+def stop_fork_server():
+    while FORK_SERVERS:
+        FORK_SERVERS.pop().stop()
 
 
 def set_args(overrides):
