@@ -36,9 +36,13 @@ import traceback
 from pathlib import Path
 
 ENV = "CYCLE_FORKSERVER"
-# Imported before any fork: the third-party packages the jobs spend their start-up on, and the package's
-# own command modules (an evaluation's module is named in cycle_pkg.eval.registry).
-PRELOAD = ("torch", "torchvision", "mlflow", "kornia", "cycle_pkg.cli", "cycle_pkg.train", "cycle_pkg.eval.runner")
+# Imported before any fork: the third-party packages the jobs spend their start-up on (MLflow's sqlite
+# store imports alembic: 2.6 CPU s more), and the package's own command modules (an evaluation's module
+# is named in cycle_pkg.eval.registry). Importing creates no thread pool, CUDA context or database engine.
+PRELOAD = (
+    "torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store", "kornia", "matplotlib.pyplot",
+    "cycle_pkg.cli", "cycle_pkg.train", "cycle_pkg.eval.runner",
+)  # fmt: skip
 TARGET = "cycle_pkg.cli:run"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _HEADER = struct.Struct("!I")

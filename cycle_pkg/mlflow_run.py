@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,10 @@ from .mlflow_store import open_experiment, with_retries
 from .typed_yaml import flatten
 
 log = logging.getLogger(__name__)
+
+# An evaluation's per-epoch metrics reach the store at most this many seconds late, in one batch: a write
+# per epoch (sqlite) cost a 100-epoch linear probe 4 of its 6 CPU s of training at the demo scale.
+EPOCH_FLUSH_SECONDS = 30.0
 
 
 def tracking_uri(config: MlflowConfig) -> str:
@@ -40,6 +45,8 @@ class MlflowRun:
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self.logged_through: int | None = None  # a reopened run's last logged step
+        self._epochs: list = []  # mlflow.entities.Metric of epochs not yet written
+        self._flushed = time.monotonic()
         if self.active:
             import mlflow
 
@@ -92,8 +99,22 @@ class MlflowRun:
             with_retries(self.mlflow.log_metrics)(dict(metrics), step=step)
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
-        """An evaluation's per-epoch metrics (its ``on_epoch`` callback)."""
-        self.log_metrics(metrics, step=epoch)
+        """An evaluation's per-epoch metrics (its ``on_epoch`` callback), stamped now and written with the
+        next epochs (``EPOCH_FLUSH_SECONDS``); a resumed job's replayed epochs are not logged twice."""
+        if self.logged_through is not None and epoch <= self.logged_through:
+            return
+        if self.active and self.run_id:
+            stamp = int(time.time() * 1000)
+            self._epochs += [self.mlflow.entities.Metric(k, float(v), stamp, epoch) for k, v in metrics.items()]
+            if time.monotonic() - self._flushed >= EPOCH_FLUSH_SECONDS:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the epochs logged since the last write (MLflow takes at most 1000 metrics a batch)."""
+        pending, self._epochs = self._epochs, []
+        for start in range(0, len(pending), 1000):
+            with_retries(self.mlflow.MlflowClient().log_batch)(self.run_id, metrics=pending[start : start + 1000])
+        self._flushed = time.monotonic()
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if self.active and self.run_id:
@@ -105,6 +126,7 @@ class MlflowRun:
 
     def end(self, status: str = "FINISHED") -> None:
         if self.active and self.run_id:
+            self.flush()
             with_retries(self.mlflow.end_run)(status=status)
             self.run_id = None
 

@@ -21,6 +21,36 @@ def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlfl
     assert replaced != first
 
 
+def test_epochs_are_written_in_batches_and_a_resumed_jobs_replayed_epochs_are_not_logged_twice(
+    tmp_path, mlflow_uri, monkeypatch
+):
+    from cycle_pkg import mlflow_run as module
+
+    writes, log_batch = [], mlflow.MlflowClient.log_batch  # the store's writes of metrics
+
+    def counted(*args, **kwargs):
+        writes.extend([1] if kwargs.get("metrics") else [])
+        return log_batch(*args, **kwargs)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", counted)
+    mlflow_run = MlflowRun(MlflowConfig())
+    run_id = mlflow_run.start("probe", None, {}, {})
+    for epoch in (1, 2, 3):
+        mlflow_run.log_epoch(epoch, {"train_loss": 1.0 / epoch, "lr": 0.1})
+    history = mlflow.MlflowClient().get_metric_history
+    assert writes == [] and history(run_id, "train_loss") == []  # within EPOCH_FLUSH_SECONDS: held
+    mlflow_run.end("KILLED")  # e.g. preempted: what it held is written first
+    assert len(writes) == 1 and [m.step for m in history(run_id, "train_loss")] == [1, 2, 3]
+
+    monkeypatch.setattr(module, "EPOCH_FLUSH_SECONDS", 0.0)  # every epoch written at once
+    assert mlflow_run.start("probe", run_id, {}, {}) == run_id
+    for epoch in (2, 3, 4, 5):  # the resumed job replays epochs 2 and 3
+        mlflow_run.log_epoch(epoch, {"train_loss": 1.0 / epoch, "lr": 0.1})
+    assert len(writes) == 3 and [m.step for m in history(run_id, "train_loss")] == [1, 2, 3, 4, 5]
+    mlflow_run.end()
+    assert [m.value for m in history(run_id, "lr")] == [0.1] * 5 and mlflow.get_run(run_id).info.status == "FINISHED"
+
+
 def test_disabled_mlflow_does_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'never.db'}")
     mlflow_run = MlflowRun(MlflowConfig(enabled=False))
