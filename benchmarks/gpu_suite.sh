@@ -74,10 +74,9 @@ fi
 # 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
 #    demo epochs (default 400: 10000 steps, tests/test_separation.py's budget), on the demo world with
 #    384 UCF101 test queries, with a backbone trained on the world's latent classes beside them.
-# The sizes of the separation results (the demo scale's 64 px before it moved to 32; tests/test_separation.py's MEASURED_SIZES)
-MEASURED_SIZES=(--set pretrain.image_size=64 --set eval.linear.image_size=64 --set eval.linear.resize=73
-  --set eval.retrieval.frame_resize=73 --set eval.retrieval.frame_crop=64 --set "eval.retrieval.clip_resize=[64, 86]"
-  --set eval.retrieval.clip_crop=56)
+# The sizes of the separation results (the demo scale's 64 px before it moved to 32; tests/test_separation.py reads them too)
+MEASURED_SIZES=()
+while IFS= read -r setting; do MEASURED_SIZES+=(--set "$setting"); done < benchmarks/separation_sizes.txt
 if has separation; then
   SEP=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
        --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
