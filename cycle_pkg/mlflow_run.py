@@ -93,15 +93,18 @@ class MlflowRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log ``metrics`` at ``step``; a resumed job's steps up to the last one its run logged before
         it was interrupted are replays of logged ones, and are not logged twice."""
-        if step is not None and self.logged_through is not None and step <= self.logged_through:
+        if step is not None and self._replayed(step):
             return
         if self.active and self.run_id:
             with_retries(self.mlflow.log_metrics)(dict(metrics), step=step)
 
+    def _replayed(self, step: int) -> bool:
+        return self.logged_through is not None and step <= self.logged_through
+
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """An evaluation's per-epoch metrics (its ``on_epoch`` callback), stamped now and written with the
         next epochs (``EPOCH_FLUSH_SECONDS``); a resumed job's replayed epochs are not logged twice."""
-        if self.logged_through is not None and epoch <= self.logged_through:
+        if self._replayed(epoch):
             return
         if self.active and self.run_id:
             stamp = int(time.time() * 1000)
