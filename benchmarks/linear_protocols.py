@@ -13,6 +13,12 @@ Examples:
     python benchmarks/linear_protocols.py --scale demo --views 1 5 10 --seeds 0 1 2
     python benchmarks/linear_protocols.py --scale demo --checkpoint results/pretrain/r18/backbone.pt
     python benchmarks/linear_protocols.py --scale demo --supervised-epochs 2 --views 2 5 10 --seeds 0 1
+    python benchmarks/linear_protocols.py --scale demo --checkpoint supervised.pth --images-per-class 160 \
+        --val-images-per-class 50 --views 5 8 10 --seeds 0 1 2
+
+``--images-per-class`` draws a larger ImageNet-format set of the world's classes (the world's generator,
+new instances) into a scratch folder: the demo world's 40 images a class are far from ImageNet's 1300,
+and a probe's gain from fresh views shrinks as the images a class grow.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import statistics
 import tempfile
 import time
@@ -30,7 +37,7 @@ from supervised_reference import train_supervised
 
 from cycle_pkg.config import load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
-from cycle_pkg.data.synthetic import generate_world
+from cycle_pkg.data.synthetic import generate_world, write_part
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import FeatureCache, FrozenBackbone
 from cycle_pkg.eval.linear import linear_probe
@@ -74,32 +81,48 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="epochs of both protocols (default: the scale's)")
     parser.add_argument("--views", type=int, nargs="+", default=[10], help="the fast protocol's views per image")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe seeds (eval.linear.seed)")
+    parser.add_argument("--images-per-class", type=int, help="world ImageNet images a class (a scratch set)")
+    parser.add_argument("--val-images-per-class", type=int, help="its validation images a class")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the results here as JSON")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        compare(args, Path(scratch))
 
+
+def compare(args: argparse.Namespace, scratch: Path) -> None:
+    """Run every protocol for each seed, writing the summary as each run finishes."""
     config = load_config(args.params, args.scale, args.overrides)
-    if config.data.imagenet_root.startswith(config.world.root):
-        generate_world(config.world)
     cfg = config.eval.linear
     if args.epochs is not None:
         scale = args.epochs / cfg.epochs  # keep the schedule's shape: milestones at the same fractions
         milestones = [max(1, round(m * scale)) for m in cfg.milestones]
         cfg = dataclasses.replace(cfg, epochs=args.epochs, milestones=milestones)
-    train, classes = imagefolder_samples(config.data.imagenet_root, "train")
-    val, _ = imagefolder_samples(config.data.imagenet_root, "val")
-    with tempfile.TemporaryDirectory() as scratch:
-        checkpoint, supervised = args.checkpoint, {}
-        if args.supervised_epochs:
-            checkpoint = Path(args.supervised_weights or Path(scratch) / "supervised.pth")
-            supervised = train_supervised(
-                Path(config.data.r2v2_root),
-                config.model.backbone,
-                config.pretrain.image_size,
-                args.supervised_epochs,
-                checkpoint,
-            )
-        loaded = load_backbone(checkpoint, arch=config.model.backbone if checkpoint == "random" else None)
+    imagenet_root = config.data.imagenet_root
+    if args.images_per_class:
+        world = dataclasses.replace(
+            config.world,
+            root=str(scratch / "world"),
+            images_per_class=args.images_per_class,
+            val_images_per_class=args.val_images_per_class or config.world.val_images_per_class,
+        )
+        write_part("imagenet", world)
+        imagenet_root = str(scratch / "world" / "imagenet")
+    elif imagenet_root.startswith(config.world.root):
+        generate_world(config.world)
+    train, classes = imagefolder_samples(imagenet_root, "train")
+    val, _ = imagefolder_samples(imagenet_root, "val")
+    checkpoint, supervised = args.checkpoint, {}
+    if args.supervised_epochs:
+        checkpoint = Path(args.supervised_weights or scratch / "supervised.pth")
+        supervised = train_supervised(
+            Path(config.data.r2v2_root),
+            config.model.backbone,
+            config.pretrain.image_size,
+            args.supervised_epochs,
+            checkpoint,
+        )
+    loaded = load_backbone(checkpoint, arch=config.model.backbone if checkpoint == "random" else None)
     frozen = FrozenBackbone(loaded.net, loaded.width)
 
     def summary_so_far() -> dict:
@@ -111,6 +134,9 @@ def main() -> None:
         comparison = {
             f"fast_{views}": {
                 "top1_fast_minus_moco": paired[f"fast_{views}"]["top1_mean"] - moco["top1_mean"],
+                # the difference of two means over independent seeds: its standard error
+                "top1_difference_se": math.hypot(paired[f"fast_{views}"]["top1_std"], moco["top1_std"])
+                / math.sqrt(len(compared)),
                 "top5_fast_minus_moco": paired[f"fast_{views}"]["top5_mean"] - moco["top5_mean"],
                 "speedup_cold": moco["seconds_mean"] / paired[f"fast_{views}"]["seconds_mean"],
                 "speedup_warm": moco["seconds_mean"] / paired[f"fast_{views}_warm"]["seconds_mean"],
