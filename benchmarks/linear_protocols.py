@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import torch
-from supervised_reference import train_supervised
+from supervised_reference import train_for
 
 from cycle_pkg.config import load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
@@ -115,13 +115,7 @@ def compare(args: argparse.Namespace, scratch: Path) -> None:
     checkpoint, supervised = args.checkpoint, {}
     if args.supervised_epochs:
         checkpoint = Path(args.supervised_weights or scratch / "supervised.pth")
-        supervised = train_supervised(
-            Path(config.data.r2v2_root),
-            config.model.backbone,
-            config.pretrain.image_size,
-            args.supervised_epochs,
-            checkpoint,
-        )
+        supervised = train_for(config, args.supervised_epochs, checkpoint)
     loaded = load_backbone(checkpoint, arch=config.model.backbone if checkpoint == "random" else None)
     frozen = FrozenBackbone(loaded.net, loaded.width)
 

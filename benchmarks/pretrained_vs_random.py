@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from supervised_reference import train_supervised
+from supervised_reference import train_for
 
 from cycle_pkg.config import load_config
 
@@ -69,13 +69,7 @@ def main() -> None:
         if args.supervised_epochs:
             config = load_config(args.params, args.scale, sets)
             weights = Path(scratch) / "supervised.pth"
-            supervised = train_supervised(
-                Path(config.data.r2v2_root),
-                config.model.backbone,
-                config.pretrain.image_size,
-                args.supervised_epochs,
-                weights,
-            )
+            supervised = train_for(config, args.supervised_epochs, weights)
             backbones["supervised"] = [str(weights), "--format", "torchvision"]
         metrics: dict[str, dict[str, float]] = {name: {} for name in backbones}
         for name, source in backbones.items():

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.transforms import v2
 
-from cycle_pkg.config import load_config
+from cycle_pkg.config import Config, load_config
 from cycle_pkg.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from cycle_pkg.data.r2v2 import frame_relpath, read_videos
 from cycle_pkg.data.synthetic import generate_world
@@ -92,6 +92,13 @@ def train_supervised(
     return {"seconds": round(time.perf_counter() - started, 1), "train_top1": round(accuracy, 1)}
 
 
+def train_for(config: Config, epochs: int, output: Path) -> dict[str, float]:
+    """:func:`train_supervised` on ``config``'s world R2V2 copy, backbone and pretraining image size."""
+    return train_supervised(
+        Path(config.data.r2v2_root), config.model.backbone, config.pretrain.image_size, epochs, output
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default=str(Path(__file__).resolve().parents[1] / "params.yaml"))
@@ -101,9 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(args.params, args.scale, [])
     generate_world(config.world)
-    result = train_supervised(
-        Path(config.data.r2v2_root), config.model.backbone, config.pretrain.image_size, args.epochs, Path(args.output)
-    )
+    result = train_for(config, args.epochs, Path(args.output))
     print(json.dumps({"epochs": args.epochs, **result}))
 
 
