@@ -79,13 +79,15 @@ def main() -> None:
     )
     parser.add_argument("--supervised-weights", help="keep that backbone's weights here (default: a scratch folder)")
     parser.add_argument("--epochs", type=int, help="epochs of both protocols (default: the scale's)")
-    parser.add_argument("--views", type=int, nargs="+", default=[10], help="the fast protocol's views per image")
+    parser.add_argument("--views", type=int, nargs="+", default=[8], help="the fast protocol's views per image")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe seeds (eval.linear.seed)")
     parser.add_argument("--images-per-class", type=int, help="world ImageNet images a class (a scratch set)")
     parser.add_argument("--val-images-per-class", type=int, help="its validation images a class")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", help="write the results here as JSON")
     args = parser.parse_args()
+    if args.val_images_per_class and not args.images_per_class:
+        parser.error("--val-images-per-class sizes the set --images-per-class draws: give both")
     with tempfile.TemporaryDirectory() as scratch:
         compare(args, Path(scratch))
 
@@ -108,7 +110,10 @@ def compare(args: argparse.Namespace, scratch: Path) -> None:
         )
         write_part("imagenet", world)
         imagenet_root = str(scratch / "world" / "imagenet")
-    elif imagenet_root.startswith(config.world.root):
+    # The world, where the scale's data live in it: its ImageNet set, or the R2V2 copy the supervised reference
+    # trains on.
+    needs_world = args.supervised_epochs or not args.images_per_class
+    if needs_world and config.data.imagenet_root.startswith(config.world.root):
         generate_world(config.world)
     train, classes = imagefolder_samples(imagenet_root, "train")
     val, _ = imagefolder_samples(imagenet_root, "val")
