@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 from supervised_reference import train_for
 
-from cycle_pkg.config import load_config
+from cycle_pkg.config import LinearEvalConfig, load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.data.synthetic import generate_world, write_part
 from cycle_pkg.eval.checkpoints import load_backbone
@@ -79,7 +79,9 @@ def main() -> None:
     )
     parser.add_argument("--supervised-weights", help="keep that backbone's weights here (default: a scratch folder)")
     parser.add_argument("--epochs", type=int, help="epochs of both protocols (default: the scale's)")
-    parser.add_argument("--views", type=int, nargs="+", default=[8], help="the fast protocol's views per image")
+    parser.add_argument(
+        "--views", type=int, nargs="+", default=[LinearEvalConfig.views], help="the fast protocol's views per image"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="probe seeds (eval.linear.seed)")
     parser.add_argument("--images-per-class", type=int, help="world ImageNet images a class (a scratch set)")
     parser.add_argument("--val-images-per-class", type=int, help="its validation images a class")
