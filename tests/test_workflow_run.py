@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -42,12 +43,17 @@ def project_copy(where: Path, **test_scale: dict) -> Path:
         else:
             (where / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, where / name)
-    params = yaml.safe_load((where / "params.yaml").read_text())
+    return set_test_scale(where, **test_scale)
+
+
+def set_test_scale(project: Path, **test_scale: dict) -> Path:
+    """The project's params.yaml at the test scale, with ``test_scale`` merged into its settings."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
     params["scale"] = "test"
     for section, values in test_scale.items():
         params["scales"]["test"].setdefault(section, {}).update(values)
-    (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return where
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project
 
 
 def command_env() -> dict[str, str]:
@@ -159,6 +165,19 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     assert "[0, 1]" in shown or "0, 1" in shown
 
 
+def measured_steps_per_second(project: Path, run_dir: Path, processes: int, *overrides: str) -> tuple[int, float]:
+    """The steps of an epoch of the test-scale run that ``overrides`` select and how many steps a
+    second this machine trains it now with ``processes`` torchrun processes: a short run of it,
+    outside the project's results and MLflow store. Its first steps are the slowest, so the rate errs
+    low (2.7 against 3.4)."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    overrides += ("pretrain.max_steps=36", "mlflow.enabled=false")
+    sets = [arg for setting in overrides for arg in ("--set", setting)]
+    run([*torchrun, "-m", "--", "cycle_pkg.cli", "pretrain", "--run-dir", str(run_dir), *sets], project)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return summary["steps_per_epoch"], summary["steps"] / summary["train_seconds"]
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):
     """A one-node SLURM cluster on this machine, started from Debian's packages; the test fails
@@ -207,25 +226,31 @@ def test_a_pretraining_through_slurm_outlasts_its_time_limit_by_requeueing_itsel
     left and finishes. The run completes under one SLURM job id and one MLflow run, each step logged
     once, none of the profile's retries spent. Its data jobs run first, on this machine: SLURM adds
     nothing to their path, only ~70 s of job start-ups and status polls (an evaluation job, ~60 s)."""
-    # The first attempt requeues its job `margin` s before its 120 s limit: what its start-up (two
-    # Snakemake processes, torchrun, two training processes: 28-38 s on this 2-core machine at load
-    # averages of 3-7, up to ~70 s heavily loaded) leaves it trains, ~40-50 s, at 1.3-1.8 steps/s
-    # there (58-85 steps): 14 epochs (168 steps) outlast it on a machine up to twice as fast. A
-    # start-up longer than 120 - margin s leaves no time to requeue: the attempt trains until SLURM
-    # stops it, and the retry then spent fails the test.
-    margin, epochs = 40, 14
+    # The first attempt requeues its job `margin` s before its 120 s limit, and trains what its
+    # start-up (two Snakemake processes, torchrun, two training processes: 20-38 s on 2 cores at load
+    # averages of 3-7, up to ~70 s heavily loaded) leaves it: at most 120 - margin - 10 = 70 s. How
+    # many steps that is depends on the machine (1.3-1.8 steps/s on one 2-core machine, 3.4 on
+    # another), so the run's length is this machine's rate, measured just before, times 150 s: twice
+    # the first attempt's window, and the second attempt's ~80 s more. A start-up longer than
+    # 120 - margin s leaves no time to requeue: the attempt trains until SLURM stops it, and the
+    # retry then spent fails the test.
+    margin, window, processes = 40, 150, 2
     project = project_copy(
         tmp_path / "project",
         workflow={"tables": ["table11"]},
-        pretrain={"epochs": epochs, "checkpoint_every": 1000, "requeue_margin": margin},
+        pretrain={"checkpoint_every": 1000, "requeue_margin": margin},
     )
     target = "results/pretrain/r18-r2v2/summary.json"
     snakemake = [sys.executable, "-m", "snakemake", target, "--config", "scale=test"]
     run([*snakemake, "--cores", "2", "--omit-from", "pretrain"], project)  # the data jobs and the MLflow store
+    calibration = tmp_path / "calibration"
+    steps_per_epoch, rate = measured_steps_per_second(project, calibration, processes, "data.r2v2_subset=false")
+    epochs = math.ceil(rate * window / steps_per_epoch)
+    set_test_scale(project, pretrain={"epochs": epochs})
     command = [
         *snakemake, "--profile", "slurm",
         "--default-resources", f"slurm_partition={slurm_cluster}", "slurm_account=none", "runtime=30", "mem_mb=1000",
-        "gpu=0", "--set-resources", "pretrain:gpu=0", "pretrain:processes=2", "pretrain:mem_mb=3000",
+        "gpu=0", "--set-resources", "pretrain:gpu=0", f"pretrain:processes={processes}", "pretrain:mem_mb=3000",
         "pretrain:runtime=2",
         # the plugin polls at this interval, then 10 s longer after each poll that finds nothing
         # finished (8, 26, 54, 92, 140, 198 s)

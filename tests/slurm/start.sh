@@ -54,6 +54,11 @@ NodeName=$node CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
 
+# daemons a killed earlier run left behind would hold the ports with that run's (deleted) state
+for daemon in slurmd slurmctld; do
+  pkill -x "$daemon" || continue
+  for _ in $(seq 50); do pgrep -x "$daemon" >/dev/null || break; sleep 0.2; done
+done
 /usr/sbin/slurmctld
 /usr/sbin/slurmd
 for _ in $(seq 60); do
