@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from . import forkserver
+from . import forkserver, run_log
 from .config import Config, load_config
 from .data import prepare
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
@@ -64,9 +64,7 @@ def setup_logging(log_file: str | None) -> None:
     if log_file and int(os.environ.get("RANK", "0")) == 0:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True
-    )
+    logging.basicConfig(level=logging.INFO, format=run_log.FORMAT, handlers=handlers, force=True)
     for noisy in ("alembic", "mlflow", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

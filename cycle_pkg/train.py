@@ -61,6 +61,7 @@ from .mlflow_run import MlflowRun
 from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
 from .preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
+from .run_log import attempts_log
 from .run_settings import config_differences
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,8 @@ def pretrain(
                 run_dir.rename(aside)
             if runtime.world > 1:
                 dist.barrier()
-        return _pretrain(config, run, run_dir, runtime, extra_tags or {})
+        with attempts_log(run_dir):
+            return _pretrain(config, run, run_dir, runtime, extra_tags or {})
     except Preempted as stop:
         job = slurm.job_id()
         if stop.requeue and runtime.is_main and job is not None and slurm.requeue(job):

@@ -5,6 +5,7 @@ number beside ours."""
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import time
@@ -54,6 +55,13 @@ def test_an_interrupted_fine_tuning_resumes_its_run_and_leaves_the_checkpoint_as
     resumed = run_cycle_here(finetune_args(world, tmp_path, checkpoint), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the fine-tuning from epoch" in resumed.stderr
+    attempts = (state.parent / "attempts.log").read_text()  # both attempts, each with how it ended
+    assert re.search(
+        r"attempt on .*attempt stopped: Preempted: fine-tuning saved at epoch \d"
+        r".*attempt on .*resuming the fine-tuning from epoch .*attempt finished\n$",
+        attempts,
+        re.DOTALL,
+    ), attempts
     record = json.loads(metrics_file.read_text())
     assert sha256(checkpoint) == before  # fine-tuned in memory: the pretraining checkpoint is untouched
     assert record["backbone_frozen"] is False and record["pretrain_mlflow_run_id"] == pretrain_id

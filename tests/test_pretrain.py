@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -118,8 +119,18 @@ def test_preemption_signal_saves_a_checkpoint_and_a_rerun_finishes(world, tmp_pa
     mlflow.set_tracking_uri(mlflow_uri)
     run_id = (run_dir / "mlflow_run_id").read_text().strip()
     assert mlflow.get_run(run_id).info.status == "KILLED"
+    log.unlink()  # as Snakemake removes a job's log before each attempt
     finished = run_cycle_here([*args, "--set", "pretrain.max_steps=" + str(step + 4)], cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr
+    # the run's own log keeps both attempts: the interrupted one's save, then the resume to the end
+    attempts = (run_dir / "attempts.log").read_text()
+    assert attempts.count("attempt on ") == 2, attempts
+    assert re.search(
+        rf"attempt on .*attempt stopped: Preempted: r18: checkpoint saved at step {step};"
+        rf".*attempt on .*resuming r18 from step {step} of {step + 4}\n.*attempt finished\n$",
+        attempts,
+        re.DOTALL,
+    ), attempts
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == step + 4 and summary["mlflow_run_id"] == run_id  # the same MLflow run, resumed
     looks = summary["monitor"]["steps"]  # the curve goes on from the checkpoint's

@@ -274,6 +274,15 @@ def test_a_pretraining_through_slurm_outlasts_its_time_limit_by_requeueing_itsel
     summary = json.loads((project / target).read_text())
     assert summary["steps"] == epochs * summary["steps_per_epoch"] and summary["processes"] == 2
     assert summary["requeues"] == 1 and row["tags.slurm.requeues"] == "1", summary
+    # Snakemake removed the job's log before the second attempt; the run's own log keeps both
+    attempts = (project / target).with_name("attempts.log").read_text()
+    job = pretrain_jobs[0]
+    assert re.search(
+        rf"attempt on .*, SLURM job {job}\n.*attempt stopped: Preempted: r18-r2v2: checkpoint saved at step \d+;"
+        rf".*attempt on .*, SLURM job {job}\n.*attempt finished\n$",
+        attempts,
+        re.DOTALL,
+    ), attempts
     client = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     steps = [m.step for m in client.get_metric_history(row["run_id"], "loss")]
     assert steps == sorted(set(steps)) and steps[-1] == summary["steps"]  # across the attempts, each step once

@@ -48,6 +48,7 @@ from ..errors import ConfigError, Preempted
 from ..io_utils import write_bytes_atomic
 from ..mlflow_run import MlflowRun
 from ..preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
+from ..run_log import attempts_log
 from .action import (
     COLOUR,
     Epoch,
@@ -354,17 +355,18 @@ def finetune_evaluation(config: Config, output: Path) -> Evaluate:
     classes, train, test = read_split(config.data.ucf101_root, cfg.split)
 
     def evaluate(backbone: Backbone, mlflow_run: MlflowRun) -> dict[str, Any]:
-        return finetune(
-            backbone.net,
-            backbone.width,
-            train,
-            test,
-            len(classes),
-            read_video,
-            cfg,
-            config.eval.workers,
-            job_folder(output),
-            mlflow_run.log_epoch,
-        )
+        with attempts_log(job_folder(output)):
+            return finetune(
+                backbone.net,
+                backbone.width,
+                train,
+                test,
+                len(classes),
+                read_video,
+                cfg,
+                config.eval.workers,
+                job_folder(output),
+                mlflow_run.log_epoch,
+            )
 
     return evaluate

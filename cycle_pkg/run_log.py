@@ -1,0 +1,47 @@
+"""A long job's log kept in its own folder, every attempt appended to it. The workflow's log file
+(``logs/...``) is removed by Snakemake before each attempt, and the SLURM executor removes the log
+of a job that succeeded, so a run that was preempted, requeued or retried would otherwise keep only
+its last attempt's log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import slurm
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+NAME = "attempts.log"
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def attempts_log(folder: Path) -> Iterator[Path]:
+    """While the block runs, the root logger also appends to ``folder/attempts.log``: each attempt
+    between a line naming its host, process and SLURM job and one saying how it ended (finished, or
+    the exception that stopped it: a preemption's says where it saved). Rank 0 writes it under torchrun."""
+    path = Path(folder) / NAME
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    job = slurm.job_id()
+    log.info("attempt on %s, process %d%s", socket.gethostname(), os.getpid(), f", SLURM job {job}" if job else "")
+    try:
+        yield path
+    except BaseException as err:
+        log.warning("attempt stopped: %s: %s", type(err).__name__, err)
+        raise
+    else:
+        log.info("attempt finished")
+    finally:
+        root.removeHandler(handler)
+        handler.close()
