@@ -1,5 +1,6 @@
 """Intervals over seeds: Student's t confidence interval of a mean, from n runs that differ only by
-their seed. With one run there is no spread to estimate, hence no interval."""
+their seed. With one run there is no spread to estimate, hence no interval. And whether an accuracy
+is above chance: the binomial tail of its number of correct answers."""
 
 from __future__ import annotations
 
@@ -37,3 +38,20 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(t.ppf((1 + confidence) / 2, n - 1)) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
+
+
+def binomial_tail(successes: int, n: int, p: float) -> float:
+    """P(X >= successes) for X ~ Binomial(n, p): how often guessing with success probability ``p`` does
+    at least as well (summed in log space: n is 50,000 for ImageNet's validation set)."""
+    if successes <= 0:
+        return 1.0
+    if successes > n:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = (
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+        for i in range(successes, n + 1)
+    )
+    return min(1.0, math.fsum(math.exp(t) for t in terms))

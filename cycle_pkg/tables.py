@@ -30,7 +30,11 @@ from .io_utils import write_text_atomic
 from .monitor_figures import no_curves_figure, table_knn_figure
 from .paper import Table, metric_key, paper_tables
 from .plots import pyplot, save_png
-from .stats import t_interval
+from .stats import binomial_tail, t_interval
+
+# the metrics files' counts of the items an accuracy is measured on (the linear probes', the UCF101 tasks')
+TESTED = ("val_images", "test_videos")
+CHANCE_LEVEL = 0.05
 
 
 def metrics_path(results: str | Path, evaluation: str, model: str) -> Path:
@@ -48,14 +52,23 @@ def read_metrics(path: Path) -> dict[str, Any]:
     return read_record(path)["metrics"]
 
 
-def mark(metrics: dict[str, Any], key: str) -> str:
-    """Why our number for ``key`` does not measure the representation, or "" when it does."""
+def mark(metrics: dict[str, Any], key: str, value: float | None = None) -> str:
+    """Why our number ``value`` for ``key`` does not measure the representation, or "" when it does: its
+    evaluation's training diverged, a top-k over no more than k classes, or an accuracy that guessing
+    reaches too often (one-sided binomial test at CHANCE_LEVEL over the items tested)."""
     if diverged(metrics):
         return "diverged"
     classes = metrics.get("classes")
     k = int(key[3:]) if key.startswith("top") and key[3:].isdigit() else None
-    if k is not None and classes is not None and k >= classes:
+    if k is None or classes is None:
+        return ""
+    if k >= classes:
         return f"chance: {classes} classes"
+    tested = next((metrics[name] for name in TESTED if name in metrics), None)
+    if value is not None and tested:
+        p = binomial_tail(round(value / 100 * tested), tested, k / classes)
+        if p > CHANCE_LEVEL:
+            return f"not above chance: p={p:.2f}, {classes} classes, {tested} tested"
     return ""
 
 
@@ -98,7 +111,7 @@ def table_frame(table: Table, grid: Grid, results: str | Path) -> pd.DataFrame:
             ours = None if interval is None else interval.mean
             paper = row.paper.get(key)
             runs = zip(models, metrics, values, strict=True)
-            flag = seeds_mark({grid.seed_of(model): mark(m, key) for model, m, v in runs if v is not None})
+            flag = seeds_mark({grid.seed_of(model): mark(m, key, v) for model, m, v in runs if v is not None})
             line[f"{key}_ours"] = ours
             if seeded:
                 line[f"{key}_low"] = None if interval is None else interval.low

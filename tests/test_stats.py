@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cycle_pkg.stats import t_interval
+from cycle_pkg.stats import binomial_tail, t_interval
 
 
 def test_t_interval_by_hand():
@@ -26,3 +26,13 @@ def test_one_value_has_no_interval():
     assert one.contains(7.5) is None
     with pytest.raises(ValueError, match="at least one value"):
         t_interval([])
+
+
+def test_binomial_tail_by_hand():
+    assert binomial_tail(2, 3, 0.5) == pytest.approx(3 / 8 + 1 / 8)  # P(X >= 2) of three fair coins
+    assert binomial_tail(3, 3, 0.5) == pytest.approx(1 / 8)
+    assert binomial_tail(1, 2, 0.1) == pytest.approx(1 - 0.9**2)
+    assert binomial_tail(4, 4, 0.25) == pytest.approx(0.25**4)
+    assert binomial_tail(0, 5, 0.3) == 1.0 and binomial_tail(6, 5, 0.3) == 0.0
+    # ImageNet's 50,000 validation images: half right by chance 1/2 is the mean, P = 1/2 + P(X = n/2)
+    assert binomial_tail(25_000, 50_000, 0.5) == pytest.approx(0.5 + 0.5 * math.sqrt(2 / (math.pi * 50_000)), rel=1e-4)

@@ -34,6 +34,12 @@ def test_marks():
     assert mark({"top1": 40.0, "classes": 3}, "top1") == ""
     assert mark({"top1": 40.0, "diverged": True}, "top1") == "diverged"
     assert mark({"frame_top50": 100.0}, "top50") == ""  # retrieval: no classes to count
+    # an accuracy that guessing reaches too often: 4 of 96 videos right with 24 classes (P(X >= 4) = 0.57),
+    # 12 of 120 images with 12 (0.30); 19 of 120 is above chance (0.005)
+    action = {"top1": 4.1667, "classes": 24, "test_videos": 96}
+    assert mark(action, "top1", 4.1667) == "not above chance: p=0.57, 24 classes, 96 tested"
+    assert mark({"classes": 12, "val_images": 120}, "top1", 10.0) == "not above chance: p=0.30, 12 classes, 120 tested"
+    assert mark({"classes": 12, "val_images": 120}, "top1", 15.8) == ""
 
 
 def test_table5_states_its_protocol_and_k_plus_plus_and_marks_what_is_not_the_representations(tmp_path):
