@@ -58,18 +58,30 @@ def mark(metrics: dict[str, Any], key: str, value: float | None = None) -> str:
     reaches too often (one-sided binomial test at CHANCE_LEVEL over the items tested)."""
     if diverged(metrics):
         return "diverged"
-    classes = metrics.get("classes")
-    k = int(key[3:]) if key.startswith("top") and key[3:].isdigit() else None
-    if k is None or classes is None:
-        return ""
-    if k >= classes:
+    classes, k = metrics.get("classes"), top_k(key)
+    if k is not None and classes is not None and k >= classes:
         return f"chance: {classes} classes"
+    guessed = chance(metrics, key)
     tested = next((metrics[name] for name in TESTED if name in metrics), None)
-    if value is not None and tested:
-        p = binomial_tail(round(value / 100 * tested), tested, k / classes)
+    if value is not None and guessed is not None and tested:
+        p = binomial_tail(round(value / 100 * tested), tested, guessed)
         if p > CHANCE_LEVEL:
-            return f"not above chance: p={p:.2f}, {classes} classes, {tested} tested"
+            return f"not above chance: p={p:.2f}, {guessed:.1%} by guessing, {tested} tested"
     return ""
+
+
+def chance(metrics: dict[str, Any], key: str) -> float | None:
+    """The share of right answers that guessing gives a top-k accuracy ``key``: k / classes for a
+    classification, the metrics file's own ``chance_<key>`` for a retrieval (a random ranking's)."""
+    if f"chance_{key}" in metrics:
+        return metrics[f"chance_{key}"] / 100
+    classes, k = metrics.get("classes"), top_k(key)
+    return None if k is None or classes is None else min(1.0, k / classes)
+
+
+def top_k(key: str) -> int | None:
+    """k of a top-k metric's key (``top5``: 5); None for another metric."""
+    return int(key[3:]) if key.startswith("top") and key[3:].isdigit() else None
 
 
 def seeds_mark(marks: dict[int | None, str]) -> str:

@@ -11,7 +11,7 @@ from got10k.trackers import IdentityTracker
 from got10k.utils.metrics import center_error, rect_iou
 from PIL import Image
 
-from cycle_pkg.eval.metrics import retrieval_topk, topk_accuracy
+from cycle_pkg.eval.metrics import retrieval_chance, retrieval_topk, topk_accuracy
 from cycle_pkg.eval.tracking.otb import OTBExperiment
 
 
@@ -25,6 +25,16 @@ def test_topk_accuracy_by_hand():
     assert accuracy[5] == pytest.approx(100.0)  # k beyond the classes counts every class
     with pytest.raises(ValueError, match="expected scores"):
         topk_accuracy(scores, labels[:2])
+
+
+def test_retrieval_chance_by_hand():
+    gallery = torch.tensor([0, 0, 1, 1])
+    # one query of class 0: k = 1 draws one of its 2 in 4 (1/2); k = 2 misses only with both of class 1
+    # (1 - 1/C(4, 2) = 5/6); k = 3 cannot miss; k beyond the gallery is the whole gallery
+    expected = {1: 50.0, 2: 250 / 3, 3: 100.0, 50: 100.0}
+    assert retrieval_chance(torch.tensor([0]), gallery, (1, 2, 3, 50)) == pytest.approx(expected)
+    # a class the gallery lacks is never found: queries 0, 1, 2 average 1/2, 1/2 and 0
+    assert retrieval_chance(torch.tensor([0, 1, 2]), gallery, (1,)) == pytest.approx({1: 100 / 3})
 
 
 def test_retrieval_topk_by_hand():

@@ -88,6 +88,9 @@ def test_retrieval_finds_a_copy_of_each_query(config, frozen, videos):
     assert metrics["frame_top1"] == 100.0 and metrics["clip_top1"] == 100.0  # each finds itself first
     assert set(metrics) >= {f"{m}_top{k}" for m in ("frame", "clip") for k in (1, 5, 10, 20, 50)}
     assert metrics["frame_top50"] == 100.0
+    # a random ranking's: 3 of 18 gallery videos hold a query's class; 5 drawn miss them C(15, 5) / C(18, 5)
+    assert metrics["chance_top1"] == pytest.approx(100 * 3 / 18)
+    assert metrics["chance_top5"] == pytest.approx(100 * (1 - 3003 / 8568))
 
 
 def test_a_video_that_does_not_decode_to_frames_is_named():

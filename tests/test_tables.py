@@ -33,13 +33,18 @@ def test_marks():
     assert mark({"top5": 100.0, "classes": 3}, "top5") == "chance: 3 classes"
     assert mark({"top1": 40.0, "classes": 3}, "top1") == ""
     assert mark({"top1": 40.0, "diverged": True}, "top1") == "diverged"
-    assert mark({"frame_top50": 100.0}, "top50") == ""  # retrieval: no classes to count
+    assert mark({"frame_top50": 100.0}, "top50") == ""  # retrieval without a chance level: nothing to judge
     # an accuracy that guessing reaches too often: 4 of 96 videos right with 24 classes (P(X >= 4) = 0.57),
     # 12 of 120 images with 12 (0.30); 19 of 120 is above chance (0.005)
     action = {"top1": 4.1667, "classes": 24, "test_videos": 96}
-    assert mark(action, "top1", 4.1667) == "not above chance: p=0.57, 24 classes, 96 tested"
-    assert mark({"classes": 12, "val_images": 120}, "top1", 10.0) == "not above chance: p=0.30, 12 classes, 120 tested"
-    assert mark({"classes": 12, "val_images": 120}, "top1", 15.8) == ""
+    assert mark(action, "top1", 4.1667) == "not above chance: p=0.57, 4.2% by guessing, 96 tested"
+    probe = {"classes": 12, "val_images": 120}
+    assert mark(probe, "top1", 10.0) == "not above chance: p=0.30, 8.3% by guessing, 120 tested"
+    assert mark(probe, "top1", 15.8) == ""
+    # retrieval: the file's chance level of a random ranking (3 of 4 queries right at 50% is p = 5/16)
+    retrieval = {"chance_top5": 50.0, "test_videos": 4}
+    assert mark(retrieval, "top5", 75.0) == "not above chance: p=0.31, 50.0% by guessing, 4 tested"
+    assert mark({"chance_top1": 4.0, "test_videos": 96}, "top1", 30.0) == ""
 
 
 def test_table5_states_its_protocol_and_k_plus_plus_and_marks_what_is_not_the_representations(tmp_path):

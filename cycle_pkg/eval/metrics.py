@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch.nn.functional as F
@@ -32,3 +33,21 @@ def retrieval_topk(
     nearest = similarity.topk(widest, dim=1).indices
     hits = gallery_labels[nearest] == query_labels[:, None]
     return {k: 100.0 * hits[:, : min(k, widest)].any(dim=1).float().mean().item() for k in ks}
+
+
+def retrieval_chance(query_labels: Tensor, gallery_labels: Tensor, ks: Sequence[int]) -> dict[int, float]:
+    """What :func:`retrieval_topk` scores with a random ranking: the mean over the queries of the
+    chance that k gallery items drawn without replacement hold one of the query's class,
+    1 - C(N - n_c, k) / C(N, k) with n_c the gallery's items of that class."""
+    size = len(gallery_labels)
+    in_gallery = dict(zip(*(t.tolist() for t in gallery_labels.unique(return_counts=True)), strict=True))
+    queried = dict(zip(*(t.tolist() for t in query_labels.unique(return_counts=True)), strict=True))
+    result = {}
+    for k in ks:
+        drawn = min(k, size)
+        missed = math.fsum(
+            queries * math.comb(size - in_gallery.get(label, 0), drawn) / math.comb(size, drawn)
+            for label, queries in queried.items()
+        )
+        result[k] = 100.0 * (1 - missed / len(query_labels))
+    return result

@@ -24,7 +24,7 @@ from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.ucf101 import centred_clips, linspace_frames, read_split, read_video
 from ..mlflow_run import MlflowRun
 from .features import FeatureCache, FrozenBackbone, files_digest
-from .metrics import retrieval_topk
+from .metrics import retrieval_chance, retrieval_topk
 from .registry import Evaluate
 from .video import Video, VideoClips, VideoReader, clip_features
 
@@ -111,6 +111,8 @@ def retrieval(
         scores = retrieval_topk(queries, test_labels, gallery, train_labels, cfg.topk)
         metrics.update({f"{mode}_top{k}": value for k, value in scores.items()})
     backbone.check_unchanged()
+    chance = retrieval_chance(test_labels, train_labels, cfg.topk)  # what a random ranking scores, for the tables
+    metrics.update({f"chance_top{k}": value for k, value in chance.items()})
     metrics.update(train_videos=len(train), test_videos=len(test), seconds=time.perf_counter() - started)
     return metrics
 
