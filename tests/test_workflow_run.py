@@ -227,13 +227,13 @@ def test_a_pretraining_through_slurm_outlasts_its_time_limit_by_requeueing_itsel
     once, none of the profile's retries spent. Its data jobs run first, on this machine: SLURM adds
     nothing to their path, only ~70 s of job start-ups and status polls (an evaluation job, ~60 s)."""
     # The first attempt requeues its job `margin` s before its 120 s limit, and trains what its
-    # start-up (two Snakemake processes, torchrun, two training processes: 20-38 s on 2 cores at load
-    # averages of 3-7, up to ~70 s heavily loaded) leaves it: at most 120 - margin - 10 = 70 s. How
-    # many steps that is depends on the machine (1.3-1.8 steps/s on one 2-core machine, 3.4 on
-    # another), so the run's length is this machine's rate, measured just before, times 150 s: twice
-    # the first attempt's window, and the second attempt's ~80 s more. A start-up longer than
-    # 120 - margin s leaves no time to requeue: the attempt trains until SLURM stops it, and the
-    # retry then spent fails the test.
+    # start-up (two Snakemake processes, torchrun, two training processes: 28-38 s on a 2-core machine
+    # at load averages of 3-7, up to ~70 s heavily loaded, less on a faster one) leaves it: under
+    # 120 - margin = 80 s. How many steps that is depends on the machine (1.3-1.8 steps/s on one
+    # 2-core machine, 3.4 on another), so the run's length is this machine's rate, measured just
+    # before, times 150 s: about twice the first attempt's window, and the second attempt's ~80 s
+    # more. A start-up longer than 120 - margin s leaves no time to requeue: the attempt trains until
+    # SLURM stops it, and the retry then spent fails the test.
     margin, window, processes = 40, 150, 2
     project = project_copy(
         tmp_path / "project",
@@ -272,7 +272,7 @@ def test_a_pretraining_through_slurm_outlasts_its_time_limit_by_requeueing_itsel
     row = pretrain.iloc[0]
     assert row["tags.slurm.job_id"] == pretrain_jobs[0]
     summary = json.loads((project / target).read_text())
-    assert summary["steps"] == epochs * summary["steps_per_epoch"] and summary["processes"] == 2
+    assert summary["steps"] == epochs * summary["steps_per_epoch"] and summary["processes"] == processes
     assert summary["requeues"] == 1 and row["tags.slurm.requeues"] == "1", summary
     # Snakemake removed the job's log before the second attempt; the run's own log keeps both
     attempts = (project / target).with_name("attempts.log").read_text()
