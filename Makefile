@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint
+.PHONY: demo science test lint
 
 # uv, bootstrapped into the venv with its pip, installs the pinned set: it downloads in parallel and
 # compiles the bytecode on every core, where pip does both one at a time (fresh clone, empty caches,
@@ -24,6 +24,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/snakemake --cores all
+
+# The science scale (docs/science.md): Table 4's claim over seeds, then its report and figure under
+# benchmarks/results/ (SCIENCE_RUN names them: each pre-registered run keeps its own).
+SCIENCE_RUN ?= run1
+science: $(STAMP)
+	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=science && \
+	  $(BIN)/python benchmarks/science_report.py --scale science --started $$started \
+	  --out benchmarks/results/science_$(SCIENCE_RUN)_cpu.json --figure benchmarks/results/science_$(SCIENCE_RUN)_cpu.png
 
 # One pytest worker per core: the workflow tests run beside the rest instead of after it.
 test: $(STAMP)

@@ -134,6 +134,10 @@ class MonitorConfig:
     image_size: int | None = None  # centre crop (after a resize to 256/224 of it); None = pretrain.image_size
     k: int = 200
     temperature: float = 0.07
+    # The cycle's mechanism (cycle_pkg/mechanism.py) is replayed at each look on the frames of the first `videos`
+    # videos of data.r2v2_root's val split (with the synthetic world's latent classes); 0: on the labelled set,
+    # each image its own video (the paper's scale: no classes are known for R2V2's videos)
+    videos: int = 0
     # At the end of a run, its kNN curve and a t-SNE of the labelled set's features as MLflow artifacts
     # (a few CPU seconds: scikit-learn's import and the embedding; the small scales leave them out).
     pictures: bool = True
@@ -324,6 +328,8 @@ class WorkflowConfig:
 
     synthetic: bool = False  # write the synthetic world first: the datasets are its parts
     tables: list[str] = field(default_factory=list)  # the tables `rule all` builds (e.g. [table8]); empty = all
+    # The backbones whose rows are trained (e.g. [resnet18]); the other rows keep the paper's numbers only. Empty = all
+    backbones: list[Literal["resnet18", "resnet50"]] = field(default_factory=list)
     # Every grid point is trained once per seed (pretrain.seed) and each run evaluated; with several
     # seeds the tables show means with 95% intervals.
     seeds: list[int] = field(default_factory=lambda: [0])

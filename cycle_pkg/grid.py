@@ -82,11 +82,18 @@ class Grid:
                 self._row_models[(table.name, index)] = self._models_of(row)
 
     def _models_of(self, row: Row) -> tuple[str, ...]:
+        if row.run is not None and not self._trained(row.run):
+            return ()
         if row.run is not None:
             return tuple(self._run_of(row.run, seed) for seed in self.seeds)
         if row.baseline is not None and row.baseline in self.base.baselines:
             return (f"baseline-{row.baseline}",)
         return ()
+
+    def _trained(self, grid_point: dict[str, Any]) -> bool:
+        """Whether ``workflow.backbones`` selects a row's backbone (empty: every one)."""
+        backbones = self.base.workflow.backbones
+        return not backbones or grid_point.get("model.backbone", self.base.model.backbone) in backbones
 
     def config_of(self, run: str) -> Config:
         """The settings a pretraining run of the grid trains with."""

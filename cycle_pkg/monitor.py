@@ -1,5 +1,6 @@
 """The representation monitor inside pretraining: a weighted kNN classifier (k = 200, T = 0.07) on
-the query backbone's pooled features of a fixed labelled set, every few steps and at the end.
+the query backbone's pooled features of a fixed labelled set, every few steps and at the end, and
+the cycle's mechanism replayed on a fixed set of frames (:mod:`cycle_pkg.mechanism`).
 
 The labelled set is the first images of each class folder of an ImageNet copy (ImageNet-100's
 classes at the paper's scale, the synthetic world's ImageNet at the small scales): a bank from
@@ -28,13 +29,24 @@ from torchvision.transforms import v2
 from .config import Config
 from .data.augment import IMAGENET_MEAN, IMAGENET_STD
 from .data.imagenet import imagefolder_samples, imagenet100_wnids
+from .data.r2v2 import frame_relpath, read_latent_classes, read_videos
 from .errors import DatasetError
 from .eval.features import ImageFiles, eval_mode
 from .eval.knn import knn_accuracy
 from .io_utils import write_bytes_atomic
+from .mechanism import NO_CLASS, FrameSet, cycle_steps, nearest_frames
 
 log = logging.getLogger(__name__)
 Samples = Sequence[tuple[Path, int]]
+MECHANISM = (  # the mechanism's metrics, where measurable: on the embedding the cycle uses, and the backbone's
+    "cycle_back_video",
+    "cycle_back_self",
+    "cycle_nn_same_class",
+    "cycle_nn_class_weight",
+    "cycle_same_class_chance",
+    "backbone_nn_same_class",
+    "backbone_nn_own_video",
+)
 FEATURES = "monitor_features.pt"  # the labelled set's features at the end of a run, for its embedding
 PICTURES = {"curve": "monitor_knn.png", "embedding": "monitor_embedding.png"}  # in the run folder and MLflow
 
@@ -93,6 +105,28 @@ def load_labelled_set(
     return LabelledSet(images, labels, is_bank, classes)
 
 
+def load_frame_set(root: str | Path, videos: int, size: int, workers: int) -> FrameSet:
+    """The first ``videos`` videos of R2V2's val split under ``root``, every frame decoded as the
+    labelled set's, with the latent class of each video where the synthetic world wrote it."""
+    chosen = read_videos(root, "val")[:videos]
+    if len(chosen) < 4:
+        raise DatasetError(
+            f"{root}: the mechanism needs 4 or more val videos, found {len(chosen)}; lower pretrain.monitor.videos "
+            "or set it to 0 (the labelled set)"
+        )
+    known = read_latent_classes(root, "val") or {}
+    samples = [
+        (Path(root) / frame_relpath("val", video.video_id, frame), index)
+        for index, video in enumerate(chosen)
+        for frame in video.frames
+    ]
+    transform = v2.Compose([v2.Resize(crop_size_resize(size), antialias=True), v2.CenterCrop(size)])
+    loader = DataLoader(ImageFiles(samples, transform), batch_size=64, num_workers=workers, generator=torch.Generator())
+    videos_of = torch.tensor([index for _, index in samples])
+    classes = torch.tensor([known.get(chosen[index].video_id, NO_CLASS) for _, index in samples])
+    return FrameSet(torch.cat([batch for batch, _ in loader]), videos_of, classes)
+
+
 def is_due(step: int, every: int, total_steps: int) -> bool:
     """Look at step 0 (the initialisation), every ``every`` steps and at the last; never when off (0)."""
     return every > 0 and (step % every == 0 or step == total_steps)
@@ -110,6 +144,8 @@ class Monitor:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     memory_format: torch.memory_format = torch.contiguous_format
     amp: bool = False  # bf16 autocast (on GPU, as the training step)
+    frames: FrameSet | None = None  # the mechanism's frames; None: the labelled set, each image its own video
+    nn_temperature: float = 0.07  # of the cycle's soft nearest neighbour
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     features: Tensor | None = None  # of the latest look, on the CPU
@@ -121,19 +157,21 @@ class Monitor:
     def classes(self) -> int:
         return len(self.labelled.classes)
 
-    def extract(self, backbone: nn.Module) -> Tensor:
-        """Pooled features of the labelled set, without a trace on the backbone or on any RNG."""
+    def extract(self, backbone: nn.Module, images: Tensor | None = None) -> Tensor:
+        """Pooled features of the labelled set (or of ``images``), without a trace on the backbone or
+        on any RNG."""
         cuda = self.device.type == "cuda"
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cuda and self.amp)
         with torch.random.fork_rng(devices=[self.device] if cuda else []), eval_mode(backbone), autocast:
             parts = []
-            for chunk in self.labelled.images.split(self.batch_size):
-                images = self.normalize(chunk.to(self.device, non_blocking=True))
-                parts.append(backbone(images.contiguous(memory_format=self.memory_format)).float())
+            for chunk in (self.labelled.images if images is None else images).split(self.batch_size):
+                batch = self.normalize(chunk.to(self.device, non_blocking=True))
+                parts.append(backbone(batch.contiguous(memory_format=self.memory_format)).float())
         return torch.cat(parts)
 
-    def look(self, backbone: nn.Module, step: int) -> dict[str, float]:
-        """kNN top-1 / top-5 (%) of the queries against the bank at ``step``; appended to the history."""
+    def look(self, backbone: nn.Module, step: int, head: nn.Module | None = None) -> dict[str, float]:
+        """kNN top-1 / top-5 (%) of the queries against the bank at ``step`` and, given the embedding
+        ``head`` the cycle uses, the mechanism's metrics (:data:`MECHANISM`); appended to the history."""
         started = time.perf_counter()
         features = self.extract(backbone)
         bank, labels = self.labelled.bank.to(features.device), self.labelled.labels.to(features.device)
@@ -141,10 +179,26 @@ class Monitor:
             features[~bank], labels[~bank], features[bank], labels[bank], self.classes, self.k, self.temperature
         )
         self.features = features.cpu()
-        self.seconds += time.perf_counter() - started
         metrics = {"knn_top1": accuracy[1], "knn_top5": accuracy[5]}
+        if head is not None:
+            metrics.update(self.mechanism(backbone, head, features))
+        self.seconds += time.perf_counter() - started
         self.history.append({"step": step, **metrics})
         return metrics
+
+    def mechanism(self, backbone: nn.Module, head: nn.Module, labelled_features: Tensor) -> dict[str, float]:
+        """The cycle's steps on the head's embedding and the nearest frames in the backbone's features."""
+        if self.frames is None:
+            features, labels = labelled_features, self.labelled.labels.to(labelled_features.device)
+            videos = torch.arange(len(labels), device=labels.device)
+        else:
+            features = self.extract(backbone, self.frames.images)
+            videos, labels = self.frames.videos.to(features.device), self.frames.classes.to(features.device)
+        with eval_mode(head):
+            embeddings = head(features)
+        steps = cycle_steps(embeddings, videos, labels, self.nn_temperature)
+        nearest = nearest_frames(features, videos, labels)
+        return {**{f"cycle_{k}": v for k, v in steps.items()}, **{f"backbone_{k}": v for k, v in nearest.items()}}
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history, "seconds": self.seconds}
@@ -158,6 +212,7 @@ class Monitor:
             "steps": [h["step"] for h in self.history],
             "knn_top1": [h["knn_top1"] for h in self.history],
             "knn_top5": [h["knn_top5"] for h in self.history],
+            **{k: [h.get(k) for h in self.history] for k in MECHANISM if any(k in h for h in self.history)},
             "bank_images": int(self.labelled.bank.sum()),
             "query_images": int((~self.labelled.bank).sum()),
             "classes": self.classes,
@@ -207,4 +262,21 @@ def build_monitor(config: Config, device: torch.device, memory_format: torch.mem
         size,
         p.monitor_every,
     )
-    return Monitor(labelled, m.k, m.temperature, config.eval.batch_size, device, memory_format, amp=p.amp)
+    frames = load_frame_set(config.data.r2v2_root, m.videos, size, p.workers) if m.videos else None
+    log.info(
+        "monitor: the cycle's mechanism on %s",
+        "the labelled set" if frames is None else f"{len(frames.videos)} frames of {m.videos} val videos",
+    )
+    loss = config.loss
+    nn_temperature = loss.temperature if loss.nn_temperature is None else loss.nn_temperature
+    return Monitor(
+        labelled,
+        m.k,
+        m.temperature,
+        config.eval.batch_size,
+        device,
+        memory_format,
+        amp=p.amp,
+        frames=frames,
+        nn_temperature=nn_temperature,
+    )

@@ -1,5 +1,5 @@
 """Pictures of the representation monitor: a run's kNN curve, a 2-D embedding of its labelled set's
-features, and the kNN curves of a table's runs on one plot (the mean over seeds, with its 95%
+features, and the kNN and mechanism curves of a table's runs (the mean over seeds, with its 95%
 interval as a band when there are several).
 
 The embedding is t-SNE from scikit-learn, on unit-normalised features (the kNN's cosine geometry):
@@ -78,21 +78,53 @@ def mean_curve(curves: Sequence[Curve], key: str) -> tuple[list[int], list[float
     return common, means, lows, highs
 
 
+# The panels of a table's figure, where its runs measured them: the kNN curve and the cycle's mechanism
+PANELS = {
+    "knn_top1": "kNN top-1 (%)",
+    "cycle_nn_same_class": "nearest in U of the query's class (%)",
+    "cycle_back_video": "cycle back to the query's video (%)",
+    "backbone_nn_same_class": "backbone: nearest other video's frame\nof the same class (%)",
+    "backbone_nn_own_video": "backbone: nearest frame in its own video (%)",
+}
+RESOLVED_POINTS = 1.0  # a kNN curve over fewer queries than one per this many points is flagged as coarse
+
+
+def resolution_note(queries: int) -> str:
+    """What one query weighs in a kNN accuracy, said where it is too coarse to tell runs apart."""
+    points = 100 / queries
+    return f"{queries} queries" + (f": one is {points:.1f} points, coarse" if points > RESOLVED_POINTS else "")
+
+
 def table_knn_figure(runs: Mapping[str, Sequence[Curve]], title: str, path: str | Path) -> Path:
-    """The kNN top-1 curves of a table's grid points (label -> one curve per seed) on one plot."""
+    """A table's grid points (label -> one curve per seed), a panel per metric of :data:`PANELS` their
+    monitor recorded: the kNN top-1 and the cycle's mechanism (the mean over seeds, with a band)."""
     plt = pyplot()
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for label, curves in runs.items():
-        steps, mean, low, high = mean_curve(curves, "knn_top1")
-        n = len(curves)
-        (line,) = axis.plot(steps, mean, "o-", markersize=3, label=label if n == 1 else f"{label} (mean of {n})")
-        if n > 1:
-            axis.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     first = next(iter(runs.values()))[0]
-    _label(axis, first)
-    axis.set_ylabel(f"kNN top-1 (%), {first['query_images']} queries")
-    axis.set_title(title + ("" if all(len(c) == 1 for c in runs.values()) else "; bands: 95% t-interval"), fontsize=9)
-    return save_png(figure, path)
+    keys = [k for k in PANELS if all(k in c and None not in c[k] for curves in runs.values() for c in curves)]
+    columns = min(3, len(keys))
+    rows = -(-len(keys) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows + 0.6), squeeze=False)
+    for axis in axes.flat[len(keys) :]:
+        axis.axis("off")
+    for axis, key in zip(axes.flat, keys, strict=False):
+        for label, curves in runs.items():
+            steps, mean, low, high = mean_curve(curves, key)
+            n = len(curves)
+            (line,) = axis.plot(steps, mean, "o-", markersize=3, label=label if n == 1 else f"{label} (mean of {n})")
+            if n > 1:
+                axis.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        if key == "cycle_nn_same_class" and "cycle_same_class_chance" in first:
+            axis.axhline(first["cycle_same_class_chance"][-1], color="grey", linestyle=":", label="by chance")
+        axis.set_xlabel("training step")
+        axis.set_ylabel(PANELS[key])
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"kNN top-1 (%), {resolution_note(first['query_images'])}")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncols=min(3, len(labels)), fontsize=8)
+    banded = "" if all(len(c) == 1 for c in runs.values()) else "; bands: 95% t-interval"
+    figure.suptitle(title + banded, fontsize=9)
+    legend_height = (0.3 + 0.2 * ((len(labels) - 1) // 3)) / (3.4 * rows + 0.6)
+    return save_png(figure, path, rect=(0, legend_height, 1, 0.96))
 
 
 def no_curves_figure(text: str, path: str | Path) -> Path:

@@ -19,9 +19,10 @@ def pyplot() -> Any:
     return plt
 
 
-def save_png(figure: Any, path: str | Path, dpi: int = 120) -> Path:
+def save_png(figure: Any, path: str | Path, dpi: int = 120, rect: tuple[float, ...] | None = None) -> Path:
+    """``rect``: the part of the figure the axes are laid out in (room left for a figure legend)."""
     buffer = io.BytesIO()
-    figure.tight_layout()
+    figure.tight_layout(rect=rect)
     figure.savefig(buffer, format="png", dpi=dpi)
     pyplot().close(figure)
     write_bytes_atomic(path, buffer.getvalue())

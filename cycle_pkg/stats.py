@@ -55,3 +55,10 @@ def binomial_tail(successes: int, n: int, p: float) -> float:
         for i in range(successes, n + 1)
     )
     return min(1.0, math.fsum(math.exp(t) for t in terms))
+
+
+def binomial_se(percent: float, n: int) -> float:
+    """The standard error (in points) of an accuracy of ``percent`` % measured on ``n`` items: the
+    evaluation's own noise, sqrt(p (1 - p) / n), apart from the seeds'."""
+    p = percent / 100
+    return 100 * math.sqrt(p * (1 - p) / n)

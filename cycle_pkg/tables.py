@@ -140,8 +140,34 @@ def table_frame(table: Table, grid: Grid, results: str | Path) -> pd.DataFrame:
                         line[f"{key}_seed{grid.seed_of(model)}"] = value
         line["model"] = " ".join(models)
         lines.append(line)
+    if seeded:
+        add_paired_steps(lines, table, grid)
     frame = pd.DataFrame(lines)
     return frame.drop(columns=[c for c in ("section", "backbone", "data") if not frame[c].astype(bool).any()])
+
+
+def add_paired_steps(lines: list[dict[str, Any]], table: Table, grid: Grid) -> None:
+    """Each row's step over the row above (same section and backbone), paired by seed: the mean of
+    the per-seed differences with its 95% t-interval (``<key>_step``, ``_step_low``, ``_step_high``).
+    A seed shares the initialisation and the data order across settings, so the pairs remove the
+    part of the seeds' spread that the settings share. Left empty where a run is missing or marked."""
+    for above, line in zip(lines, lines[1:], strict=False):
+        if (above.get("section"), above.get("backbone")) != (line.get("section"), line.get("backbone")):
+            continue
+        for key in table.metrics:
+            if line[f"{key}_mark"] or above[f"{key}_mark"]:
+                continue
+            pairs = [(line.get(f"{key}_seed{seed}"), above.get(f"{key}_seed{seed}")) for seed in grid.seeds]
+            if len(pairs) < 2 or any(_missing(a) or _missing(b) for a, b in pairs):
+                continue
+            step = t_interval([a - b for a, b in pairs])
+            line[f"{key}_step"], line[f"{key}_step_low"], line[f"{key}_step_high"] = step.mean, step.low, step.high
+
+
+def _step(line: pd.Series, key: str) -> str:
+    if f"{key}_step" not in line or _missing(line[f"{key}_step"]):
+        return "-"
+    return f"{line[f'{key}_step']:+.1f} [{line[f'{key}_step_low']:+.1f}, {line[f'{key}_step_high']:+.1f}]"
 
 
 def _cell(value: Any, signed: bool = False) -> str:
@@ -177,7 +203,7 @@ def markdown(table: Table, frame: pd.DataFrame, grid: Grid, config: Config) -> s
     header = [c.capitalize() for c in text_columns]
     for title in table.metrics.values():
         header += [f"{title} ours" + (" (mean [95% CI])" if seeded else ""), f"{title} paper"]
-        header += ["paper in CI", "diff"] if seeded else ["diff"]
+        header += ["paper in CI", "diff", f"{title} step over the row above (paired by seed)"] if seeded else ["diff"]
     header.append("runs" if seeded else "run")
     lines = [
         f"# Table {table.number}: {table.caption}",
@@ -188,7 +214,11 @@ def markdown(table: Table, frame: pd.DataFrame, grid: Grid, config: Config) -> s
     ]
     if seeded:
         seeds = ", ".join(map(str, grid.seeds))
-        lines += [f"Ours: the mean over seeds {seeds} (n runs), with Student's t 95% interval.", ""]
+        lines += [
+            f"Ours: the mean over seeds {seeds} (n runs), with Student's t 95% interval. A step over the row above:"
+            " the mean of the per-seed differences, with its 95% interval.",
+            "",
+        ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, line in frame.iterrows():
         cells = [_cell(line[c]) for c in text_columns]
@@ -198,6 +228,8 @@ def markdown(table: Table, frame: pd.DataFrame, grid: Grid, config: Config) -> s
                 inside = line[f"{key}_paper_inside"]
                 cells.append(_cell(None if _missing(inside) else bool(inside)))
             cells.append(_cell(line[f"{key}_diff"], signed=True))
+            if seeded:
+                cells.append(_step(line, key))
         cells.append(" ".join(f"`{m}`" for m in line["model"].split()) if line["model"] else "paper only")
         lines.append("| " + " | ".join(cells) + " |")
     if table.note:

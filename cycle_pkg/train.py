@@ -564,10 +564,13 @@ def log_window(metrics: dict[str, float], training: Training, mlflow_run: Mlflow
 
 
 def look(training: Training, window: MetricsWindow, mlflow_run: MlflowRun, progress: tqdm) -> None:
-    """The monitor's kNN accuracy of the query backbone now, to MLflow, the progress bar and the
-    log; the look's time is set aside from the window's."""
+    """The monitor's kNN accuracy of the query backbone and the cycle's mechanism on the embedding it
+    uses (the intra head's where the run has no cycle), to MLflow, the progress bar and the log; the
+    look's time is set aside from the window's."""
     started = time.perf_counter()
-    metrics = training.monitor.look(training.model.encoder_q.backbone, training.step)
+    encoder = training.model.encoder_q
+    head = encoder.cycle_head if encoder.cycle_head is not None else encoder.intra_head
+    metrics = training.monitor.look(encoder.backbone, training.step, head)
     window.set_aside += time.perf_counter() - started
     mlflow_run.log_metrics(metrics, step=training.step)
     show(progress, window.last, training.monitor)

@@ -87,3 +87,20 @@ def load_videos(root: str | Path, split: str, subset_videos: int | None = None) 
         raise DatasetError(f"{root / split}: no frames here; expected <prefix>/<id>_<frame>.jpg folders")
     videos = read_videos(root, split, subset_videos)
     return [[root / frame_relpath(split, v.video_id, f) for f in v.frames] for v in videos]
+
+
+def latent_classes_path(root: str | Path, split: str) -> Path:
+    """The synthetic world's ``video,class`` list of a split; the real R2V2 has none."""
+    return Path(root) / f"latent_classes_{split}.csv"
+
+
+def read_latent_classes(root: str | Path, split: str) -> dict[str, int] | None:
+    """Video id -> latent class, where the synthetic world wrote them (never read by training)."""
+    path = latent_classes_path(root, split)
+    if not path.is_file():
+        return None
+    lines = path.read_text().splitlines()[1:]
+    try:
+        return {video: int(label) for video, label in (line.split(",") for line in lines if line.strip())}
+    except ValueError as err:
+        raise DatasetError(f"{path}: expected 'video,class' lines ({err}); rewrite it with `cycle world`") from None

@@ -32,6 +32,7 @@ from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.imagenet import imagefolder_samples, imagenet100_wnids
 from ..errors import DatasetError
 from ..mlflow_run import MlflowRun
+from ..stats import binomial_se
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features, read_image
 from .metrics import topk_accuracy
@@ -243,6 +244,7 @@ def linear_probe(
     backbone.check_unchanged()
     return {
         "top1": accuracy[1],
+        "top1_se": binomial_se(accuracy[1], len(val)),
         "top5": accuracy[5],
         "train_loss": history.last,
         **divergence_flags("linear probe", history),

@@ -128,8 +128,10 @@ def pretrain_data(run):
 
 
 def monitor_data(run):
-    """The ImageNet copy whose labelled set the run's representation monitor reads, if it has one."""
-    return [data_report("imagenet")] if run_config(run).pretrain.monitor_every else []
+    """The ImageNet copy whose labelled set the run's representation monitor reads, if it has one, and
+    R2V2, whose val videos it replays the cycle on (pretrain.monitor.videos)."""
+    p = run_config(run).pretrain
+    return [data_report("imagenet")] * bool(p.monitor_every) + [data_report("r2v2")] * bool(p.monitor_every and p.monitor.videos)
 
 
 def pretrain_launcher(wildcards, threads, resources):

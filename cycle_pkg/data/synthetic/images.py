@@ -11,7 +11,7 @@ import numpy as np
 from ...config import WorldConfig
 from ...io_utils import write_text_atomic
 from ..imagenet import imagenet100_wnids
-from ..r2v2 import frame_relpath
+from ..r2v2 import frame_relpath, latent_classes_path
 from .scene import LatentClass, jpeg_bytes, new_instance, video_frames
 
 YOUTUBE_ALPHABET = string.ascii_letters + string.digits + "-_"
@@ -52,7 +52,7 @@ def write_r2v2(root: Path, split: str, videos: int, world: WorldConfig, classes:
         id_lines.append(",".join([vid, *map(str, numbers)]))
         label_lines.append(f"{vid},{label}")
     (root / f"r2v2_ids_{split}.txt").write_text("\n".join(id_lines) + "\n")
-    (root / f"latent_classes_{split}.csv").write_text("\n".join(label_lines) + "\n")
+    latent_classes_path(root, split).write_text("\n".join(label_lines) + "\n")
 
 
 def write_imagefolder(root: Path, world: WorldConfig, classes: list[LatentClass]) -> None:
