@@ -6,7 +6,8 @@ that says which scale and which data produced our numbers (at the demo and test 
 from the synthetic world and are not comparable with the paper's, only the pipeline is) and which
 protocol: the evaluation's, in words, from the settings its metrics files record. A number that does
 not measure the representation is marked, never shown plain: one whose evaluation's training
-diverged, and a top-k accuracy over no more than k classes (100% whatever the features). With
+diverged, a top-k accuracy over no more than k classes (100% whatever the features) or at chance, and
+a tracking score over too few frames a sequence. With
 several seeds (``workflow.seeds``) our number is the mean over the seeds' runs with its 95%
 t-interval, the table says whether the paper's number lies inside it, and the CSV keeps every
 seed's value.
@@ -35,6 +36,9 @@ from .stats import binomial_tail, t_interval
 # the metrics files' counts of the items an accuracy is measured on (the linear probes', the UCF101 tasks')
 TESTED = ("val_images", "test_videos")
 CHANCE_LEVEL = 0.05
+# Frames tracked per sequence (after the first, whose box is given) below which OTB's precision and success
+# measure the initialisation more than the tracker: a few frames leave no room to drift (95-100% for any model)
+MIN_TRACKED_FRAMES = 10
 
 
 def metrics_path(results: str | Path, evaluation: str, model: str) -> Path:
@@ -58,6 +62,9 @@ def mark(metrics: dict[str, Any], key: str, value: float | None = None) -> str:
     reaches too often (one-sided binomial test at CHANCE_LEVEL over the items tested)."""
     if diverged(metrics):
         return "diverged"
+    tracked = tracked_frames(metrics)
+    if tracked is not None and tracked < MIN_TRACKED_FRAMES:
+        return f"too short: {tracked:g} of a sequence's frames tracked, fewer than {MIN_TRACKED_FRAMES}"
     classes, k = metrics.get("classes"), top_k(key)
     if k is not None and classes is not None and k >= classes:
         return f"chance: {classes} classes"
@@ -68,6 +75,12 @@ def mark(metrics: dict[str, Any], key: str, value: float | None = None) -> str:
         if p > CHANCE_LEVEL:
             return f"not above chance: p={p:.2f}, {guessed:.1%} by guessing, {tested} tested"
     return ""
+
+
+def tracked_frames(metrics: dict[str, Any]) -> float | None:
+    """A tracking evaluation's mean frames tracked per sequence; None for another evaluation."""
+    frames, sequences = metrics.get("test_frames"), metrics.get("test_sequences")
+    return None if frames is None or not sequences else frames / sequences - 1
 
 
 def chance(metrics: dict[str, Any], key: str) -> float | None:

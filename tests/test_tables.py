@@ -45,6 +45,10 @@ def test_marks():
     retrieval = {"chance_top5": 50.0, "test_videos": 4}
     assert mark(retrieval, "top5", 75.0) == "not above chance: p=0.31, 50.0% by guessing, 4 tested"
     assert mark({"chance_top1": 4.0, "test_videos": 96}, "top1", 30.0) == ""
+    # tracking: 10 sequences of 2 frames track 1 frame each after the given first box
+    short = {"precision": 98.0, "test_sequences": 10, "test_frames": 20}
+    assert mark(short, "precision", 98.0) == "too short: 1 of a sequence's frames tracked, fewer than 10"
+    assert mark({**short, "test_frames": 110}, "precision", 60.0) == ""
 
 
 def test_table5_states_its_protocol_and_k_plus_plus_and_marks_what_is_not_the_representations(tmp_path):
@@ -184,6 +188,26 @@ def test_a_seeds_diverged_run_marks_the_mean_it_is_part_of(tmp_path):
     assert frame.loc[0, "top1_mark"] == "diverged: seed 1" and frame.loc[0, "top1_diff"] == ""
     assert frame.loc[0, "top1_paper_inside"] == "" and frame.loc[1, "top1_paper_inside"] == "True"
     assert "| 42.0 [16.6, 67.4] (n=2) (diverged: seed 1) | 56.7 | - | - |" in md.read_text()
+
+
+def test_each_rows_step_over_the_row_above_is_paired_by_seed(tmp_path):
+    # row 1 is 3 and 1 points above row 0 in seeds 0 and 1: a step of 2 +- 12.7062 * 1.4142 / 1.4142
+    tops = {(0, 0): 40.0, (1, 0): 44.0, (0, 1): 43.0, (1, 1): 45.0}
+
+    def metrics_of(model, seed, index):
+        if (seed, index) in tops:
+            return {"top1": tops[(seed, index)]}
+        return {"diverged": True, "divergence": "nan"} if (seed, index) == (1, 2) else {}
+
+    table, grid, config = seeded_results(tmp_path, [0, 1], metrics_of)
+    md, csv = write_table(table, grid, config, tmp_path / "tables")
+    frame = pd.read_csv(csv)
+    assert frame["top1_step"][1] == pytest.approx(2.0)
+    assert frame["top1_step_low"][1] == pytest.approx(2 - 12.7062, abs=1e-3)
+    assert frame["top1_step_high"][1] == pytest.approx(2 + 12.7062, abs=1e-3)
+    # a marked row has no step, nor has the row after it; the first row has none to take
+    assert frame["top1_step"].isna().tolist() == [True, False, True, True]
+    assert "| +2.0 [-10.7, +14.7] |" in md.read_text() and "step over the row above (paired by seed)" in md.read_text()
 
 
 def test_seeds_marks():

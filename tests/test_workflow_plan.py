@@ -156,3 +156,20 @@ def test_two_seeds_plan_every_run_and_evaluation_twice_and_tables_that_read_both
     for run in ("r18-m16", "r18-m16-seed1", "r18-seed1"):
         assert f"results/eval/linear_imagenet100/{run}.json" in inputs
         assert f"results/pretrain/{run}/summary.json" in inputs
+
+
+def test_the_science_scale_plans_table4s_resnet18_rows_over_three_seeds():
+    """`make science`'s DAG: the three R18 settings of Table 4 once per seed, each evaluated by the
+    linear probe, the monitor replaying the cycle on R2V2's val videos; the R50 rows not trained."""
+    result = snakemake("--dry-run", "--printshellcmds", "--forceall", "--config", "scale=science")
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["pretrain"] == counts["evaluate"] == 9 and counts["table"] == 1
+    runs = set(re.findall(r"--run (r\d+[\w-]*) ", result.stdout))
+    settings = ("r18-intra_image", "r18-intra_video", "r18")
+    assert runs == {f"{s}{suffix}" for s in settings for suffix in ("", "-seed1", "-seed2")}
+    pretrain = result.stdout[result.stdout.index("rule pretrain:") :].split("\n\n")[0]
+    assert "results/science/data/r2v2.json" in pretrain.split("output:")[0]  # the mechanism's videos
+    grid = Grid(PARAMS, "science")
+    assert grid.models_of("table4", 3) == ()  # R50: the paper's numbers only
+    assert grid.models_of("table4", 0) == ("r18-intra_image", "r18-intra_image-seed1", "r18-intra_image-seed2")
