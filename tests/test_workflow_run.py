@@ -115,6 +115,8 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     assert set(runs["status"]) == {"FINISHED"}
     assert pretrain["metrics.loss"].notna().all() and pretrain["tags.cycle.tables"].str.len().gt(0).all()
     assert pretrain["metrics.knn_top1"].notna().all() and pretrain["metrics.data_wait_fraction"].notna().all()
+    # the cycle's mechanism: on the cycle head where the run has one, on the intra head otherwise
+    assert pretrain[["metrics.cycle_nn_same_class", "metrics.backbone_nn_own_video"]].notna().all().all()
     assert (evaluations["tags.mlflow.parentRunId"].isin(pretrain["run_id"])).all()  # linked to their pretraining
     assert all(evaluations.filter(like="metrics.").notna().any(axis=1))
     # the local run's jobs forked from its fork server (cycle_pkg/forkserver.py), each ending as its own
