@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument(
             "--checkpoint", required=True, help="checkpoint file, or 'random' for a seeded random initialisation"
         )
-        job.add_argument("--format", choices=("auto", "cycle", "moco", "torchvision"), default="auto")
+        job.add_argument("--format", choices=("auto", "cycle", "moco", "simsiam", "torchvision"), default="auto")
         job.add_argument(
             "--backbone", choices=("resnet18", "resnet50"), help="the expected architecture (random: model.backbone)"
         )

@@ -1,12 +1,16 @@
-"""Loading backbones from our checkpoints, MoCo / CycleContrast releases and torchvision weights, and
-the clear errors for the wrong architecture, an unknown format or a file that is no checkpoint."""
+"""Loading backbones from our checkpoints, MoCo / CycleContrast and SimSiam releases and torchvision
+weights, and the clear errors for the wrong architecture, an unknown format or a file that is no
+checkpoint."""
+
+import random
+import re
 
 import pytest
 import torch
 import torchvision
 
 from cycle_pkg.errors import CheckpointError
-from cycle_pkg.eval.checkpoints import load_backbone
+from cycle_pkg.eval.checkpoints import AGAIN, load_backbone
 from cycle_pkg.model import build_backbone
 
 from .eval_helpers import moco_state, write_our_checkpoint
@@ -39,6 +43,45 @@ def test_moco_release_drops_the_projection_head(tmp_path):
     }
     assert same_weights(backbone.net, expected)
     assert (backbone.format, backbone.arch, backbone.pretrain_run_id) == ("moco", "resnet18", None)
+
+
+def simsiam_state(width: int = 512, dim: int = 2048, predictor: int = 512) -> dict:
+    """The official SimSiam release's layout (facebookresearch/simsiam, main_simsiam.py): a DDP-wrapped
+    ``encoder`` (a torchvision ResNet whose fc is the 3-layer projector, BatchNorm after each Linear, the
+    last without affine) and the 2-layer ``predictor`` beside it; the optimiser's state at the top level."""
+    torch.manual_seed(2)
+    net, _ = build_backbone("resnet18")
+    weights = {f"module.encoder.{k}": v for k, v in net.state_dict().items()}
+
+    def batch_norm(prefix: str, channels: int, affine: bool = True) -> dict:
+        stats = {"running_mean": torch.randn(channels), "running_var": torch.rand(channels), "num_batches_tracked": 9}
+        params = {"weight": torch.rand(channels), "bias": torch.randn(channels)} if affine else {}
+        return {f"{prefix}.{k}": torch.as_tensor(v) for k, v in {**params, **stats}.items()}
+
+    fc, head = "module.encoder.fc", "module.predictor"
+    weights.update({f"{fc}.0.weight": torch.randn(width, width), **batch_norm(f"{fc}.1", width)})
+    weights.update({f"{fc}.3.weight": torch.randn(width, width), **batch_norm(f"{fc}.4", width)})
+    weights.update({f"{fc}.6.weight": torch.randn(dim, width), f"{fc}.6.bias": torch.zeros(dim)})
+    weights.update(batch_norm(f"{fc}.7", dim, affine=False))
+    weights.update({f"{head}.0.weight": torch.randn(predictor, dim), **batch_norm(f"{head}.1", predictor)})
+    weights.update({f"{head}.3.weight": torch.randn(dim, predictor), f"{head}.3.bias": torch.zeros(dim)})
+    return {"epoch": 100, "arch": "resnet18", "state_dict": weights, "optimizer": {"state": {}, "param_groups": []}}
+
+
+def test_simsiam_release_drops_the_projector_and_the_predictor(tmp_path):
+    state = simsiam_state()
+    torch.save(state, tmp_path / "checkpoint_0099.pth.tar")
+    backbone = load_backbone(tmp_path / "checkpoint_0099.pth.tar")
+    expected = {
+        k[len("module.encoder.") :]: v
+        for k, v in state["state_dict"].items()
+        if k.startswith("module.encoder.") and not k.startswith("module.encoder.fc.")
+    }
+    assert len(expected) == len(build_backbone("resnet18")[0].state_dict())
+    assert same_weights(backbone.net, expected)
+    assert (backbone.format, backbone.arch, backbone.width) == ("simsiam", "resnet18", 512)
+    with pytest.raises(CheckpointError, match="a simsiam-format checkpoint, not moco as requested"):
+        load_backbone(tmp_path / "checkpoint_0099.pth.tar", fmt="moco")
 
 
 def test_torchvision_weights_drop_the_classifier(tmp_path):
@@ -87,10 +130,30 @@ def test_unknown_format_and_unreadable_files(tmp_path):
     with pytest.raises(CheckpointError, match=r"odd.pt: unknown checkpoint format \(top level: \['weights'\]\)"):
         load_backbone(tmp_path / "odd.pt")
     (tmp_path / "notes.txt").write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match="notes.txt: cannot be read as a PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"notes.txt: cannot be read .* \(neither a zip archive nor a pickle\)"):
         load_backbone(tmp_path / "notes.txt")
     with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
         load_backbone(tmp_path / "missing.pt")
     torch.save(moco_state(), tmp_path / "moco.pth")
     with pytest.raises(CheckpointError, match="a moco-format checkpoint, not torchvision as requested"):
         load_backbone(tmp_path / "moco.pth", fmt="torchvision")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_empty_random_and_cut_files_are_named_with_what_to_do(tmp_path):
+    """An interrupted download leaves an empty or a cut file; torch.load's own errors on them are an empty
+    EOFError, or whatever the unpickler met ("list index out of range" on these random bytes)."""
+    (tmp_path / "empty.pth").touch()
+    # random bytes that start as a pickle does, so that they reach the unpickler
+    (tmp_path / "noise.pth").write_bytes(b"\x80" + random.Random(29).randbytes(4095))
+    torch.save(moco_state(), tmp_path / "whole.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:100_000])
+    for name, reason in (
+        ("empty.pth", r"\(the file is empty\)"),
+        ("noise.pth", r"of tensors \(IndexError: list index out of range\)"),
+        ("cut.pth", r"of tensors \(RuntimeError: PytorchStreamReader failed .*\)"),
+    ):
+        with pytest.raises(CheckpointError) as error:
+            load_backbone(tmp_path / name)
+        path = re.escape(str(tmp_path / name))
+        assert re.fullmatch(f"{path}: cannot be read as a PyTorch checkpoint {reason}; {AGAIN}", str(error.value))

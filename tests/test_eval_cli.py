@@ -91,6 +91,9 @@ def test_bad_checkpoints_fail_clearly(world, tmp_path, mlflow_uri, capsys):
     torch.save({"net": {}}, tmp_path / "odd.pt")
     assert main(eval_args("linear", world, tmp_path, tmp_path / "odd.pt")) == 2
     assert "odd.pt: unknown checkpoint format" in capsys.readouterr().err
+    (tmp_path / "empty.pt").touch()  # an interrupted download: torch.load's EOFError has no message
+    assert main(eval_args("linear", world, tmp_path, tmp_path / "empty.pt")) == 2
+    assert "checkpoint error" in capsys.readouterr().err
     assert main(eval_args("linear", world, tmp_path, checkpoint, f"data.imagenet_root={tmp_path / 'none'}")) == 2
     error = capsys.readouterr().err
     assert "data error" in error and f"{tmp_path / 'none' / 'train'}" in error and "not found" in error

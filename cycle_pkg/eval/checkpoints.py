@@ -1,5 +1,6 @@
-"""Backbones from the checkpoints a user brings: ours, MoCo / CycleContrast releases and torchvision's
-ImageNet-supervised weights (the paper's "MoCo" and "Supervised" rows), or a random initialisation.
+"""Backbones from the checkpoints a user brings: ours, MoCo / CycleContrast and SimSiam releases and
+torchvision's ImageNet-supervised weights (the paper's "MoCo", "SimSiam" and "Supervised" rows), or a
+random initialisation.
 
 Every format ends as the state dict of a torchvision ResNet without its classifier; a projection
 head or classifier in the file is dropped, anything else that does not fit is an error.
@@ -22,11 +23,17 @@ from ..errors import CheckpointError
 from ..model import build_backbone
 
 ARCHITECTURES = ("resnet18", "resnet50")
-Format = Literal["auto", "cycle", "moco", "torchvision"]
+Format = Literal["auto", "cycle", "moco", "simsiam", "torchvision"]
 RANDOM = "random"
-# MoCo and CycleContrast save DistributedDataParallel-wrapped encoders; a single-process save has no
-# "module." in front.
-MOCO_PREFIXES = ("module.encoder_q.", "encoder_q.")
+# The releases keep the ResNet under these prefixes of their 'state_dict' (its projector in the ResNet's
+# fc; SimSiam's predictor beside it). MoCo, CycleContrast and SimSiam save DistributedDataParallel-wrapped
+# models; a single-process save has no "module." in front.
+RELEASE_PREFIXES = {
+    "moco": ("module.encoder_q.", "encoder_q."),
+    "simsiam": ("module.encoder.", "encoder."),
+}
+ZIP_MAGIC, PICKLE_PROTOCOL = b"PK\x03\x04", b"\x80"  # the first bytes of torch.save's two file formats
+AGAIN = "download or copy it again, or give another file"
 
 
 @dataclass
@@ -37,7 +44,7 @@ class Backbone:
     arch: str
     width: int
     source: str  # the checkpoint path, or "random"
-    format: str  # cycle | moco | torchvision | random
+    format: str  # cycle | moco | simsiam | torchvision | random
     pretrain_run: str | None = None  # our checkpoints: the pretraining run's name ...
     pretrain_run_id: str | None = None  # ... and its MLflow run id, when known
 
@@ -51,24 +58,43 @@ def _trunk_shapes(arch: str) -> dict[str, torch.Size]:
 def _read(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    with path.open("rb") as file:
+        head = file.read(len(ZIP_MAGIC))
+    if not head:
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint (the file is empty); {AGAIN}")
+    if not head.startswith((ZIP_MAGIC, PICKLE_PROTOCOL)):
+        raise CheckpointError(
+            f"{path}: cannot be read as a PyTorch checkpoint (neither a zip archive nor a pickle); {AGAIN}"
+        )
     try:
         # weights_only: a checkpoint from elsewhere must not run code while it is read.
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the unpickler's errors on foreign or damaged files vary in type
         raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch checkpoint of tensors ({str(err).splitlines()[0][:200]})"
+            f"{path}: cannot be read as a PyTorch checkpoint of tensors ({_load_failure(err)}); {AGAIN}"
         ) from err
 
 
+def _load_failure(err: Exception) -> str:
+    """torch.load's reason in one line: the unpickler's own line when it names one (e.g. a class that is
+    not a tensor), else the error's type and first line (a damaged file's messages can be empty)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("WeightsUnpickler error:"):
+            return line[:200]
+    return f"{type(err).__name__}: {lines[0]}"[:200] if lines else type(err).__name__
+
+
 def detect_format(state: Any) -> str:
-    """cycle | moco | torchvision, or "" when the contents match none of them."""
+    """cycle | moco | simsiam | torchvision, or "" when the contents match none of them."""
     if not isinstance(state, dict):
         return ""
     if state.get("format") in (PRETRAIN_FORMAT, BACKBONE_FORMAT):  # a run's full state, or its backbone export
         return "cycle"
     inner = state.get("state_dict")
-    if isinstance(inner, dict) and any(str(k).startswith(MOCO_PREFIXES) for k in inner):
-        return "moco"
+    for fmt, prefixes in RELEASE_PREFIXES.items():
+        if isinstance(inner, dict) and any(str(k).startswith(prefixes) for k in inner):
+            return fmt
     weights = inner if isinstance(inner, dict) else state
     if "conv1.weight" in weights and "layer1.0.conv1.weight" in weights:
         return "torchvision"
@@ -83,9 +109,9 @@ def backbone_weights(path: Path, state: Any, fmt: str) -> dict[str, Tensor]:
     """The ResNet trunk's weights of a checkpoint in format ``fmt``, heads and classifier dropped."""
     if fmt == "cycle":
         weights = state["backbone"] if state["format"] == BACKBONE_FORMAT else _strip(state["model"], QUERY_BACKBONE)
-    elif fmt == "moco":
+    elif fmt in RELEASE_PREFIXES:
         inner = state["state_dict"]
-        prefix = next(p for p in MOCO_PREFIXES if any(k.startswith(p) for k in inner))
+        prefix = next(p for p in RELEASE_PREFIXES[fmt] if any(k.startswith(p) for k in inner))
         weights = _strip(inner, prefix)
     else:
         weights = state["state_dict"] if isinstance(state.get("state_dict"), dict) else state
@@ -144,8 +170,8 @@ def load_backbone(checkpoint: str | Path, fmt: Format = "auto", arch: str | None
         keys = list(state)[:6] if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(
             f"{path}: unknown checkpoint format (top level: {keys}). Expected a pretraining checkpoint of this "
-            "package, a MoCo / CycleContrast release ('state_dict' with 'module.encoder_q.*') or a torchvision "
-            "ResNet state dict"
+            "package, a MoCo / CycleContrast release ('state_dict' with 'module.encoder_q.*'), a SimSiam release "
+            "('state_dict' with 'module.encoder.*') or a torchvision ResNet state dict"
         )
     if fmt != "auto" and fmt != found:
         raise CheckpointError(f"{path}: this is a {found}-format checkpoint, not {fmt} as requested")
