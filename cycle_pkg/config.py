@@ -199,6 +199,9 @@ class LinearEvalConfig:
     milestones: list[int] = field(default_factory=lambda: [60, 80])  # lr x0.1 at these epochs
     image_size: int = 224  # RandomResizedCrop (train) and CenterCrop (val)
     resize: int = 256  # val: Resize(resize) + CenterCrop(image_size)
+    # every epoch is validated; best: the best val top-1 of the epochs is reported (main_lincls's best_acc1,
+    # which the authors report), last: the last epoch's. Both are recorded.
+    report: Literal["best", "last"] = "best"
     seed: int = 0
 
 

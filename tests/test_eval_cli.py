@@ -51,6 +51,12 @@ def test_linear_probe_of_our_checkpoint_is_linked_to_its_pretraining_run(world, 
     assert (metrics["train_images"], metrics["val_images"]) == (48, 24)
     assert read_metrics(metrics_path(tmp_path / "results", "linear_imagenet", "r18"))["top1"] == metrics["top1"]
     assert 0 <= metrics["top1"] <= metrics["top5"] <= 100
+    # validated every epoch: MLflow's curve of val top-1; the best of the 4 epochs reported, the last recorded
+    curve = mlflow.MlflowClient(mlflow_uri).get_metric_history(record["mlflow_run_id"], "val_top1")
+    top1 = [m.value for m in sorted(curve, key=lambda m: m.step)]
+    assert [m.step for m in sorted(curve, key=lambda m: m.step)] == [1, 2, 3, 4]
+    assert (metrics["report"], metrics["top1"], metrics["top1_last"]) == ("best", max(top1), top1[-1])
+    assert top1[metrics["best_epoch"] - 1] == max(top1)
     run = mlflow.MlflowClient(mlflow_uri).get_run(record["mlflow_run_id"])
     assert run.data.tags["cycle.pretrain_run_id"] == pretrain_id
     assert run.data.tags["mlflow.parentRunId"] == pretrain_id  # nested under the pretraining run in the UI

@@ -8,6 +8,7 @@ from cycle_pkg.config import LinearEvalConfig, load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.eval.linear import (
     AugmentedViews,
+    ValCurve,
     learning_rate,
     new_classifier,
     train_fast,
@@ -29,8 +30,25 @@ def test_paper_scale_is_mocos_protocol():
         0.9,
         0.0,
     )
-    assert (cfg.image_size, cfg.resize) == (224, 256)
+    assert (cfg.image_size, cfg.resize, cfg.report) == (224, 256, "best")
     assert [learning_rate(cfg, e) for e in (0, 59, 60, 79, 80, 99)] == pytest.approx([30, 30, 3, 3, 0.3, 0.3])
+
+
+def test_validation_after_each_epoch_and_the_reported_epoch():
+    # Three val images whose features are one-hot: an identity classifier gets all of them right, one that
+    # swaps classes 0 and 1 only the third; top-5 of 3 classes is always 100.
+    curve = ValCurve(torch.eye(3), torch.tensor([0, 1, 2]))
+    classifier = torch.nn.Linear(3, 3, bias=False)
+    with torch.no_grad():
+        classifier.weight.copy_(torch.eye(3)[[1, 0, 2]])
+        assert curve.add_epoch(classifier) == pytest.approx({"val_top1": 100 / 3, "val_top5": 100.0})
+        classifier.weight.copy_(torch.eye(3))
+        assert curve.add_epoch(classifier)["val_top1"] == pytest.approx(100.0)
+    # A known curve: its best top-1 (30) first comes at epoch 2, again at 4; the last epoch has 20.
+    curve = ValCurve(torch.eye(3), torch.tensor([0, 1, 2]), top1=[10, 30, 25, 30, 20], top5=[50, 70, 60, 80, 90])
+    common = {"top1_best": 30, "best_epoch": 2, "top1_last": 20}
+    assert curve.reported("best") == {"top1": 30, "top5": 70, "report": "best", **common}
+    assert curve.reported("last") == {"top1": 20, "top5": 90, "report": "last", **common}
 
 
 def test_classifier_starts_at_n_0_001():

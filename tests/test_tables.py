@@ -73,6 +73,7 @@ def test_table5_states_its_protocol_and_k_plus_plus_and_marks_what_is_not_the_re
     assert (
         "Protocol: the fast linear protocol, not MoCo's: MoCo's optimiser and schedule (SGD lr 0.01, 100 epochs "
         "(x0.1 at 60, 80), batch 16), each epoch's view of an image drawn from 2 RandomResizedCrop(32) + flip views"
+        " whose features were computed once; the best val top-1 of the 100 epochs, as MoCo's main_lincls reports it."
     ) in markdown
     assert "k_++ (`loss.kpp_embedding: view`): the key of a second view of the query's frame" in markdown
     first = next(line for line in markdown.splitlines() if line.startswith("| m=128"))
@@ -111,6 +112,9 @@ def test_tracking_and_video_protocols_in_words():
     assert "tracking OTB-2015 (its first 25 targets, their first 2 frames)" in subset
     moco = EVALUATIONS["linear_imagenet"].describe(dataclasses.asdict(config.eval.linear), {})
     assert moco.startswith("MoCo's linear protocol") and "SGD lr 30, 100 epochs (x0.1 at 60, 80), batch 256" in moco
+    last = EVALUATIONS["linear_imagenet"].describe({**dataclasses.asdict(config.eval.linear), "report": "last"}, {})
+    assert moco.endswith("the best val top-1 of the 100 epochs, as MoCo's main_lincls reports it")
+    assert last.endswith("the last epoch's val top-1, not MoCo's best of the epochs")
     assert "AVID-CMA's linear setting" in EVALUATIONS["action"].describe(dataclasses.asdict(config.eval.action), {})
     assert "10 frames per video" in EVALUATIONS["retrieval"].describe(dataclasses.asdict(config.eval.retrieval), {})
 

@@ -3,13 +3,17 @@
 ``moco`` is MoCo's ``main_lincls.py`` protocol: the backbone stays in eval mode (frozen BatchNorm), a
 linear layer initialised N(0, 0.01) is trained with SGD (lr 30, momentum 0.9, no weight decay,
 batch 256) for 100 epochs, lr x0.1 at epochs 60 and 80, on RandomResizedCrop(224) + flip views drawn
-afresh every epoch; validation uses Resize(256) + CenterCrop(224).
+afresh every epoch; validation uses Resize(256) + CenterCrop(224), after every epoch, and the best
+top-1 of the epochs is what main_lincls reports (``report: best``; ``last``: the last epoch's).
 
 ``fast`` trains the same layer with the same optimiser, schedule, batch size and epochs, but draws
 each image's view of an epoch from ``views`` augmented views (the same RandomResizedCrop + flip)
 whose features were computed once and kept in the feature cache (in float16: N x views x C x 2
 bytes). The backbone then sees every training image ``views`` times instead of once per epoch, and
 a repeated probe of one checkpoint none.
+
+Both protocols validate every epoch on the cached features of the val images' centre crops (the
+backbone is frozen: they are the same every epoch), so a validation costs one matrix product.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +187,40 @@ def _report(epoch: int, optimizer: torch.optim.Optimizer, loss: float, on_epoch:
         on_epoch(epoch + 1, {"train_loss": loss, "lr": lr})
 
 
+@dataclass
+class ValCurve:
+    """Top-1 / top-5 (%) on the val features after every epoch, as main_lincls validates."""
+
+    features: Tensor  # (N, C), on the classifier's device
+    labels: Tensor
+    top1: list[float] = field(default_factory=list)
+    top5: list[float] = field(default_factory=list)
+
+    @torch.no_grad()
+    def add_epoch(self, classifier: nn.Module) -> dict[str, float]:
+        accuracy = topk_accuracy(classifier(self.features).cpu(), self.labels, ks=(1, 5))
+        self.top1.append(accuracy[1])
+        self.top5.append(accuracy[5])
+        return {"val_top1": accuracy[1], "val_top5": accuracy[5]}
+
+    def best_epoch(self) -> int:
+        """The epoch (from 1) of the best top-1, the first of equals: main_lincls keeps a best until beaten."""
+        return self.top1.index(max(self.top1)) + 1
+
+    def reported(self, report: str) -> dict[str, float | int | str]:
+        """top1 / top5 of the epoch that ``report`` (best | last) picks, and both candidates' top-1."""
+        best = self.best_epoch()
+        epoch = best if report == "best" else len(self.top1)
+        return {
+            "top1": self.top1[epoch - 1],
+            "top5": self.top5[epoch - 1],
+            "report": report,
+            "top1_best": self.top1[best - 1],
+            "best_epoch": best,
+            "top1_last": self.top1[-1],
+        }
+
+
 def _cached(
     cache: FeatureCache,
     name: str,
@@ -210,12 +249,31 @@ def linear_probe(
     cache: FeatureCache,
     on_epoch: EpochCallback | None = None,
 ) -> dict[str, float | int | str]:
-    """Train a linear classifier on the frozen backbone and report top-1 / top-5 (%) on ``val``."""
+    """Train a linear classifier on the frozen backbone, validating every epoch; report top-1 / top-5 (%)
+    on ``val`` of the epoch ``cfg.report`` picks."""
     started = time.perf_counter()
+    # Both protocols validate on Resize + CenterCrop views: one computation, cached.
+    center = ImageFiles(val, val_transform(cfg.image_size, cfg.resize))
+    val_features = _cached(
+        cache,
+        "linear-val",
+        backbone,
+        val,
+        repr(center.transform),
+        lambda: image_features(backbone, center, eval_cfg.batch_size, eval_cfg.workers, "linear-val"),
+    )
     torch.manual_seed(cfg.seed)
     classifier = new_classifier(backbone.width, classes).to(backbone.device)
+    curve = ValCurve(val_features.to(backbone.device), torch.tensor([y for _, y in val]))
+
+    def validate(epoch: int, metrics: dict[str, float]) -> None:
+        accuracy = curve.add_epoch(classifier)
+        log.info("epoch %d: val top-1 %.2f", epoch, accuracy["val_top1"])
+        if on_epoch is not None:
+            on_epoch(epoch, {**metrics, **accuracy})
+
     if cfg.protocol == "moco":
-        history = train_moco(backbone, train, classifier, cfg, eval_cfg.workers, on_epoch)
+        history = train_moco(backbone, train, classifier, cfg, eval_cfg.workers, validate)
     else:
         augment = train_transform(cfg.image_size)
         views = AugmentedViews(train, augment, cfg.views, cfg.seed)
@@ -227,25 +285,12 @@ def linear_probe(
             f"{augment!r} views={cfg.views} seed={cfg.seed} float16",
             lambda: view_features(backbone, views, eval_cfg.batch_size, eval_cfg.workers),
         )
-        history = train_fast(train_features, torch.tensor([y for _, y in train]), classifier, cfg, on_epoch)
-    # Both protocols validate on Resize + CenterCrop views: one computation, cached.
-    center = ImageFiles(val, val_transform(cfg.image_size, cfg.resize))
-    val_features = _cached(
-        cache,
-        "linear-val",
-        backbone,
-        val,
-        repr(center.transform),
-        lambda: image_features(backbone, center, eval_cfg.batch_size, eval_cfg.workers, "linear-val"),
-    )
-    with torch.no_grad():
-        scores = classifier(val_features.to(backbone.device)).cpu()
-    accuracy = topk_accuracy(scores, torch.tensor([y for _, y in val]), ks=(1, 5))
+        history = train_fast(train_features, torch.tensor([y for _, y in train]), classifier, cfg, validate)
     backbone.check_unchanged()
+    reported = curve.reported(cfg.report)
     return {
-        "top1": accuracy[1],
-        "top1_se": binomial_se(accuracy[1], len(val)),
-        "top5": accuracy[5],
+        **reported,
+        "top1_se": binomial_se(reported["top1"], len(val)),
         "train_loss": history.last,
         **divergence_flags("linear probe", history),
         "train_images": len(train),

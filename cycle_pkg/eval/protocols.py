@@ -13,11 +13,19 @@ def linear(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
     milestones = ", ".join(map(str, s["milestones"]))
     schedule = f"SGD lr {s['lr']:g}, {s['epochs']} epochs (x0.1 at {milestones}), batch {s['batch_size']}"
     crop = f"RandomResizedCrop({s['image_size']}) + flip"
+    # metrics files written before the setting existed reported the last epoch
+    if s.get("report", "last") == "best":
+        reported = f"; the best val top-1 of the {s['epochs']} epochs, as MoCo's main_lincls reports it"
+    else:
+        reported = "; the last epoch's val top-1, not MoCo's best of the epochs"
     if s["protocol"] == "moco":
-        return f"MoCo's linear protocol on the frozen backbone: {schedule}, a new {crop} view of each image every epoch"
+        return (
+            f"MoCo's linear protocol on the frozen backbone: {schedule}, a new {crop} view of each image every "
+            f"epoch{reported}"
+        )
     return (
         f"the fast linear protocol, not MoCo's: MoCo's optimiser and schedule ({schedule}), each epoch's view of an "
-        f"image drawn from {s['views']} {crop} views whose features were computed once"
+        f"image drawn from {s['views']} {crop} views whose features were computed once{reported}"
     )
 
 
