@@ -270,6 +270,10 @@ class ActionEvalConfig:
     lr: float = 1e-4  # Adam
     lr_decay: float = 0.3
     milestones: list[int] = field(default_factory=lambda: [6, 10, 14])
+    # The weights stay frozen either way. train: the authors' (AVID-CMA puts the model in train mode): each
+    # batch of batch_size clips is normalised with its own statistics while the classifier trains, the running
+    # statistics follow UCF101 and are used at test; eval: the pretraining statistics throughout
+    batch_norm: Literal["train", "eval"] = "train"
     seed: int = 0
 
 
@@ -284,6 +288,7 @@ class FinetuneEvalConfig(ActionEvalConfig):
     dropout: float = 0.9
     batch_size: int = 32  # clips per optimiser step
     bn_clips: int = 8  # clips normalised together in a forward pass (the authors' 32 over 4 GPUs)
+    batch_norm: Literal["train"] = "train"  # the whole network trains, BatchNorm included
     amp: bool = True  # bf16 autocast on GPU
 
 

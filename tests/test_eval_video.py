@@ -2,12 +2,15 @@
 retrieval, on videos drawn with the synthetic world's renderer (any ``read_video`` works: here one
 that serves them from memory). The frame and clip indices are data.ucf101's, tested with it."""
 
+import copy
+import dataclasses
+
 import pytest
 import torch
 
 from cycle_pkg.config import load_config
-from cycle_pkg.errors import DatasetError
-from cycle_pkg.eval.action import TrainClips, action_recognition, learning_rate
+from cycle_pkg.errors import ConfigError, DatasetError
+from cycle_pkg.eval.action import TrainClips, action_recognition, adapting_clip_features, learning_rate
 from cycle_pkg.eval.features import FeatureCache
 from cycle_pkg.eval.retrieval import RetrievalClips, RetrievalFrames, retrieval
 from cycle_pkg.eval.video import VideoClips
@@ -56,7 +59,39 @@ def test_action_schedule_is_avid_cmas():
     )
 
 
-def test_action_recognition_runs_the_protocol(tmp_path, config, frozen, videos):
+def test_the_frozen_probe_adapts_batch_norm_as_the_authors_and_fine_tuning_trains_it():
+    assert load_config(PARAMS, "paper").eval.action.batch_norm == "train"
+    with pytest.raises(ConfigError, match="eval.finetune.batch_norm: 'eval' is not one of"):
+        load_config(PARAMS, "paper", ["eval.finetune.batch_norm=eval"])
+
+
+def test_adapting_batch_norm_moves_its_statistics_and_no_weight(config, frozen, videos):
+    """AVID-CMA's frozen probe in train mode: batches of clips of distinct videos normalised with their own
+    statistics, the running statistics updated by every pass, the weights untouched."""
+    train, _, read = videos
+    cfg = config.eval.action
+    net, reference = copy.deepcopy(frozen.net), copy.deepcopy(frozen.net)
+    clips = VideoClips(train, read, TrainClips(cfg, epoch=0))
+    features = adapting_clip_features(net, clips, 4, torch.Generator().manual_seed(5), 0, torch.device("cpu"))
+    assert features.shape == (len(train), cfg.train_clips, frozen.width)
+    weights = dict(frozen.net.named_parameters())
+    assert all(torch.equal(p, weights[name]) for name, p in net.named_parameters())
+    statistics = dict(frozen.net.named_buffers())
+    moved = [n for n, b in net.named_buffers() if n.endswith("running_mean") and not torch.equal(b, statistics[n])]
+    assert len(moved) == sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # every BatchNorm's
+    passes = -(-len(train) // 4) * cfg.train_clips  # 5 groups of videos (the last of 2), a pass per clip index
+    assert int(net.bn1.num_batches_tracked) == int(frozen.net.bn1.num_batches_tracked) + passes
+    # The first pass: the first clips of the first 4 videos of the order, normalised together.
+    first = torch.randperm(len(train), generator=torch.Generator().manual_seed(5))[:4]
+    batch = torch.stack([clips[int(i)][0][0] for i in first])  # (4, t, 3, h, w)
+    with torch.no_grad():
+        expected = reference.train()(batch.flatten(0, 1)).view(4, cfg.clip_frames, -1).mean(dim=1)
+    assert torch.allclose(features[first, 0], expected, atol=1e-5)
+    assert not torch.allclose(features[first, 0], frozen(batch.flatten(0, 1)).view(4, cfg.clip_frames, -1).mean(1))
+
+
+@pytest.mark.parametrize("batch_norm", ["train", "eval"])
+def test_action_recognition_runs_the_protocol(tmp_path, config, frozen, videos, batch_norm):
     train, test, read = videos
     cache = FeatureCache(tmp_path / "cache")
     steps = []
@@ -67,10 +102,10 @@ def test_action_recognition_runs_the_protocol(tmp_path, config, frozen, videos):
     def read_from_disk(path):
         return read(path.name)
 
+    cfg = dataclasses.replace(config.eval.action, batch_norm=batch_norm)
     metrics = action_recognition(
-        frozen, *on_disk, CLASSES, read_from_disk, config.eval.action, config.eval, cache, lambda s, m: steps.append(m)
+        frozen, *on_disk, CLASSES, read_from_disk, cfg, config.eval, cache, lambda s, m: steps.append(m)
     )
-    cfg = config.eval.action
     assert len(steps) == cfg.warmup_epochs + cfg.epochs
     assert [m["lr"] for m in steps] == pytest.approx([cfg.lr, cfg.lr, cfg.lr * cfg.lr_decay])
     assert (metrics["train_videos"], metrics["test_videos"], metrics["classes"]) == (18, 6, CLASSES)
@@ -78,7 +113,10 @@ def test_action_recognition_runs_the_protocol(tmp_path, config, frozen, videos):
     again = action_recognition(frozen, *on_disk, CLASSES, read_from_disk, cfg, config.eval, cache)
     assert cache.hits == 1  # the test clips' features were reused
     assert again["top1"] == metrics["top1"] and again["train_loss"] == pytest.approx(metrics["train_loss"])
-    frozen.check_unchanged()
+    frozen.check_unchanged()  # adapting works on a copy
+    # the test clips were seen with the checkpoint's statistics in eval mode, with the adapted ones in train mode
+    (cached,) = (tmp_path / "cache").glob("action-test-*.pt")
+    assert (torch.load(cached, weights_only=True)["meta"]["weights"] == frozen.digest) == (batch_norm == "eval")
 
 
 def test_retrieval_finds_a_copy_of_each_query(config, frozen, videos):

@@ -115,7 +115,13 @@ def test_tracking_and_video_protocols_in_words():
     last = EVALUATIONS["linear_imagenet"].describe({**dataclasses.asdict(config.eval.linear), "report": "last"}, {})
     assert moco.endswith("the best val top-1 of the 100 epochs, as MoCo's main_lincls reports it")
     assert last.endswith("the last epoch's val top-1, not MoCo's best of the epochs")
-    assert "AVID-CMA's linear setting" in EVALUATIONS["action"].describe(dataclasses.asdict(config.eval.action), {})
+    action = dataclasses.asdict(config.eval.action)
+    words = EVALUATIONS["action"].describe(action, {})
+    assert (
+        "AVID-CMA's linear setting" in words and "BatchNorm in train mode as the authors' (groups of 64 clips" in words
+    )
+    pretrained = EVALUATIONS["action"].describe({**action, "batch_norm": "eval"}, {})
+    assert "BatchNorm with the pretraining statistics, not the authors' train mode" in pretrained
     assert "10 frames per video" in EVALUATIONS["retrieval"].describe(dataclasses.asdict(config.eval.retrieval), {})
 
 

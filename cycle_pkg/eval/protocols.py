@@ -49,9 +49,17 @@ def track(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
 def action(settings: dict[str, Any], metrics: dict[str, Any]) -> str:
     """The action-recognition protocol behind a metrics file, in words (for the tables)."""
     s = settings
+    # metrics files written before the setting existed kept the pretraining statistics
+    if s.get("batch_norm", "eval") == "train":
+        batch_norm = (
+            f"BatchNorm in train mode as the authors' (groups of {s['batch_size']} clips, running statistics "
+            "re-estimated on UCF101 and used at test)"
+        )
+    else:
+        batch_norm = "BatchNorm with the pretraining statistics, not the authors' train mode"
     return (
         f"AVID-CMA's linear setting on the frozen backbone: {s['clip_frames']}-frame clips at {s['clip_fps']:g} fps, "
-        f"features averaged over time, dropout {s['dropout']:g}, one linear layer; Adam lr {s['lr']:g}, "
+        f"features averaged over time, dropout {s['dropout']:g}, one linear layer; {batch_norm}; Adam lr {s['lr']:g}, "
         f"{s['warmup_epochs']} + {s['epochs']} epochs; {s['test_clips']} test clips per video averaged"
     )
 
