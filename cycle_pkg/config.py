@@ -150,6 +150,8 @@ class PretrainConfig:
     epochs: int = 200
     batch_size: int = 256  # global, over all processes
     lr: float = 0.06
+    # the cosine lr: epoch, set at each epoch's start (MoCo's adjust_learning_rate, the authors'); step: every step
+    lr_schedule: Literal["epoch", "step"] = "epoch"
     sgd_momentum: float = 0.9
     weight_decay: float = 1e-4
     image_size: int = 224

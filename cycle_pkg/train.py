@@ -145,6 +145,15 @@ def cosine_lr(base: float, step: int, total: int) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
+def learning_rate(config: Config, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """The cosine schedule's lr for ``step`` (from 0): set at each epoch's start from the epochs done
+    (``pretrain.lr_schedule: epoch``, MoCo's adjust_learning_rate, the authors'), or at every step."""
+    p = config.pretrain
+    if p.lr_schedule == "epoch":
+        return cosine_lr(p.lr, step // steps_per_epoch, p.epochs)
+    return cosine_lr(p.lr, step, total_steps)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -524,7 +533,7 @@ def train_steps(
         if monitored and training.step == 0:
             look(training, window, mlflow_run, progress)  # the initialisation: where the curve starts
         for views, skipped in window.batches(feed):
-            lr = cosine_lr(p.lr, training.step, training.total_steps)
+            lr = learning_rate(training.config, training.step, training.steps_per_epoch, training.total_steps)
             window.add(train_step(training, views, lr, autocast))
             training.counters["skipped_frames"] += skipped
             progress.update(1)

@@ -31,6 +31,19 @@ def assert_same_weights(a, b):
             assert torch.equal(a[key], b[key]), key
 
 
+def test_cosine_lr_is_set_once_an_epoch_as_the_authors_or_every_step():
+    """MoCo's adjust_learning_rate at the paper's 200 epochs: epoch 100 of 200 is at cos(pi / 2) = 0, half of 0.06,
+    throughout its steps; epoch 99 at 0.03 (1 + cos(99 pi / 200)) = 0.03 (1 + 0.0157073). Every step: step
+    10099 of 20000 at 0.03 (1 + cos(pi 10099 / 20000)) = 0.03 (1 - 0.01555026)."""
+    paper = load_config(PARAMS, "paper")
+    assert paper.pretrain.lr_schedule == "epoch"
+    per_epoch = [train.learning_rate(paper, step, 100, 20_000) for step in (9_999, 10_000, 10_099)]
+    assert per_epoch == pytest.approx([0.03 * 1.0157073, 0.03, 0.03], abs=1e-9)
+    every_step = load_config(PARAMS, "paper", ["pretrain.lr_schedule=step"])
+    assert train.learning_rate(every_step, 10_000, 100, 20_000) == pytest.approx(0.03, abs=1e-12)
+    assert train.learning_rate(every_step, 10_099, 100, 20_000) == pytest.approx(0.03 * (1 - 0.01555026), abs=1e-9)
+
+
 def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlflow_uri):
     overrides = ("pretrain.workers=1", "pretrain.monitor.pictures=true")
     result = run_cycle(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
