@@ -34,6 +34,12 @@ def test_paper_scale_is_mocos_protocol():
     assert [learning_rate(cfg, e) for e in (0, 59, 60, 79, 80, 99)] == pytest.approx([30, 30, 3, 3, 0.3, 0.3])
 
 
+def test_the_science_scale_keeps_its_pre_registered_protocol():
+    """docs/science.md's run 1 fixed the last epoch's top-1 and the cosine lr updated every step."""
+    config = load_config(PARAMS, "science")
+    assert (config.eval.linear.report, config.pretrain.lr_schedule) == ("last", "step")
+
+
 def test_validation_after_each_epoch_and_the_reported_epoch():
     # Three val images whose features are one-hot: an identity classifier gets all of them right, one that
     # swaps classes 0 and 1 only the third; top-5 of 3 classes is always 100.
