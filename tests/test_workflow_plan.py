@@ -1,6 +1,7 @@
 """The workflow's shape without running it: lint, the schema, the grid, and the paper-scale DAG
 that `snakemake --profile slurm` plans."""
 
+import json
 import re
 import shlex
 import subprocess
@@ -156,3 +157,17 @@ def test_two_seeds_plan_every_run_and_evaluation_twice_and_tables_that_read_both
     for run in ("r18-m16", "r18-m16-seed1", "r18-seed1"):
         assert f"results/eval/linear_imagenet100/{run}.json" in inputs
         assert f"results/pretrain/{run}/summary.json" in inputs
+
+
+def test_a_run_stopped_early_is_not_taken_for_the_finished_run(tmp_path):
+    """A summary.json that `cycle pretrain --set pretrain.max_steps=1` wrote under a grid run's name
+    is refused by the DAG, which says how to continue the run."""
+    project = project_copy(tmp_path / "project", workflow={"tables": ["table6"]})
+    summary = project / "results" / "pretrain" / "r18" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"steps": 1, "steps_per_epoch": 6, "config": {"pretrain": {"epochs": 2}}}))
+    result = snakemake("--dry-run", cwd=project)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{summary.relative_to(project)}: it stopped at step 1 of its 12 (pretrain.max_steps)" in said, said
+    assert "without the limit" in said

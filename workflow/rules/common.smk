@@ -8,6 +8,7 @@ evaluations (cycle_pkg/eval/registry.py) come from the package too.
 
 import re
 import functools
+import json
 import os
 import shlex
 import sys
@@ -22,6 +23,7 @@ from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets
 from cycle_pkg.grid import Grid
 from cycle_pkg.paper import paper_tables
 from cycle_pkg.run_settings import fingerprint
+from cycle_pkg.run_summary import stopped_early
 
 
 validate(config, "../schemas/params.schema.yaml")
@@ -153,6 +155,18 @@ BASELINE_PREFIX = "baseline-"
 EVAL_MODELS = alternatives([*GRID.runs, *(BASELINE_PREFIX + key for key in CFG.baselines)])
 
 
+def pretrain_summary(run):
+    """A run's summary.json, the workflow's sign that the run is complete: one that a run stopped early
+    (pretrain.max_steps, e.g. by hand) wrote is refused rather than taken for the finished run."""
+    path = Path(RESULTS) / "pretrain" / run / "summary.json"
+    if path.is_file() and (early := stopped_early(json.loads(path.read_text()))):
+        raise ValueError(
+            f"{path}: {early}. Continue it with its `cycle pretrain` command without the limit, or delete "
+            f"{path} (its checkpoint stays) and the workflow continues it"
+        )
+    return str(path)
+
+
 def checkpoint_of(model):
     if model.startswith(BASELINE_PREFIX):
         return CFG.baselines[model.removeprefix(BASELINE_PREFIX)]
@@ -162,7 +176,7 @@ def checkpoint_of(model):
 def model_input(wildcards):
     if wildcards.model.startswith(BASELINE_PREFIX):
         return checkpoint_of(wildcards.model)
-    return f"{RESULTS}/pretrain/{wildcards.model}/summary.json"
+    return pretrain_summary(wildcards.model)
 
 
 def eval_inputs(wildcards):
@@ -184,4 +198,4 @@ def table_metrics(wildcards):
 def table_runs(wildcards):
     """The summaries of a table's pretraining runs: their monitor curves."""
     runs = table_models(TABLES[wildcards.table]) & set(GRID.runs)
-    return sorted(f"{RESULTS}/pretrain/{run}/summary.json" for run in runs)
+    return sorted(pretrain_summary(run) for run in runs)
