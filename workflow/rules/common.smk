@@ -42,7 +42,7 @@ if unknown:
 # environment needs activating (on cluster nodes neither).
 PYTHON = shlex.quote(sys.executable)
 CYCLE = f"{PYTHON} -m cycle_pkg.cli"
-SCALE_ARGS = f"--params {PARAMS} --scale {SCALE}"
+SCALE_ARGS = f"--params {shlex.quote(PARAMS)} --scale {shlex.quote(SCALE)}"
 MLFLOW_MARKER = f"{RESULTS}/mlflow/experiment.json"
 OTB_PLOTS = ("precision", "success")  # the got10k toolkit's two OTB plots
 ENV = "../envs/cycle.yaml"  # used with --sdm conda
@@ -76,8 +76,8 @@ def tag_args(tags):
 
 
 def alternatives(names):
-    """A wildcard constraint matching exactly these names."""
-    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    """A wildcard constraint matching exactly these names (none: nothing, where an empty pattern would match all)."""
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
 
 
 def data_report(dataset):
