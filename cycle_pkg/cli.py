@@ -16,6 +16,7 @@ import yaml
 
 from . import forkserver, run_log
 from .config import Config, load_config
+from .config_checks import check_run_name
 from .data import prepare
 from .errors import CheckpointError, ConfigError, DatasetError, Preempted
 from .eval import registry
@@ -125,9 +126,10 @@ def cmd_world(args: argparse.Namespace) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from .train import pretrain
 
+    given = None if args.run is None else check_run_name(args.run, "--run")
     config = _config(args)
     reference = load_config(args.params, args.scale) if Path(args.params).is_file() else Config()
-    run = args.run or run_name(config, reference)
+    run = given or check_run_name(run_name(config, reference), "the derived run name")
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
     tags = dict(_key_value(t) for t in args.tags)
@@ -145,11 +147,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .eval import runner
     from .eval.checkpoints import load_backbone
 
+    given = None if args.run is None else check_run_name(args.run, "--run")
     config = _config(args)
     arch = args.backbone or (config.model.backbone if args.checkpoint == "random" else None)
     backbone = load_backbone(args.checkpoint, args.format, arch, seed=config.pretrain.seed)
     check_backbone_override(args.overrides, backbone)
-    run = args.run or runner.default_run_name(backbone)
+    run = given or check_run_name(runner.default_run_name(backbone), f"{args.checkpoint}: the run name taken from it")
     evaluation = registry.evaluation_of(args.task, config)
     setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
     output = Path(args.output or Path(config.results) / "eval" / evaluation.name / f"{run}.json")
@@ -256,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("pretrain", help="pretrain (or resume) one run; torchrun-aware")
     _add_config_arguments(train)
-    train.add_argument("--run", help="run name (default: derived from how the settings differ from the scale's)")
+    train.add_argument(
+        "--run", help="run name: letters, digits, -_. (default: derived from how the settings differ from the scale's)"
+    )
     train.add_argument("--run-dir", help="run folder (default: <results>/pretrain/<run>)")
     _add_log_argument(train, "logs/pretrain/<run>.log")
     _add_tag_argument(train)
@@ -279,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument(
             "--backbone", choices=("resnet18", "resnet50"), help="the expected architecture (random: model.backbone)"
         )
-        job.add_argument("--run", help="run name (default: the pretraining run's, or the file's stem)")
+        job.add_argument(
+            "--run", help="run name: letters, digits, -_. (default: the pretraining run's, or the file's stem)"
+        )
         job.add_argument("--output", help="metrics file (default: <results>/eval/<evaluation>/<run>.json)")
         _add_log_argument(job, "logs/eval/<evaluation>/<run>.log")
         _add_tag_argument(job)

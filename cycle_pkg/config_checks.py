@@ -4,8 +4,23 @@ Every message names the keys and what to change."""
 
 from __future__ import annotations
 
+import re
+
 from .config import PAPER_GPUS, SIAMFC_STRIDE, Config, EvalConfig
 from .errors import ConfigError
+
+# A run's name is one folder under results/ (and a file name of its metrics): these characters, not . or ..
+RUN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def check_run_name(name: str, where: str) -> str:
+    """``name`` if it is a run name, else a ConfigError naming ``where`` it came from."""
+    if not RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"{where} {name!r}: a run name is one folder under the results folder, made of letters, digits, "
+            "'-', '_' and '.' (not '.' or '..')"
+        )
+    return name
 
 
 def validate(config: Config) -> None:
@@ -46,6 +61,8 @@ def validate(config: Config) -> None:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"workflow.seeds: expected one or more different seeds, e.g. [0, 1, 2], got {seeds}")
     validate_eval(config.eval)
+    for key in config.baselines:
+        check_run_name(key, "baselines: the key")
 
 
 def validate_monitor(config: Config) -> None:

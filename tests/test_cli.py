@@ -1,9 +1,15 @@
-"""The `cycle` command's parser: its subcommands come from the registries they serve."""
+"""The `cycle` command's parser: its subcommands come from the registries they serve; what it checks on entry."""
 
 import inspect
 
+import pytest
+
 from cycle_pkg.cli import build_parser
+from cycle_pkg.config import load_config
+from cycle_pkg.errors import ConfigError
 from cycle_pkg.eval.registry import tasks
+
+from .conftest import PARAMS, pretrain_args, run_cycle_here
 
 
 def test_every_data_command_has_its_functions_options():
@@ -21,3 +27,23 @@ def test_eval_tasks_are_the_registrys_with_log_and_tags():
     for task in tasks():
         args = parser.parse_args(["eval", task, "--checkpoint", "random", "--tag", "a=b", "--log", "x.log"])
         assert (args.task, args.tags, args.log) == (task, ["a=b"], "x.log")
+
+
+@pytest.mark.parametrize("name", ["../../escape", "../tables", "", ".", "a b", "x/y"])
+def test_a_run_name_is_one_folder_under_the_results(tmp_path, name):
+    """`--run` is checked where it enters: nothing is written (or moved aside) outside the run's folder."""
+    results = tmp_path / "project" / "results"
+    (results / "tables").mkdir(parents=True)
+    pretrain = pretrain_args(tmp_path / "no-world", results, "mlflow.enabled=false")
+    evaluation = ["eval", "linear", "--params", str(PARAMS), "--scale", "test", "--checkpoint", "random"]
+    for args in ([*pretrain, "--run", name, "--restart-on-change"], [*evaluation, "--run", name]):
+        ran = run_cycle_here(args, cwd=tmp_path / "project")
+        assert ran.returncode == 2, ran.stderr
+        assert f"configuration error: --run {name!r}: a run name is one folder under the results folder" in ran.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"] and (results / "tables").is_dir()
+    assert [p.name for p in results.iterdir()] == ["tables"]
+
+
+def test_a_baselines_key_is_a_run_name():
+    with pytest.raises(ConfigError, match=r"baselines: the key '\.\./x': a run name is one folder"):
+        load_config(PARAMS, "test", ["baselines={'../x': /tmp/x.pth}"])
