@@ -192,3 +192,11 @@ def test_settings_reach_the_commands_as_one_argument_each(tmp_path):
     plots = [c for c in commands if c[0] == "cp"]
     assert plots and all(c[1].startswith("out dir/eval/track/") and c[2].startswith("out dir/") for c in plots)
     assert not any(word.startswith("dir/") for command in commands for word in command)  # no path split in two
+
+
+def test_the_workflow_refuses_a_number_out_of_its_range_at_its_start(tmp_path):
+    project = project_copy(tmp_path / "project", pretrain={"lr": -0.5})
+    result = snakemake("--dry-run", cwd=project)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "-0.5 is less than or equal to the minimum of 0" in said, said[-3000:]
+    assert "['pretrain']['lr']" in said
