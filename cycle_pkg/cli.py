@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from . import forkserver, run_log
+from . import forkserver, run_lock, run_log
 from .config import Config, load_config
 from .config_checks import check_run_name
 from .data import prepare
-from .errors import CheckpointError, ConfigError, DatasetError, Preempted
+from .errors import CheckpointError, ConfigError, DatasetError, Preempted, RunLocked
 from .eval import registry
 from .grid import run_name
 from .typed_yaml import parse_override
@@ -133,7 +133,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
     tags = dict(_key_value(t) for t in args.tags)
-    summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
+    with run_lock.hold(run_dir):
+        summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
     logging.getLogger("cycle.pretrain").info(
         "%s: %d steps, %.1f pairs/s, backbone %s",
         run,
@@ -156,9 +157,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     evaluation = registry.evaluation_of(args.task, config)
     setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
     output = Path(args.output or Path(config.results) / "eval" / evaluation.name / f"{run}.json")
-    evaluate = evaluation.job(config, output)
     tags = dict(_key_value(t) for t in args.tags)
-    runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
+    with run_lock.hold(registry.job_folder(output)):  # a fine-tuning's state is in it
+        evaluate = evaluation.job(config, output)
+        runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
 
 
 def check_backbone_override(overrides: list[str], backbone: Backbone) -> None:
@@ -319,6 +321,9 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     except CheckpointError as err:
         print(f"cycle: checkpoint error: {err}", file=sys.stderr)
+        return 2
+    except RunLocked as err:
+        print(f"cycle: busy: {err}", file=sys.stderr)
         return 2
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)

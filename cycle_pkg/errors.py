@@ -25,3 +25,7 @@ class Preempted(Exception):
 
 class CheckpointError(ValueError):
     """A checkpoint of an unknown format or of another architecture; the message names the file."""
+
+
+class RunLocked(RuntimeError):
+    """Another live job writes the same run folder; the message names it (host, process, start time)."""
