@@ -18,7 +18,7 @@ from . import forkserver, run_lock, run_log
 from .config import Config, load_config
 from .config_checks import check_run_name
 from .data import prepare
-from .errors import CheckpointError, ConfigError, DatasetError, Preempted, RunLocked
+from .errors import CheckpointError, ConfigError, DatasetError, MlflowUnavailable, Preempted, RunLocked
 from .eval import registry
 from .grid import run_name
 from .typed_yaml import parse_override
@@ -325,6 +325,9 @@ def run(argv: list[str] | None = None) -> int:
     except RunLocked as err:
         print(f"cycle: busy: {err}", file=sys.stderr)
         return 2
+    except MlflowUnavailable as err:
+        print(f"cycle: MLflow unavailable: {err}", file=sys.stderr)
+        return 1
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)
         return err.exit_status

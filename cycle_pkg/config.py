@@ -177,6 +177,10 @@ class MlflowConfig:
     enabled: bool = True
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "cycle-contrast"
+    # A tracking server that stops answering during a job is retried this long (training goes on, its
+    # metrics kept to send later); then the job fails, or goes on without MLflow.
+    outage_seconds: float = 600.0
+    on_outage: Literal["fail", "continue"] = "fail"
 
 
 @dataclass
@@ -509,6 +513,7 @@ RANGES: dict[type, dict[str, Range]] = {
     },
     EvalConfig: {"batch_size": AT_LEAST_1, "workers": AT_LEAST_0},
     WorkflowConfig: {"seeds": AT_LEAST_0},
+    MlflowConfig: {"outage_seconds": AT_LEAST_0},
 }
 
 
