@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import json
 import logging
@@ -25,6 +26,16 @@ from .typed_yaml import parse_override
 
 if TYPE_CHECKING:
     from .eval.checkpoints import Backbone
+
+
+# The file system refusing a job's writes, and what to do; a rerun resumes from the last checkpoint.
+AFTERWARDS = "then rerun the same command: it resumes from its last checkpoint"
+CANNOT_WRITE = {
+    errno.ENOSPC: f"free space on its file system, {AFTERWARDS}",
+    errno.EDQUOT: f"free space within your quota, {AFTERWARDS}",
+    errno.EROFS: f"its file system is read-only: point the results or logs elsewhere, or remount it, {AFTERWARDS}",
+    errno.EACCES: f"make its folder writable for this user, {AFTERWARDS}",
+}
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -331,6 +342,11 @@ def run(argv: list[str] | None = None) -> int:
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)
         return err.exit_status
+    except OSError as err:
+        if err.errno not in CANNOT_WRITE or err.filename is None:
+            raise
+        print(f"cycle: cannot write {err.filename}: {err.strerror}; {CANNOT_WRITE[err.errno]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,5 +1,6 @@
 """The `cycle` command's parser: its subcommands come from the registries they serve; what it checks on entry."""
 
+import errno
 import inspect
 
 import pytest
@@ -47,3 +48,32 @@ def test_a_run_name_is_one_folder_under_the_results(tmp_path, name):
 def test_a_baselines_key_is_a_run_name():
     with pytest.raises(ConfigError, match=r"baselines: the key '\.\./x': a run name is one folder"):
         load_config(PARAMS, "test", ["baselines={'../x': /tmp/x.pth}"])
+
+
+@pytest.mark.parametrize(
+    ("failure", "advice"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "free space on its file system"),
+        (OSError(errno.EROFS, "Read-only file system", "{folder}/.config.json.x.tmp"), "its file system is read-only"),
+    ],
+    ids=["disk-full", "read-only"],
+)
+def test_a_write_the_file_system_refuses_is_one_line_naming_the_file(world, tmp_path, monkeypatch, failure, advice):
+    """A full disk (whose error names no file) or a read-only run folder: the file and what to do, no traceback."""
+    from cycle_pkg import io_utils
+
+    folder = tmp_path / "results" / "pretrain" / "r18"
+    if failure.filename:
+        failure.filename = failure.filename.format(folder=folder)
+
+    def refuse(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(io_utils.os, "fsync", refuse)
+    if failure.errno == errno.EROFS:
+        monkeypatch.setattr(io_utils.tempfile, "mkstemp", refuse)
+    ran = run_cycle_here(pretrain_args(world, tmp_path / "results", "mlflow.enabled=false"), cwd=tmp_path)
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    written = folder / "config.json" if failure.errno == errno.ENOSPC else failure.filename
+    assert f"cycle: cannot write {written}: {failure.strerror}; {advice}" in ran.stderr
+    assert ran.stderr.strip().splitlines()[-1].startswith("cycle: cannot write")
