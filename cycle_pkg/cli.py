@@ -143,6 +143,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     run = given or check_run_name(run_name(config, reference), "the derived run name")
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
+    if any(parse_override(text)[0] == ["data", "r2v2_shards"] for text in args.overrides):
+        prepare.warn_unread_shards(config)
     tags = dict(_key_value(t) for t in args.tags)
     with run_lock.hold(run_dir):
         summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)

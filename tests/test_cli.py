@@ -77,3 +77,26 @@ def test_a_write_the_file_system_refuses_is_one_line_naming_the_file(world, tmp_
     written = folder / "config.json" if failure.errno == errno.ENOSPC else failure.filename
     assert f"cycle: cannot write {written}: {failure.strerror}; {advice}" in ran.stderr
     assert ran.stderr.strip().splitlines()[-1].startswith("cycle: cannot write")
+
+
+def test_shards_that_pretraining_does_not_read_are_said_to_be_unused(tmp_path):
+    """data.r2v2_shards with data.r2v2_format: jpeg, given to `cycle pretrain` or sharded: a warning."""
+    sets = ["--set", "data.r2v2_format=jpeg", "--set", "data.r2v2_shards=/scratch/shards"]
+    for args in (
+        [*pretrain_args(tmp_path / "no-world", tmp_path / "results"), *sets],
+        [
+            "data",
+            "r2v2-shards",
+            "--params",
+            str(PARAMS),
+            "--scale",
+            "test",
+            "--set",
+            f"data.r2v2_root={tmp_path}",
+            *sets,
+        ],
+    ):
+        ran = run_cycle_here(args, cwd=tmp_path)
+        assert "data.r2v2_shards (/scratch/shards) is not read by pretraining: data.r2v2_format is jpeg" in ran.stderr
+    quiet = run_cycle_here(pretrain_args(tmp_path / "no-world", tmp_path / "results"), cwd=tmp_path)
+    assert "r2v2_shards" not in quiet.stderr  # the scale's own path, unused here: nothing to say
