@@ -93,6 +93,7 @@ def hold(folder: str | Path) -> Iterator[None]:
     if int(os.environ.get("RANK", "0")) != 0:
         yield
         return
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     holder = this_holder()
     while not _create(path, holder):
@@ -119,3 +120,8 @@ def hold(folder: str | Path) -> Iterator[None]:
         with contextlib.suppress(FileNotFoundError, ValueError):
             if json.loads(path.read_text()) == holder:
                 path.unlink()
+        for folder in made:  # those made for the lock alone, left empty by a job that failed
+            try:
+                folder.rmdir()
+            except OSError:
+                break
