@@ -215,9 +215,9 @@ class MlflowRun:
             self._call(self.mlflow.end_run, status=status)
             self.run_id = None
 
-    def close_if_running(self, run_id: str | None) -> None:
-        """End ``run_id`` as FINISHED if it is still RUNNING although its job finished: a job killed
-        between its last two writes (summary.json, then the MLflow run's end) left it so."""
+    def close_if_running(self, run_id: str | None, status: str = "FINISHED") -> None:
+        """End ``run_id`` with ``status`` if a killed attempt of its job left it RUNNING: FINISHED where the
+        job had finished (killed between its last two writes), KILLED where a new attempt starts afresh."""
         if not self.active or run_id is None:
             return
         client = self.mlflow.MlflowClient()
@@ -226,5 +226,7 @@ class MlflowRun:
         except self.mlflow.exceptions.MlflowException:
             return  # not in this store: nothing to close
         if run is not None and run.info.status == "RUNNING":
-            self._call(client.set_terminated, run_id, "FINISHED")
-            log.warning("MLflow run %s was left RUNNING by a job that had finished; closed it as FINISHED", run_id)
+            self._call(client.set_terminated, run_id, status)
+            log.warning(
+                "MLflow run %s was left RUNNING by an earlier attempt of its job; closed it as %s", run_id, status
+            )
