@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import inspect
 import json
 import logging
@@ -14,16 +15,27 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from . import forkserver, run_log
+from . import forkserver, run_lock, run_log
 from .config import Config, load_config
+from .config_checks import check_run_name
 from .data import prepare
-from .errors import CheckpointError, ConfigError, DatasetError, Preempted
+from .errors import CheckpointError, ConfigError, DatasetError, MlflowUnavailable, Preempted, RunLocked
 from .eval import registry
 from .grid import run_name
 from .typed_yaml import parse_override
 
 if TYPE_CHECKING:
     from .eval.checkpoints import Backbone
+
+
+# The file system refusing a job's writes, and what to do; a rerun resumes from the last checkpoint.
+AFTERWARDS = "then rerun the same command: it resumes from its last checkpoint"
+CANNOT_WRITE = {
+    errno.ENOSPC: f"free space on its file system, {AFTERWARDS}",
+    errno.EDQUOT: f"free space within your quota, {AFTERWARDS}",
+    errno.EROFS: f"its file system is read-only: point the results or logs elsewhere, or remount it, {AFTERWARDS}",
+    errno.EACCES: f"make its folder writable for this user, {AFTERWARDS}",
+}
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,13 +137,17 @@ def cmd_world(args: argparse.Namespace) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from .train import pretrain
 
+    given = None if args.run is None else check_run_name(args.run, "--run")
     config = _config(args)
     reference = load_config(args.params, args.scale) if Path(args.params).is_file() else Config()
-    run = args.run or run_name(config, reference)
+    run = given or check_run_name(run_name(config, reference), "the derived run name")
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
+    if any(parse_override(text)[0] == ["data", "r2v2_shards"] for text in args.overrides):
+        prepare.warn_unread_shards(config)
     tags = dict(_key_value(t) for t in args.tags)
-    summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
+    with run_lock.hold(run_dir):
+        summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
     logging.getLogger("cycle.pretrain").info(
         "%s: %d steps, %.1f pairs/s, backbone %s",
         run,
@@ -145,17 +161,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .eval import runner
     from .eval.checkpoints import load_backbone
 
+    given = None if args.run is None else check_run_name(args.run, "--run")
     config = _config(args)
     arch = args.backbone or (config.model.backbone if args.checkpoint == "random" else None)
     backbone = load_backbone(args.checkpoint, args.format, arch, seed=config.pretrain.seed)
     check_backbone_override(args.overrides, backbone)
-    run = args.run or runner.default_run_name(backbone)
+    run = given or check_run_name(runner.default_run_name(backbone), f"{args.checkpoint}: the run name taken from it")
     evaluation = registry.evaluation_of(args.task, config)
     setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
     output = Path(args.output or Path(config.results) / "eval" / evaluation.name / f"{run}.json")
-    evaluate = evaluation.job(config, output)
     tags = dict(_key_value(t) for t in args.tags)
-    runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
+    with run_lock.hold(registry.job_folder(output)):  # a fine-tuning's state is in it
+        evaluate = evaluation.job(config, output)
+        runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
 
 
 def check_backbone_override(overrides: list[str], backbone: Backbone) -> None:
@@ -256,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("pretrain", help="pretrain (or resume) one run; torchrun-aware")
     _add_config_arguments(train)
-    train.add_argument("--run", help="run name (default: derived from how the settings differ from the scale's)")
+    train.add_argument(
+        "--run", help="run name: letters, digits, -_. (default: derived from how the settings differ from the scale's)"
+    )
     train.add_argument("--run-dir", help="run folder (default: <results>/pretrain/<run>)")
     _add_log_argument(train, "logs/pretrain/<run>.log")
     _add_tag_argument(train)
@@ -279,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument(
             "--backbone", choices=("resnet18", "resnet50"), help="the expected architecture (random: model.backbone)"
         )
-        job.add_argument("--run", help="run name (default: the pretraining run's, or the file's stem)")
+        job.add_argument(
+            "--run", help="run name: letters, digits, -_. (default: the pretraining run's, or the file's stem)"
+        )
         job.add_argument("--output", help="metrics file (default: <results>/eval/<evaluation>/<run>.json)")
         _add_log_argument(job, "logs/eval/<evaluation>/<run>.log")
         _add_tag_argument(job)
@@ -313,9 +335,20 @@ def run(argv: list[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"cycle: checkpoint error: {err}", file=sys.stderr)
         return 2
+    except RunLocked as err:
+        print(f"cycle: busy: {err}", file=sys.stderr)
+        return 2
+    except MlflowUnavailable as err:
+        print(f"cycle: MLflow unavailable: {err}", file=sys.stderr)
+        return 1
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)
         return err.exit_status
+    except OSError as err:
+        if err.errno not in CANNOT_WRITE or err.filename is None:
+            raise
+        print(f"cycle: cannot write {err.filename}: {err.strerror}; {CANNOT_WRITE[err.errno]}", file=sys.stderr)
+        return 1
     return 0
 
 

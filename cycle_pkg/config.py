@@ -2,7 +2,8 @@
 
 The dataclasses below are the settings of every job; ``params.yaml`` and the command line change
 them in layers (:mod:`.typed_yaml`), and :mod:`.config_checks` refuses combinations that do not
-fit. :data:`SETTING_FACTS` is the one table of per-setting facts: which settings name a run and
+fit. :data:`RANGES` holds the values every number setting may take (the JSON schema of params.yaml
+and the checks read it). :data:`SETTING_FACTS` is the one table of per-setting facts: which settings name a run and
 how, which are the grid's MLflow tags, which the scale's ``grid`` section maps, and which a resumed
 run may change.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .typed_yaml import build, check_section, file_schema, read_layers
+from .typed_yaml import Range, build, check_section, file_schema, read_layers
 
 LossComponents = Literal["intra_image", "intra_video", "intra_video+cycle", "cycle"]
 
@@ -182,6 +183,10 @@ class MlflowConfig:
     enabled: bool = True
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "cycle-contrast"
+    # A tracking server that stops answering during a job is retried this long (training goes on, its
+    # metrics kept to send later); then the job fails, or goes on without MLflow.
+    outage_seconds: float = 600.0
+    on_outage: Literal["fail", "continue"] = "fail"
 
 
 @dataclass
@@ -369,6 +374,166 @@ class Config:
         return dataclasses.asdict(self)
 
 
+POSITIVE, AT_LEAST_0, AT_LEAST_1, FRACTION = Range(0, low_open=True), Range(0), Range(1), Range(0, 1)
+SPLIT = Range(1, 3)  # UCF101's three official splits
+# The values each number setting may take (of a list: each of its numbers), by settings class; the
+# cross-field checks (a queue of whole batches, top-K within the neighbour set, ...) are in config_checks.
+RANGES: dict[type, dict[str, Range]] = {
+    WorldConfig: {
+        "seed": AT_LEAST_0,
+        "frame_height": Range(16),
+        "frame_width": Range(16),
+        **dict.fromkeys(
+            (
+                "classes",
+                "videos",
+                "val_videos",
+                "images_per_class",
+                "val_images_per_class",
+                "ucf101_motions",
+                "ucf101_groups",
+                "ucf101_clips",
+                "ucf101_frames",
+                "got10k_sequences",
+                "got10k_frames",
+                "otb_frames",
+            ),
+            AT_LEAST_1,
+        ),
+    },
+    DataConfig: {
+        **dict.fromkeys(
+            (
+                "r2v2_downloads_in_flight",
+                "r2v2_subset_videos",
+                "shard_videos",
+                "shard_streams",
+                "shard_buffer",
+                "download_retries",
+            ),
+            AT_LEAST_1,
+        ),
+        "shard_short_side": Range(16),
+        "shard_quality": Range(1, 100),
+        "download_timeout": POSITIVE,
+    },
+    ModelConfig: {
+        "embed_dim": AT_LEAST_1,
+        "momentum": FRACTION,
+        "intra_queue": AT_LEAST_1,
+        "cycle_queue": AT_LEAST_1,
+        "bn_momentum": Range(0, 1, low_open=True),
+    },
+    LossConfig: {
+        "lambda_cycle": AT_LEAST_0,
+        "temperature": POSITIVE,
+        "nn_temperature": POSITIVE,
+        "neighbors": AT_LEAST_1,
+        "topk": AT_LEAST_1,
+    },
+    MonitorConfig: {
+        "bank_per_class": AT_LEAST_1,
+        "queries_per_class": AT_LEAST_1,
+        "image_size": Range(16),
+        "k": AT_LEAST_1,
+        "temperature": POSITIVE,
+        "videos": AT_LEAST_0,
+    },
+    PretrainConfig: {
+        "epochs": AT_LEAST_1,
+        "batch_size": AT_LEAST_1,
+        "lr": POSITIVE,
+        "sgd_momentum": FRACTION,
+        "weight_decay": AT_LEAST_0,
+        "image_size": Range(16),
+        "workers": AT_LEAST_0,
+        "seed": AT_LEAST_0,
+        "checkpoint_every": AT_LEAST_1,
+        "log_every": AT_LEAST_1,
+        "max_steps": AT_LEAST_1,
+        "monitor_every": AT_LEAST_0,  # 0: no monitor
+        "requeue_margin": AT_LEAST_0,
+    },
+    LinearEvalConfig: {
+        "views": AT_LEAST_1,
+        "epochs": AT_LEAST_1,
+        "batch_size": AT_LEAST_1,
+        "lr": POSITIVE,
+        "momentum": FRACTION,
+        "weight_decay": AT_LEAST_0,
+        "milestones": AT_LEAST_1,
+        "image_size": Range(16),
+        "resize": Range(16),
+        "seed": AT_LEAST_0,
+    },
+    TrackEvalConfig: {
+        "head_channels": AT_LEAST_1,
+        "out_scale": POSITIVE,
+        "exemplar_size": Range(16),
+        "instance_size": Range(16),
+        "context": AT_LEAST_0,
+        "scale_num": AT_LEAST_1,
+        "scale_step": Range(1),
+        "scale_lr": FRACTION,
+        "scale_penalty": Range(0, 1, low_open=True),
+        "window_influence": FRACTION,
+        "response_up": AT_LEAST_1,
+        "response_size": AT_LEAST_1,
+        "r_pos": POSITIVE,
+        "epochs": AT_LEAST_1,
+        "batch_size": AT_LEAST_1,
+        "lr": POSITIVE,
+        "final_lr": POSITIVE,
+        "focal_gamma": AT_LEAST_0,
+        "max_frame_gap": AT_LEAST_1,
+        "min_box_side": AT_LEAST_0,
+        "max_box_side": POSITIVE,
+        "max_frames": Range(2),  # a sequence needs two frames to track
+        "max_sequences": AT_LEAST_1,
+        "seed": AT_LEAST_0,
+    },
+    ActionEvalConfig: {
+        "split": SPLIT,
+        "clip_frames": AT_LEAST_1,
+        "clip_fps": POSITIVE,
+        "train_clips": AT_LEAST_1,
+        "test_clips": AT_LEAST_1,
+        "image_size": Range(16),
+        "resize": Range(16),
+        "min_area": Range(0, 1, low_open=True),
+        "color_jitter": AT_LEAST_0,
+        "dropout": Range(0, 1, high_open=True),
+        "warmup_epochs": AT_LEAST_0,
+        "epochs": AT_LEAST_0,  # with warmup_epochs, at least one (config_checks)
+        "batch_size": AT_LEAST_1,
+        "lr": POSITIVE,
+        "lr_decay": POSITIVE,
+        "milestones": AT_LEAST_1,
+        "seed": AT_LEAST_0,
+    },
+    FinetuneEvalConfig: {"clip_test_clips": AT_LEAST_1, "bn_clips": AT_LEAST_1},
+    RetrievalEvalConfig: {
+        "split": SPLIT,
+        **dict.fromkeys(
+            (
+                "frames_per_video",
+                "frame_resize",
+                "frame_crop",
+                "clips_per_video",
+                "clip_length",
+                "clip_resize",
+                "clip_crop",
+                "topk",
+            ),
+            AT_LEAST_1,
+        ),
+    },
+    EvalConfig: {"batch_size": AT_LEAST_1, "workers": AT_LEAST_0},
+    WorkflowConfig: {"seeds": AT_LEAST_0},
+    MlflowConfig: {"outage_seconds": AT_LEAST_0},
+}
+
+
 @dataclass(frozen=True)
 class SettingFacts:
     """What the workflow knows of one setting (a dotted key) or, for ``resumable``, of a whole
@@ -450,7 +615,7 @@ def json_schema() -> dict[str, Any]:
     `cycle config --schema`); :func:`load_config` checks the same types with messages that name
     the layer.
     """
-    return file_schema(Config)
+    return file_schema(Config, RANGES)
 
 
 def _checked(config: Config) -> Config:

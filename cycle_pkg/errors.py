@@ -25,3 +25,11 @@ class Preempted(Exception):
 
 class CheckpointError(ValueError):
     """A checkpoint of an unknown format or of another architecture; the message names the file."""
+
+
+class MlflowUnavailable(RuntimeError):
+    """The MLflow tracking server did not answer for longer than the job may wait; the message names it."""
+
+
+class RunLocked(RuntimeError):
+    """Another live job writes the same run folder; the message names it (host, process, start time)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -24,12 +25,13 @@ def _temporary_prefix(path: Path) -> str:
 def atomic_file(path: str | Path, before_replace: Callable[[Path], None] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary handle on a temporary sibling of ``path``; on success it becomes ``path``.
     ``before_replace`` sees the complete temporary file first (to verify it, say); if it raises,
-    ``path`` is left as it was."""
+    ``path`` is left as it was. A failed write (a full disk) names ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
+    with named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with named(path), os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fchmod(handle.fileno(), 0o666 & ~UMASK)  # mkstemp's 0600 would hide shared data from others
@@ -41,6 +43,17 @@ def atomic_file(path: str | Path, before_replace: Callable[[Path], None] | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def named(path: Path) -> Iterator[None]:
+    """An OSError raised without a file name (a write to a full disk) gets ``path`` as its own."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from err
 
 
 def stale_temporaries(path: str | Path) -> list[Path]:
@@ -59,7 +72,20 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """``data`` as strict JSON: a number that is not finite (a diverged probe's loss) is written as null,
+    which every parser reads (a bare NaN is Python's extension; the metrics flag the divergence)."""
+    write_text_atomic(path, json.dumps(finite(data), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def finite(data: Any) -> Any:
+    """``data`` with every float that is not finite replaced by None."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(value) for value in data]
+    return data
 
 
 @contextlib.contextmanager

@@ -1,5 +1,10 @@
 """A job's MLflow run: one run per job, reopened when the job resumes (steps it replays are not logged
-again), closed by a rerun that finds it left RUNNING; the store's concurrency in :mod:`.mlflow_store`."""
+again), closed by a rerun that finds it left RUNNING; the store's concurrency in :mod:`.mlflow_store`.
+
+A tracking server that stops answering during a job is waited for at most ``mlflow.outage_seconds``
+from when it stopped: training goes on meanwhile (its metrics kept, and sent once the server answers),
+other calls wait. Past that the job fails with a clear error, or (``mlflow.on_outage: continue``) goes
+on without MLflow."""
 
 from __future__ import annotations
 
@@ -7,14 +12,16 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .config import MlflowConfig
-from .mlflow_store import open_experiment, with_retries
+from .errors import MlflowUnavailable
+from .mlflow_store import is_unreachable, open_experiment, with_retries
 from .typed_yaml import flatten
 
 log = logging.getLogger(__name__)
+_AWAY = object()  # what a store call returns while the server does not answer
 
 # An evaluation's per-epoch metrics reach the store at most this many seconds late, in one batch: a write
 # per epoch (sqlite) cost a 100-epoch linear probe 4 of its 6 CPU s of training at the demo scale.
@@ -47,6 +54,8 @@ class MlflowRun:
         self.logged_through: int | None = None  # a reopened run's last logged step
         self._epochs: list = []  # mlflow.entities.Metric of epochs not yet written
         self._flushed = time.monotonic()
+        self._unsent: list[tuple[dict[str, float], int | None]] = []  # metrics kept while the server is away
+        self._outage_since: float | None = None
         if self.active:
             import mlflow
 
@@ -65,38 +74,110 @@ class MlflowRun:
         # the experiment named, not the active one: mlflow.set_experiment leaves none active in a job
         # whose creation of the experiment lost the race to another job's (its run went to Default)
         where = {"run_id": run_id} if run_id else {"run_name": run_name, "experiment_id": self.experiment_id}
-        run = with_retries(self.mlflow.start_run)(**where)
+        run = self._call(self.mlflow.start_run, **where)
+        if run is None:  # MLflow given up (mlflow.on_outage: continue)
+            return None
         self.run_id = run.info.run_id
         if run_id is not None:
             self.logged_through = self._last_logged_step(run_id)
         scheduler = {"slurm.job_id": os.environ["SLURM_JOB_ID"]} if "SLURM_JOB_ID" in os.environ else {}
-        with_retries(self.mlflow.set_tags)({"mlflow.source.git.commit": git_commit(), **scheduler, **tags})
+        self._call(self.mlflow.set_tags, {"mlflow.source.git.commit": git_commit(), **scheduler, **tags})
         if run_id is None:
             items = list(flatten(params).items())
             for start in range(0, len(items), 100):
-                with_retries(self.mlflow.log_params)({k: str(v) for k, v in items[start : start + 100]})
+                self._call(self.mlflow.log_params, {k: str(v) for k, v in items[start : start + 100]})
         return self.run_id
 
     def _exists(self, run_id: str) -> bool:
         try:
-            with_retries(self.mlflow.get_run)(run_id)
+            self._call(self.mlflow.get_run, run_id)
             return True
         except self.mlflow.exceptions.MlflowException:
             return False
 
     def _last_logged_step(self, run_id: str) -> int | None:
         client = self.mlflow.MlflowClient()
-        keys = with_retries(client.get_run)(run_id).data.metrics
-        steps = [m.step for key in keys for m in with_retries(client.get_metric_history)(run_id, key)]
+        keys = run.data.metrics if (run := self._call(client.get_run, run_id)) else {}
+        steps = [m.step for key in keys for m in self._call(client.get_metric_history, run_id, key)]
         return max(steps, default=None)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Log ``metrics`` at ``step``; a resumed job's steps up to the last one its run logged before
-        it was interrupted are replays of logged ones, and are not logged twice."""
+        it was interrupted are replays of logged ones, and are not logged twice. While the server does
+        not answer they are kept (the job goes on), and sent with the next ones it answers."""
         if step is not None and self._replayed(step):
             return
         if self.active and self.run_id:
-            with_retries(self.mlflow.log_metrics)(dict(metrics), step=step)
+            self._unsent.append((dict(metrics), step))
+            self._send_unsent(wait=False)
+
+    def _send_unsent(self, wait: bool) -> None:
+        send = self._call if wait else self._try
+        while self._unsent and self.active:
+            metrics, step = self._unsent[0]
+            if send(self.mlflow.log_metrics, metrics, step=step) is _AWAY:
+                return
+            self._unsent.pop(0)
+
+    def _try(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call`` once (a busy SQLite store retried); _AWAY while the server does not answer, until
+        mlflow.outage_seconds have passed since it stopped (then :meth:`_give_up`)."""
+        try:
+            result = with_retries(call)(*args, **kwargs)
+        except Exception as err:
+            if not is_unreachable(err):
+                raise
+            now = time.monotonic()
+            if self._outage_since is None:
+                self._outage_since = now
+                log.warning(
+                    "MLflow server %s does not answer (%s): the job goes on, its metrics are kept and sent when it "
+                    "answers again; it is waited for %.0f s (mlflow.outage_seconds), then mlflow.on_outage=%s",
+                    tracking_uri(self.config),
+                    str(err).splitlines()[0][:120],
+                    self.config.outage_seconds,
+                    self.config.on_outage,
+                )
+            if now - self._outage_since >= self.config.outage_seconds:
+                self._give_up(err, now - self._outage_since)
+            return _AWAY
+        if self._outage_since is not None:
+            log.warning(
+                "MLflow server %s answers again after %.0f s",
+                tracking_uri(self.config),
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since = None
+        return result
+
+    def _call(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call``, waited for while the server does not answer (at most mlflow.outage_seconds); None
+        once MLflow was given up with on_outage: continue."""
+        delay = 1.0
+        while self.active:
+            result = self._try(call, *args, **kwargs)
+            if result is not _AWAY:
+                return result
+            time.sleep(delay)
+            delay = min(2 * delay, 30.0)
+        return None
+
+    def _give_up(self, err: Exception, waited: float) -> None:
+        uri = tracking_uri(self.config)
+        if self.config.on_outage == "fail":
+            raise MlflowUnavailable(
+                f"MLflow server {uri} has not answered for {waited:.0f} s (mlflow.outage_seconds="
+                f"{self.config.outage_seconds:g}): {str(err).splitlines()[0][:200]}. Restart it and rerun the job "
+                "(it resumes), or set mlflow.on_outage=continue to train on without MLflow"
+            ) from err
+        log.warning(
+            "MLflow server %s has not answered for %.0f s: the job goes on without MLflow (mlflow.on_outage=continue); "
+            "%d metric records are lost to it",
+            uri,
+            waited,
+            len(self._unsent),
+        )
+        self.active, self._unsent = False, []
 
     def _replayed(self, step: int) -> bool:
         return self.logged_through is not None and step <= self.logged_through
@@ -116,33 +197,36 @@ class MlflowRun:
         """Write the epochs logged since the last write (MLflow takes at most 1000 metrics a batch)."""
         pending, self._epochs = self._epochs, []
         for start in range(0, len(pending), 1000):
-            with_retries(self.mlflow.MlflowClient().log_batch)(self.run_id, metrics=pending[start : start + 1000])
+            self._call(self.mlflow.MlflowClient().log_batch, self.run_id, metrics=pending[start : start + 1000])
         self._flushed = time.monotonic()
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         if self.active and self.run_id:
-            with_retries(self.mlflow.set_tags)(dict(tags))
+            self._call(self.mlflow.set_tags, dict(tags))
 
     def log_artifact(self, path: str) -> None:
         if self.active and self.run_id:
-            with_retries(self.mlflow.log_artifact)(path)
+            self._call(self.mlflow.log_artifact, path)
 
     def end(self, status: str = "FINISHED") -> None:
         if self.active and self.run_id:
+            self._send_unsent(wait=True)
             self.flush()
-            with_retries(self.mlflow.end_run)(status=status)
+            self._call(self.mlflow.end_run, status=status)
             self.run_id = None
 
-    def close_if_running(self, run_id: str | None) -> None:
-        """End ``run_id`` as FINISHED if it is still RUNNING although its job finished: a job killed
-        between its last two writes (summary.json, then the MLflow run's end) left it so."""
+    def close_if_running(self, run_id: str | None, status: str = "FINISHED") -> None:
+        """End ``run_id`` with ``status`` if a killed attempt of its job left it RUNNING: FINISHED where the
+        job had finished (killed between its last two writes), KILLED where a new attempt starts afresh."""
         if not self.active or run_id is None:
             return
         client = self.mlflow.MlflowClient()
         try:
-            status = with_retries(client.get_run)(run_id).info.status
+            run = self._call(client.get_run, run_id)
         except self.mlflow.exceptions.MlflowException:
             return  # not in this store: nothing to close
-        if status == "RUNNING":
-            with_retries(client.set_terminated)(run_id, "FINISHED")
-            log.warning("MLflow run %s was left RUNNING by a job that had finished; closed it as FINISHED", run_id)
+        if run is not None and run.info.status == "RUNNING":
+            self._call(client.set_terminated, run_id, status)
+            log.warning(
+                "MLflow run %s was left RUNNING by an earlier attempt of its job; closed it as %s", run_id, status
+            )

@@ -1,5 +1,6 @@
 """The MLflow store jobs log to: a SQLite file is created and migrated by one process at a time,
-and a busy store or an unreachable server is waited for, not fatal.
+and a busy store is waited for, not fatal. A tracking server that refuses connections when a job
+starts is a clear error within STARTUP_SECONDS (one that goes away later: :mod:`.mlflow_run`).
 
 MLflow creates and migrates a fresh SQLite store on its first open without any lock between
 processes: jobs started together on a new store race through the migrations (duplicate columns,
@@ -26,9 +27,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRIES = 8
 LOCK_TIMEOUT = 900  # seconds: a fresh store's migrations take ~10 s, a slow file system longer
-# Failures that another attempt may not meet: a SQLite store written by many jobs, a server that is
-# restarting (MLflow's HTTP client retries for a while itself, then gives up with these words).
-TRANSIENT = ("database is locked", "busy", "UNIQUE constraint", "Max retries exceeded", "Connection refused")
+# Failures that another attempt may not meet: a SQLite store written by many jobs.
+TRANSIENT = ("database is locked", "busy", "UNIQUE constraint")
+# A tracking server that does not answer: MLflow's HTTP client gives up with these words.
+UNREACHABLE = ("Max retries exceeded", "Connection refused", "Failed to establish", "timed out")
+STARTUP_SECONDS = 20.0  # a server that refuses connections this long when a job starts is an error
+# MLflow's own HTTP retries of one call (7 by default, ~4 minutes against a dead server), fewer so that a
+# call fails in seconds and the job's own waiting (STARTUP_SECONDS, mlflow.outage_seconds) decides.
+HTTP_RETRIES = "2"
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -72,6 +78,30 @@ def is_transient(err: BaseException) -> bool:
     return any(marker in str(err) for marker in TRANSIENT)
 
 
+def is_unreachable(err: BaseException) -> bool:
+    return any(marker in str(err) for marker in UNREACHABLE)
+
+
+def wait_for_server(uri: str) -> None:
+    """Return once the tracking server of ``uri`` answers (any HTTP reply); a ConfigError naming it when
+    it refuses connections for STARTUP_SECONDS (nothing listens there, or it is still down)."""
+    import requests
+
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=5)
+            return
+        except requests.RequestException as err:
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"MLflow tracking server {uri} does not answer ({type(err).__name__}) after "
+                    f"{STARTUP_SECONDS:.0f} s: start it, point MLFLOW_TRACKING_URI (or mlflow.tracking_uri) at one "
+                    "that runs, or set mlflow.enabled=false"
+                ) from err
+            time.sleep(1.0)
+
+
 def with_retries(call: Callable[..., T]) -> Callable[..., T]:
     """Retry MLflow calls that fail because many jobs write the same store at once, or because its
     server is restarting."""
@@ -98,6 +128,9 @@ def open_experiment(uri: str, experiment: str) -> str:
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", HTTP_RETRIES)
+    if uri.startswith(("http://", "https://")):
+        wait_for_server(uri)
     with store_lock(uri):
         mlflow.set_tracking_uri(uri)
         try:

@@ -102,3 +102,29 @@ def requeue(job: str) -> bool:
         return False
     log.info("requeued SLURM job %s: it resumes from its checkpoint when SLURM starts it again", job)
     return True
+
+
+FINISHED = {
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "TIMEOUT",
+}
+
+
+def job_running(job: str) -> bool | None:
+    """Whether SLURM job ``job`` is still alive (pending, running, requeued, ...): False once it ended or
+    SLURM no longer knows it; None when squeue cannot say."""
+    try:
+        result = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return False if "Invalid job id" in result.stderr else None
+    states = result.stdout.split()
+    return bool(states) and states[0] not in FINISHED

@@ -45,7 +45,7 @@ from .checkpoint import (
     newest_readable,
     save_checkpoint,
 )
-from .config import Config
+from .config import Config, PretrainConfig
 from .data.augment import moco_v2
 from .data.feed import DeviceFeed
 from .data.jpeg import read_jpeg
@@ -63,6 +63,7 @@ from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
 from .preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from .run_log import attempts_log
 from .run_settings import config_differences
+from .run_summary import planned_steps, stopped_early
 
 log = logging.getLogger(__name__)
 # The queues are identical on every rank by construction: broadcasting them (and BN statistics) from
@@ -230,7 +231,8 @@ def pretrain(
 
     A run folder holding another configuration is an error, or, with ``restart_on_change`` (the
     workflow's choice when params.yaml changed), set aside as ``<run>.replaced-<time>`` so that the
-    run starts afresh.
+    run starts afresh. A run stopped early (pretrain.max_steps) is continued when the settings ask
+    for more steps.
     """
     run_dir = Path(run_dir)
     summary_path = run_dir / SUMMARY
@@ -241,13 +243,16 @@ def pretrain(
             f"{run_dir} holds a run with other settings ({'; '.join(differences)}). "
             "Use the same settings to resume it, or delete its folder to train it again"
         )
-    if not differences and summary_path.is_file():
-        log.info("%s is complete (%s exists); nothing to do", run, summary_path)
-        summary = json.loads(summary_path.read_text())
+    summary = json.loads(summary_path.read_text()) if not differences and summary_path.is_file() else None
+    if summary is not None and summary["steps"] >= steps_to_train(config.pretrain, summary["steps_per_epoch"]):
+        early = stopped_early(summary)
+        log.info("%s; nothing to do", f"{run}: {early}" if early else f"{run} is complete ({summary_path} exists)")
         if int(os.environ.get("RANK", "0")) == 0:  # what a job killed after its last write left undone
             MlflowRun(config.mlflow).close_if_running(summary.get("mlflow_run_id"))
-            finish_folder(run_dir, config.pretrain.keep_training_state)
+            finish_folder(run_dir, config.pretrain.keep_training_state or early is not None)
         return summary
+    if summary is not None:
+        log.info("%s: %s; continuing it", run, stopped_early(summary))
     runtime = init_runtime()
     try:
         if differences:
@@ -348,8 +353,13 @@ def plan_steps(config: Config, videos: int) -> tuple[int, int]:
     p = config.pretrain
     steps_per_epoch = videos // p.batch_size
     check_queues_fit_epoch(config, steps_per_epoch * p.batch_size)
-    total_steps = steps_per_epoch * p.epochs if p.max_steps is None else min(steps_per_epoch * p.epochs, p.max_steps)
-    return steps_per_epoch, total_steps
+    return steps_per_epoch, steps_to_train(p, steps_per_epoch)
+
+
+def steps_to_train(p: PretrainConfig, steps_per_epoch: int) -> int:
+    """The planned steps, or fewer where ``pretrain.max_steps`` stops the run early."""
+    planned = planned_steps(steps_per_epoch, p.epochs)
+    return planned if p.max_steps is None else min(planned, p.max_steps)
 
 
 @dataclass
@@ -616,6 +626,8 @@ def summarize(
         "steps": total_steps,
         "steps_per_epoch": training.steps_per_epoch,
         "epochs": total_steps / training.steps_per_epoch,
+        "planned_steps": planned_steps(training.steps_per_epoch, p.epochs),
+        "complete": total_steps >= planned_steps(training.steps_per_epoch, p.epochs),
         "pairs_seen": total_steps * p.batch_size,
         "processes": runtime.world,
         "device": str(runtime.device),
@@ -638,9 +650,12 @@ def summarize(
 def finish(training: Training, run_dir: Path, mlflow_run: MlflowRun, summary: dict[str, Any]) -> None:
     """The run's last writes, in an order that a kill between any two leaves right: the backbone export,
     the MLflow run ended, summary.json (the workflow's truth: a rerun finds the run complete) last; then
-    the full states a finished run does not keep go."""
+    the full states a finished run does not keep go (a run stopped early keeps its own, to continue from)."""
     export_backbone(run_dir, training.run, training.config, training.model.state_dict(), training.step)
     mlflow_run.log_metrics({"peak_memory_mb": summary["peak_memory_mb"]})
     mlflow_run.end("FINISHED")
     write_json_atomic(run_dir / SUMMARY, summary)
-    finish_folder(run_dir, training.config.pretrain.keep_training_state)
+    early = stopped_early(summary)
+    if early:
+        log.warning("%s: %s; rerun it without the limit to continue it", training.run, early)
+    finish_folder(run_dir, training.config.pretrain.keep_training_state or early is not None)

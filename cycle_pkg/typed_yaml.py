@@ -4,7 +4,8 @@ A parameter file holds settings at its top level and named scales under ``scales
 key names the active one. Each layer (the file's top level, the active scale, command-line
 overrides) is checked on its own against the dataclasses' type hints, so that an error names the
 layer and the key; the layers are then merged in order and built into the dataclasses. The same
-hints give the file's JSON schema. A setting is addressed by its dotted key (``loss.lambda_cycle``):
+hints give the file's JSON schema, and a table of :class:`Range` by dataclass and field gives both
+the schema's bounds and :func:`check_ranges`. A setting is addressed by its dotted key (``loss.lambda_cycle``):
 on the command line (:func:`overrides_to_dict`), in flat records (:func:`flatten`) and in code
 (:func:`get_setting`). Nothing here knows the project's settings (``config.py``).
 """
@@ -17,6 +18,7 @@ import functools
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +30,62 @@ from .errors import ConfigError
 # yaml.SafeLoader (so the same values), several times faster; Snakemake's DAG reads params.yaml once
 # per run and parses every run's overrides.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a number setting (or each number of a list setting) may take; None, where the
+    setting allows it, is always allowed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # ``low`` itself excluded
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        below = self.low is not None and (value < self.low or (self.low_open and value == self.low))
+        above = self.high is not None and (value > self.high or (self.high_open and value == self.high))
+        return not (below or above)
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+    def schema(self) -> dict[str, float]:
+        """JSON schema's bounds for this range."""
+        bounds: dict[str, float] = {}
+        if self.low is not None:
+            bounds["exclusiveMinimum" if self.low_open else "minimum"] = self.low
+        if self.high is not None:
+            bounds["exclusiveMaximum" if self.high_open else "maximum"] = self.high
+        return bounds
+
+
+Ranges = Mapping[type, Mapping[str, Range]]  # dataclass -> field -> range; a subclass inherits its bases'
+
+
+def ranges_of(cls: type, ranges: Ranges) -> dict[str, Range]:
+    merged: dict[str, Range] = {}
+    for base in reversed(cls.__mro__):
+        merged.update(ranges.get(base, {}))
+    return merged
+
+
+def check_ranges(settings: Any, ranges: Ranges, prefix: str = "") -> None:
+    """Raise a ConfigError naming the first setting of built dataclasses outside its range."""
+    own = ranges_of(type(settings), ranges)
+    for f in dataclasses.fields(settings):
+        value, key = getattr(settings, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, ranges, f"{key}.")
+        elif f.name in own:
+            for number in value if isinstance(value, list) else [value]:
+                if number is not None and number not in own[f.name]:
+                    each = " (each of them)" if isinstance(value, list) else ""
+                    raise ConfigError(f"{key} ({value!r}) must be {own[f.name]}{each}")
 
 
 def load_yaml(text: str) -> Any:
@@ -217,28 +275,29 @@ def read_layers(
     return merged
 
 
-def _schema_of(hint: Any) -> dict[str, Any]:
+def _schema_of(hint: Any, ranges: Ranges, bounds: Range | None = None) -> dict[str, Any]:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        hints = type_hints(hint)
-        properties = {f.name: _schema_of(hints[f.name]) for f in dataclasses.fields(hint)}
+        hints, own = type_hints(hint), ranges_of(hint, ranges)
+        properties = {f.name: _schema_of(hints[f.name], ranges, own.get(f.name)) for f in dataclasses.fields(hint)}
         return {"type": "object", "additionalProperties": False, "properties": properties}
     if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_schema_of(option) for option in typing.get_args(hint)]}
+        return {"anyOf": [_schema_of(option, ranges, bounds) for option in typing.get_args(hint)]}
     if origin is Literal:
         return {"enum": list(typing.get_args(hint))}
     if origin is list:
-        return {"type": "array", "items": _schema_of(typing.get_args(hint)[0])}
+        return {"type": "array", "items": _schema_of(typing.get_args(hint)[0], ranges, bounds)}
     if origin is dict:
-        return {"type": "object", "additionalProperties": _schema_of(typing.get_args(hint)[1])}
+        return {"type": "object", "additionalProperties": _schema_of(typing.get_args(hint)[1], ranges)}
     names = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
-    return {"type": names[hint]}
+    numeric = bounds is not None and hint in (int, float)
+    return {"type": names[hint], **(bounds.schema() if numeric else {})}
 
 
-def file_schema(cls: type) -> dict[str, Any]:
+def file_schema(cls: type, ranges: Ranges) -> dict[str, Any]:
     """The JSON schema of a parameter file for root dataclass ``cls``: its settings at the top
-    level and under each scale."""
-    section = _schema_of(cls)
+    level and under each scale, numbers within ``ranges``."""
+    section = _schema_of(cls, ranges)
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "description": "params.yaml", **section}
     scale = copy.deepcopy(section)  # a copy: written as YAML, shared objects would become anchors
     schema["properties"] = {**section["properties"], "scales": {"type": "object", "additionalProperties": scale}}

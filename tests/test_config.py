@@ -1,9 +1,11 @@
 import dataclasses
+import re
 import textwrap
 
 import pytest
 
-from cycle_pkg.config import SETTING_FACTS, Config, GridConfig, config_from_dict, load_config
+from cycle_pkg.cli import main
+from cycle_pkg.config import RANGES, SETTING_FACTS, Config, GridConfig, config_from_dict, json_schema, load_config
 from cycle_pkg.errors import ConfigError
 from cycle_pkg.run_settings import affects_training
 from cycle_pkg.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
@@ -54,9 +56,9 @@ def test_bool_is_not_an_integer_and_int_is_a_float():
 
 
 def test_a_tracking_subset_needs_frames_to_track_and_a_target():
-    with pytest.raises(ConfigError, match="eval.track.max_frames: a sequence needs at least 2 frames"):
+    with pytest.raises(ConfigError, match=r"eval.track.max_frames \(1\) must be >= 2"):
         load_config(PARAMS, "test", ["eval.track.max_frames=1"])
-    with pytest.raises(ConfigError, match="eval.track.max_sequences: expected a positive number"):
+    with pytest.raises(ConfigError, match=r"eval.track.max_sequences \(0\) must be >= 1"):
         load_config(PARAMS, "test", ["eval.track.max_sequences=0"])
     assert load_config(PARAMS, "test", ["eval.track.max_sequences=null"]).eval.track.max_sequences is None
 
@@ -86,11 +88,11 @@ def test_neighbors_leave_negatives_and_topk_fits():
 
 
 def test_monitor_settings_are_checked():
-    with pytest.raises(ConfigError, match=r"pretrain.monitor_every \(-1\) must be a number of steps, or 0"):
+    with pytest.raises(ConfigError, match=r"pretrain.monitor_every \(-1\) must be >= 0"):
         load_config(PARAMS, "test", ["pretrain.monitor_every=-1"])
-    with pytest.raises(ConfigError, match="pretrain.monitor.k must be at least 1"):
+    with pytest.raises(ConfigError, match=r"pretrain.monitor.k \(0\) must be >= 1"):
         load_config(PARAMS, "test", ["pretrain.monitor.k=0"])
-    with pytest.raises(ConfigError, match=r"pretrain.monitor.temperature \(0.0\) must be positive"):
+    with pytest.raises(ConfigError, match=r"pretrain.monitor.temperature \(0.0\) must be > 0"):
         load_config(PARAMS, "test", ["pretrain.monitor.temperature=0.0"])
 
 
@@ -138,3 +140,34 @@ def test_a_parameter_file_is_reread_when_it_changes(tmp_path):
     assert load_config(path, "test").loss.lambda_cycle == first.loss.lambda_cycle == 0.1
     path.write_text("loss:\n  lambda_cycle: 0.3\nscales:\n  test: {}\n")  # same size, same instant
     assert load_config(path, "test").loss.lambda_cycle == 0.3
+
+
+BAD_NUMBERS = [
+    ("pretrain.lr=-0.5", r"pretrain.lr \(-0.5\) must be > 0"),
+    ("pretrain.lr=0", r"pretrain.lr \(0.0\) must be > 0"),
+    ("pretrain.seed=-1", r"pretrain.seed \(-1\) must be >= 0"),
+    ("workflow.seeds=[-1]", r"workflow.seeds \(\[-1\]\) must be >= 0 \(each of them\)"),
+    ("pretrain.checkpoint_every=0", r"pretrain.checkpoint_every \(0\) must be >= 1"),
+    ("pretrain.max_steps=0", r"pretrain.max_steps \(0\) must be >= 1"),
+    ("eval.linear.lr=-1", r"eval.linear.lr \(-1.0\) must be > 0"),
+    ("eval.finetune.lr=0", r"eval.finetune.lr \(0.0\) must be > 0"),  # a subclass's settings inherit the ranges
+    ("model.bn_momentum=1.5", r"model.bn_momentum \(1.5\) must be in \(0, 1\]"),
+    ("workflow.tables=[table12]", r"workflow.tables: unknown tables \['table12'\]"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), BAD_NUMBERS, ids=[o for o, _ in BAD_NUMBERS])
+def test_a_number_out_of_its_range_is_refused_naming_the_key(override, message, capsys):
+    """`cycle config` refuses it (as every command does) instead of a job failing after loading its data."""
+    assert main(["config", "--params", str(PARAMS), "--scale", "test", "--set", override]) == 2
+    assert re.search(f"configuration error: {message}", capsys.readouterr().err)
+
+
+def test_the_schema_bounds_the_numbers_as_the_checks_do():
+    """The JSON schema that the workflow validates params.yaml against has the same ranges."""
+    schema = json_schema()["properties"]
+    assert schema["pretrain"]["properties"]["lr"] == {"type": "number", "exclusiveMinimum": 0}
+    assert schema["workflow"]["properties"]["seeds"]["items"] == {"type": "integer", "minimum": 0}
+    assert {"type": "integer", "minimum": 1} in schema["pretrain"]["properties"]["max_steps"]["anyOf"]
+    assert schema["eval"]["properties"]["finetune"]["properties"]["lr"]["exclusiveMinimum"] == 0
+    assert all(dataclasses.is_dataclass(cls) for cls in RANGES)

@@ -1,6 +1,7 @@
 """The divergence check shared by the evaluations' trainings, against hand-made loss histories, and
 on the probe that diverged silently at the test scale (features ~200 in norm, lr 0.3)."""
 
+import json
 import logging
 import math
 
@@ -78,3 +79,18 @@ def test_the_test_scales_old_probe_diverges_and_says_so():
     assert runs[0.3].first_step < 10 and runs[0.3].last > 100 and runs[0.3].last < 2 * runs[0.3].epochs[0]
     assert divergence_reason(runs[0.3]) is not None
     assert divergence_reason(runs[3e-5]) is None
+
+
+def test_a_diverged_probes_metrics_file_is_strict_json(tmp_path):
+    """NaN is Python's extension of JSON, which strict parsers (jq, JavaScript, Go) reject: a number that is
+    not finite is written as null beside the divergence flag."""
+    from cycle_pkg.io_utils import write_json_atomic
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    path = tmp_path / "metrics.json"
+    write_json_atomic(path, {"metrics": {"top1": math.nan, "loss": [1.0, math.inf], "diverged": 1}})
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "metrics": {"top1": None, "loss": [1.0, None], "diverged": 1}
+    }

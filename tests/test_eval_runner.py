@@ -3,6 +3,7 @@ job's log and the MLflow tags cycle.diverged / cycle.divergence beside the metri
 
 import json
 import logging
+import os
 
 import mlflow
 from torch import nn
@@ -36,3 +37,22 @@ def test_a_diverged_evaluation_is_a_warning_and_an_mlflow_tag(tmp_path, mlflow_u
         assert run.data.metrics["diverged"] == float(diverged)
         tags = {k: v for k, v in run.data.tags.items() if k in ("cycle.diverged", "cycle.divergence")}
         assert tags == ({"cycle.diverged": "true", "cycle.divergence": REASON} if diverged else {})
+
+
+def test_a_rerun_of_a_killed_frozen_evaluation_leaves_one_finished_mlflow_run(tmp_path, mlflow_uri):
+    """A frozen evaluation starts afresh when rerun: the run its killed attempt left RUNNING ends KILLED,
+    so that the job has one FINISHED run, not two runs that both look like its result."""
+    backbone = Backbone(nn.Linear(2, 2), "resnet18", 2, RANDOM, RANDOM)
+    output = tmp_path / "r18.json"
+
+    def killed(frozen, mlflow_run):
+        os._exit(137)  # as SIGKILL (or the fork server's death) ends it: no handler, no atexit
+
+    attempt = os.fork()
+    if attempt == 0:
+        run_evaluation(EVALUATIONS["linear_imagenet"], Config(), backbone, "r18", output, killed)
+    os.waitpid(attempt, 0)
+    record = run_evaluation(EVALUATIONS["linear_imagenet"], Config(), backbone, "r18", output, probe(False))
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`cycle.run` = 'r18'")
+    assert sorted(runs["status"]) == ["FINISHED", "KILLED"]
+    assert runs[runs["status"] == "FINISHED"]["run_id"].tolist() == [record["mlflow_run_id"]]

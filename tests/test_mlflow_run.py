@@ -1,6 +1,10 @@
+import time
+
 import mlflow
+import pytest
 
 from cycle_pkg.config import MlflowConfig
+from cycle_pkg.errors import MlflowUnavailable
 from cycle_pkg.mlflow_run import MlflowRun
 
 
@@ -81,3 +85,85 @@ def test_a_job_that_loses_the_race_to_create_the_experiment_logs_into_it(tmp_pat
     assert len(calls) == 2  # the race was taken
     experiment = mlflow.MlflowClient(mlflow_uri).get_experiment_by_name("cycle-contrast")
     assert mlflow.get_run(run_id).info.experiment_id == experiment.experiment_id
+
+
+def test_a_dead_tracking_server_at_the_start_is_a_clear_error_in_seconds(tmp_path, monkeypatch):
+    """Nothing listens at MLFLOW_TRACKING_URI: an error naming it once STARTUP_SECONDS have passed, not
+    the 30-40 minutes of MLflow's and the job's retries."""
+    from cycle_pkg import mlflow_store
+
+    from .conftest import PARAMS, run_cycle_here
+    from .mlflow_server import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(mlflow_store, "STARTUP_SECONDS", 2.0)
+    started = time.monotonic()
+    args = ["mlflow-init", "--params", str(PARAMS), "--scale", "test", "--output", str(tmp_path / "mlflow.json")]
+    ran = run_cycle_here(args, cwd=tmp_path)
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr
+    assert (
+        f"configuration error: MLflow tracking server {uri} does not answer (ConnectionError) after 2 s" in ran.stderr
+    )
+    assert time.monotonic() - started < 15
+
+
+class AwayServer:
+    """The part of the mlflow module a job's run calls, on a server that can stop answering."""
+
+    def __init__(self):
+        self.up, self.logged, self.ended = True, [], None
+
+    def _answer(self):
+        if not self.up:
+            raise RuntimeError(
+                "API request failed: Max retries exceeded (Caused by NewConnectionError: Connection refused)"
+            )
+
+    def log_metrics(self, metrics, step=None):
+        self._answer()
+        self.logged.append((step, metrics["loss"]))
+
+    def end_run(self, status):
+        self._answer()
+        self.ended = status
+
+
+def job_run(server, **settings):
+    mlflow_run = MlflowRun(MlflowConfig(tracking_uri="http://tracking:5000", **settings), active=False)
+    mlflow_run.active, mlflow_run.mlflow, mlflow_run.run_id = True, server, "run"
+    return mlflow_run
+
+
+def test_a_server_away_during_training_has_its_metrics_kept_and_sent_when_it_answers(caplog):
+    server = AwayServer()
+    mlflow_run = job_run(server, outage_seconds=60)
+    mlflow_run.log_metrics({"loss": 3.0}, step=1)
+    server.up = False
+    started = time.monotonic()
+    mlflow_run.log_metrics({"loss": 2.0}, step=2)  # training goes on: nothing raised, nothing waited for
+    mlflow_run.log_metrics({"loss": 1.5}, step=3)
+    assert time.monotonic() - started < 1 and server.logged == [(1, 3.0)]
+    assert "does not answer" in caplog.text and "waited for 60 s (mlflow.outage_seconds)" in caplog.text
+    server.up = True
+    mlflow_run.log_metrics({"loss": 1.0}, step=4)
+    assert server.logged == [(1, 3.0), (2, 2.0), (3, 1.5), (4, 1.0)]  # in order, once each
+    mlflow_run.end()
+    assert server.ended == "FINISHED"
+
+
+def test_a_server_away_longer_than_mlflow_outage_seconds_fails_the_job_or_is_left_as_set():
+    server = AwayServer()
+    server.up = False
+    failing = job_run(server, outage_seconds=0.2)
+    failing.log_metrics({"loss": 2.0}, step=1)
+    time.sleep(0.3)
+    with pytest.raises(MlflowUnavailable, match=r"MLflow server http://tracking:5000 has not answered for 0 s"):
+        failing.log_metrics({"loss": 1.0}, step=2)
+
+    going_on = job_run(server, outage_seconds=0.2, on_outage="continue")
+    going_on.log_metrics({"loss": 2.0}, step=1)
+    time.sleep(0.3)
+    going_on.log_metrics({"loss": 1.0}, step=2)  # given up: the job trains on without MLflow
+    going_on.end()
+    assert not going_on.active and server.logged == [] and server.ended is None

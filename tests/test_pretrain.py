@@ -211,6 +211,27 @@ def test_bad_input_is_a_clear_error(world, tmp_path, override, message):
     assert __import__("re").search(message, result.stderr), result.stderr
 
 
+def test_a_run_stopped_early_is_not_complete_and_a_rerun_continues_it(world, tmp_path):
+    """pretrain.max_steps stops a run before its planned steps: its summary says it is not complete,
+    it keeps its training state (even without pretrain.keep_training_state), and the same command
+    without the limit continues it instead of finding it finished."""
+    args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.keep_training_state=false")
+    early = run_cycle_here([*args, "--set", "pretrain.max_steps=2"], cwd=tmp_path)
+    assert early.returncode == 0, early.stderr
+    run_dir = tmp_path / "results" / "pretrain" / "r18"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["complete"], summary["steps"], summary["planned_steps"]) == (False, 2, 12)
+    assert "r18: it stopped at step 2 of its 12 (pretrain.max_steps)" in early.stderr
+    assert (run_dir / "checkpoint.pt").is_file()
+
+    continued = run_cycle_here(args, cwd=tmp_path)
+    assert continued.returncode == 0, continued.stderr
+    assert "continuing it" in continued.stderr and "resuming r18 from step 2 of 12" in continued.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["complete"], summary["steps"]) == (True, 12)
+    assert not (run_dir / "checkpoint.pt").exists()  # complete now: the state it does not keep is gone
+
+
 def test_a_run_folder_with_other_settings_is_refused_or_set_aside(world, tmp_path):
     args = pretrain_args(world, tmp_path / "results", "mlflow.enabled=false", "pretrain.max_steps=4")
     assert run_cycle_here(args, cwd=tmp_path).returncode == 0

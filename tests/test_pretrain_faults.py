@@ -96,12 +96,12 @@ def test_the_end_of_a_run_keeps_a_backbone_export_and_closes_a_run_left_running(
     assert client.get_run(run_id).info.end_time <= summary_path.stat().st_mtime * 1000
     client.update_run(run_id, status="RUNNING")  # what a kill between the two writes left before
     again = run_cycle_here(args, cwd=tmp_path)
-    assert again.returncode == 0 and "is complete" in again.stderr
+    assert again.returncode == 0 and "nothing to do" in again.stderr
     assert client.get_run(run_id).info.status == "FINISHED"
     assert f"MLflow run {run_id} was left RUNNING" in again.stderr
 
     dropped = pretrain_args(
-        world, tmp_path / "dropped", NO_MLFLOW, "pretrain.max_steps=4", "pretrain.keep_training_state=false"
+        world, tmp_path / "dropped", NO_MLFLOW, "pretrain.epochs=1", "pretrain.keep_training_state=false"
     )
     assert run_cycle_here(dropped, cwd=tmp_path).returncode == 0
     run_dir = tmp_path / "dropped" / "pretrain" / "r18"

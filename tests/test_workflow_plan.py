@@ -1,6 +1,7 @@
 """The workflow's shape without running it: lint, the schema, the grid, and the paper-scale DAG
 that `snakemake --profile slurm` plans."""
 
+import json
 import re
 import shlex
 import subprocess
@@ -173,3 +174,46 @@ def test_the_science_scale_plans_table4s_resnet18_rows_over_three_seeds():
     grid = Grid(PARAMS, "science")
     assert grid.models_of("table4", 3) == ()  # R50: the paper's numbers only
     assert grid.models_of("table4", 0) == ("r18-intra_image", "r18-intra_image-seed1", "r18-intra_image-seed2")
+
+
+def test_a_run_stopped_early_is_not_taken_for_the_finished_run(tmp_path):
+    """A summary.json that `cycle pretrain --set pretrain.max_steps=1` wrote under a grid run's name
+    is refused by the DAG, which says how to continue the run."""
+    project = project_copy(tmp_path / "project", workflow={"tables": ["table6"]})
+    summary = project / "results" / "pretrain" / "r18" / "summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"steps": 1, "steps_per_epoch": 6, "config": {"pretrain": {"epochs": 2}}}))
+    result = snakemake("--dry-run", cwd=project)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"{summary.relative_to(project)}: it stopped at step 1 of its 12 (pretrain.max_steps)" in said, said
+    assert "without the limit" in said
+
+
+def test_settings_reach_the_commands_as_one_argument_each(tmp_path):
+    """A baseline checkpoint and a results folder with a space, a quote and `$( )` in their names reach
+    `cycle` unchanged: every value the rules put into a shell command is quoted."""
+    checkpoint = tmp_path / "ck $(touch PWNED) 'q'.pth"
+    checkpoint.write_bytes(b"")
+    project = project_copy(tmp_path / "project", workflow={"tables": ["table1"]})
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["scales"]["test"].update(results="out dir", baselines={"supervised_resnet18": str(checkpoint)})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = snakemake("--dry-run", "--printshellcmds", "--forceall", cwd=project)
+    assert result.returncode == 0, result.stdout[-3000:]
+    shell = "Shell command: "
+    commands = [shlex.split(line.removeprefix(shell)) for line in result.stdout.splitlines() if line.startswith(shell)]
+    evaluation = next(c for c in commands if "baseline-supervised_resnet18" in c)
+    assert evaluation[evaluation.index("--checkpoint") + 1] == str(checkpoint)
+    assert evaluation[evaluation.index("--output") + 1] == "out dir/eval/track/baseline-supervised_resnet18.json"
+    plots = [c for c in commands if c[0] == "cp"]
+    assert plots and all(c[1].startswith("out dir/eval/track/") and c[2].startswith("out dir/") for c in plots)
+    assert not any(word.startswith("dir/") for command in commands for word in command)  # no path split in two
+
+
+def test_the_workflow_refuses_a_number_out_of_its_range_at_its_start(tmp_path):
+    project = project_copy(tmp_path / "project", pretrain={"lr": -0.5})
+    result = snakemake("--dry-run", cwd=project)
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "-0.5 is less than or equal to the minimum of 0" in said, said[-3000:]
+    assert "['pretrain']['lr']" in said

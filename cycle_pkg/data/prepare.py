@@ -5,11 +5,14 @@ and downloaders are imported on use: each needs its own libraries."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def data_r2v2(
@@ -35,7 +38,18 @@ def data_r2v2(
 def data_r2v2_shards(config: Config, jobs: int) -> dict[str, Any]:
     from .shards import shard_r2v2
 
+    warn_unread_shards(config)
     return {"shards": str(shard_r2v2(config.data, jobs=jobs))}
+
+
+def warn_unread_shards(config: Config) -> None:
+    """Shards are read only where data.r2v2_format is shards: say so rather than ignore them silently."""
+    if config.data.r2v2_format == "jpeg":
+        log.warning(
+            "data.r2v2_shards (%s) is not read by pretraining: data.r2v2_format is jpeg (set it to shards to train "
+            "from the shards)",
+            config.data.r2v2_shards,
+        )
 
 
 def data_ucf101(config: Config, keep_archives: bool) -> dict[str, Any]:

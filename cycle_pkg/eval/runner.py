@@ -71,9 +71,12 @@ def run_evaluation(
     mlflow_run = MlflowRun(config.mlflow)
     params = {task: settings, "batch_size": config.eval.batch_size, "checkpoint": backbone.source}
     run_id_file = job_folder(Path(output)) / "mlflow_run_id"
-    resumed = None if evaluation.frozen or not run_id_file.is_file() else run_id_file.read_text().strip()
+    resumed = run_id_file.read_text().strip() if run_id_file.is_file() else None
+    if evaluation.frozen:  # starts afresh: the run of an earlier attempt that a kill left RUNNING ends KILLED
+        mlflow_run.close_if_running(resumed, "KILLED")
+        resumed = None
     mlflow_run_id = mlflow_run.start(f"{evaluation.name}-{run}", resumed, params, tags)
-    if not evaluation.frozen and mlflow_run_id:
+    if mlflow_run_id:
         write_text_atomic(run_id_file, mlflow_run_id)
     try:
         run_job = evaluate_frozen if evaluation.frozen else evaluate_trained

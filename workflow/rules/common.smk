@@ -8,6 +8,7 @@ evaluations (cycle_pkg/eval/registry.py) come from the package too.
 
 import re
 import functools
+import json
 import os
 import shlex
 import sys
@@ -22,6 +23,7 @@ from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets
 from cycle_pkg.grid import Grid
 from cycle_pkg.paper import paper_tables
 from cycle_pkg.run_settings import fingerprint
+from cycle_pkg.run_summary import stopped_early
 
 
 validate(config, "../schemas/params.schema.yaml")
@@ -32,15 +34,12 @@ CFG = load_config(PARAMS, SCALE)
 GRID = Grid(PARAMS, SCALE)
 RESULTS = CFG.results
 TABLES = {name: t for name, t in paper_tables().items() if not CFG.workflow.tables or name in CFG.workflow.tables}
-unknown = set(CFG.workflow.tables) - set(paper_tables())
-if unknown:
-    raise ValueError(f"workflow.tables in {PARAMS}: unknown tables {sorted(unknown)} (expected table1 ... table11)")
 
 # The interpreter running Snakemake is the project's: call the package through it, so that no
 # environment needs activating (on cluster nodes neither).
 PYTHON = shlex.quote(sys.executable)
 CYCLE = f"{PYTHON} -m cycle_pkg.cli"
-SCALE_ARGS = f"--params {PARAMS} --scale {SCALE}"
+SCALE_ARGS = f"--params {shlex.quote(PARAMS)} --scale {shlex.quote(SCALE)}"
 MLFLOW_MARKER = f"{RESULTS}/mlflow/experiment.json"
 OTB_PLOTS = ("precision", "success")  # the got10k toolkit's two OTB plots
 ENV = "../envs/cycle.yaml"  # used with --sdm conda
@@ -74,8 +73,8 @@ def tag_args(tags):
 
 
 def alternatives(names):
-    """A wildcard constraint matching exactly these names."""
-    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    """A wildcard constraint matching exactly these names (none: nothing, where an empty pattern would match all)."""
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) or "(?!)"
 
 
 def data_report(dataset):
@@ -155,6 +154,18 @@ BASELINE_PREFIX = "baseline-"
 EVAL_MODELS = alternatives([*GRID.runs, *(BASELINE_PREFIX + key for key in CFG.baselines)])
 
 
+def pretrain_summary(run):
+    """A run's summary.json, the workflow's sign that the run is complete: one that a run stopped early
+    (pretrain.max_steps, e.g. by hand) wrote is refused rather than taken for the finished run."""
+    path = Path(RESULTS) / "pretrain" / run / "summary.json"
+    if path.is_file() and (early := stopped_early(json.loads(path.read_text()))):
+        raise ValueError(
+            f"{path}: {early}. Continue it with its `cycle pretrain` command without the limit, or delete "
+            f"{path} (its checkpoint stays) and the workflow continues it"
+        )
+    return str(path)
+
+
 def checkpoint_of(model):
     if model.startswith(BASELINE_PREFIX):
         return CFG.baselines[model.removeprefix(BASELINE_PREFIX)]
@@ -164,7 +175,7 @@ def checkpoint_of(model):
 def model_input(wildcards):
     if wildcards.model.startswith(BASELINE_PREFIX):
         return checkpoint_of(wildcards.model)
-    return f"{RESULTS}/pretrain/{wildcards.model}/summary.json"
+    return pretrain_summary(wildcards.model)
 
 
 def eval_inputs(wildcards):
@@ -186,4 +197,4 @@ def table_metrics(wildcards):
 def table_runs(wildcards):
     """The summaries of a table's pretraining runs: their monitor curves."""
     runs = table_models(TABLES[wildcards.table]) & set(GRID.runs)
-    return sorted(f"{RESULTS}/pretrain/{run}/summary.json" for run in runs)
+    return sorted(pretrain_summary(run) for run in runs)

@@ -17,7 +17,7 @@ if CFG.workflow.synthetic:
         conda:
             ENV
         shell:
-            f"{CYCLE} world {SCALE_ARGS} --jobs {{threads}} --log {{log}}"
+            f"{CYCLE} world {SCALE_ARGS} --jobs {{threads}} --log {{log:q}}"
 
 
 # R2V2 as data.r2v2_source says: re-created from the published id lists and YouTube (the paper
@@ -33,7 +33,7 @@ rule r2v2:
     conda:
         ENV
     shell:
-        f"{CYCLE} data r2v2 {SCALE_ARGS} --report {{output}} --log {{log}}"
+        f"{CYCLE} data r2v2 {SCALE_ARGS} --report {{output:q}} --log {{log:q}}"
 
 
 rule r2v2_shards:
@@ -51,7 +51,7 @@ rule r2v2_shards:
     conda:
         ENV
     shell:
-        f"{CYCLE} data r2v2-shards {SCALE_ARGS} --set data.r2v2_subset={{params.subset}} --jobs {{threads}} --log {{log}}"
+        f"{CYCLE} data r2v2-shards {SCALE_ARGS} --set data.r2v2_subset={{params.subset}} --jobs {{threads}} --log {{log:q}}"
 
 
 rule dataset:
@@ -66,7 +66,7 @@ rule dataset:
     conda:
         ENV
     shell:
-        f"{CYCLE} data {{wildcards.dataset}} {SCALE_ARGS} --report {{output}} --log {{log}}"
+        f"{CYCLE} data {{wildcards.dataset}} {SCALE_ARGS} --report {{output:q}} --log {{log:q}}"
 
 
 localrules:
@@ -81,4 +81,4 @@ rule mlflow_experiment:
     conda:
         ENV
     shell:
-        f"{CYCLE} mlflow-init {SCALE_ARGS} --output {{output}} --log {{log}}"
+        f"{CYCLE} mlflow-init {SCALE_ARGS} --output {{output:q}} --log {{log:q}}"

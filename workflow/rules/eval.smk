@@ -26,7 +26,7 @@ rule evaluate:
         ENV
     shell:
         f"OMP_NUM_THREADS={{threads}} {CYCLE} eval {{params.task}} {SCALE_ARGS} {{params.sets}} "
-        "--checkpoint {params.checkpoint} --run {wildcards.model} --output {output} {params.tags} --log {log}"
+        "--checkpoint {params.checkpoint:q} --run {wildcards.model:q} --output {output:q} {params.tags} --log {log:q}"
 
 
 use rule evaluate as finetune with:

@@ -27,5 +27,5 @@ rule pretrain:
     conda:
         ENV
     shell:
-        f"{{params.launch}} pretrain {SCALE_ARGS} --run {{wildcards.run}} --restart-on-change "
-        "{params.sets} {params.tags} --log {log}"
+        f"{{params.launch}} pretrain {SCALE_ARGS} --run {{wildcards.run:q}} --restart-on-change "
+        "{params.sets} {params.tags} --log {log:q}"

@@ -17,7 +17,7 @@ rule table:
     conda:
         ENV
     shell:
-        f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --knn-figure {{output.knn}} --log {{log}}"
+        f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --knn-figure {{output.knn:q}} --log {{log:q}}"
 
 
 rule ablation_figure:
@@ -32,7 +32,7 @@ rule ablation_figure:
     conda:
         ENV
     shell:
-        f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --figure {{output}} --log {{log}}"
+        f"{CYCLE} table {{wildcards.table}} {SCALE_ARGS} --figure {{output:q}} --log {{log:q}}"
 
 
 localrules:
@@ -52,8 +52,10 @@ rule otb_plot:
         kind=alternatives(OTB_PLOTS),
     log:
         "logs/tables/otb-{model}-{kind}.log",
+    params:
+        # the got10k toolkit's plot, written beside the metrics by `cycle eval track`
+        plot=lambda w: f"{RESULTS}/eval/track/{w.model}/reports/OTB2015/SiamFC/{w.kind}_plots.png",
     conda:
         ENV
     shell:
-        # the got10k toolkit's plot, written beside the metrics by `cycle eval track`
-        f"cp {RESULTS}/eval/track/{{wildcards.model}}/reports/OTB2015/SiamFC/{{wildcards.kind}}_plots.png {{output}} 2> {{log}}"
+        "cp {params.plot:q} {output:q} 2> {log:q}"
