@@ -212,6 +212,9 @@ class MlflowRun:
         if self.active and self.run_id:
             self._send_unsent(wait=True)
             self.flush()
+            # The client's call first, retried until it lands: the fluent end_run pops its active run
+            # before it calls the server, so a retry of it after a failed call ends nothing.
+            self._call(self.mlflow.MlflowClient().set_terminated, self.run_id, status)
             self._call(self.mlflow.end_run, status=status)
             self.run_id = None
 

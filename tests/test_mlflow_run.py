@@ -1,3 +1,4 @@
+import threading
 import time
 
 import mlflow
@@ -112,7 +113,7 @@ class AwayServer:
     """The part of the mlflow module a job's run calls, on a server that can stop answering."""
 
     def __init__(self):
-        self.up, self.logged, self.ended = True, [], None
+        self.up, self.logged, self.ended, self.active_run = True, [], None, True
 
     def _answer(self):
         if not self.up:
@@ -125,6 +126,15 @@ class AwayServer:
         self.logged.append((step, metrics["loss"]))
 
     def end_run(self, status):
+        if self.active_run:  # as MLflow's: the active run is forgotten before the server is called
+            self.active_run = False
+            self._answer()
+            self.ended = status
+
+    def MlflowClient(self):  # noqa: N802 (the mlflow module's class)
+        return self
+
+    def set_terminated(self, run_id, status):
         self._answer()
         self.ended = status
 
@@ -150,6 +160,15 @@ def test_a_server_away_during_training_has_its_metrics_kept_and_sent_when_it_ans
     assert server.logged == [(1, 3.0), (2, 2.0), (3, 1.5), (4, 1.0)]  # in order, once each
     mlflow_run.end()
     assert server.ended == "FINISHED"
+
+
+def test_a_run_ended_while_the_server_is_away_ends_once_it_answers():
+    server = AwayServer()
+    mlflow_run = job_run(server, outage_seconds=60)
+    server.up = False
+    threading.Timer(0.5, lambda: setattr(server, "up", True)).start()
+    mlflow_run.end()  # waits for the server: a retried fluent end_run would end nothing
+    assert server.ended == "FINISHED" and mlflow_run.run_id is None
 
 
 def test_a_server_away_longer_than_mlflow_outage_seconds_fails_the_job_or_is_left_as_set():
