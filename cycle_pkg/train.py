@@ -54,7 +54,7 @@ from .data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
 from .data.r2v2 import load_videos
 from .data.shards import read_index
 from .data.stream import ShardPairs, decode_frame, encode_frame
-from .errors import ConfigError, Preempted
+from .errors import ConfigError, NonFiniteLoss, Preempted
 from .grid import grid_tags
 from .io_utils import stale_temporaries, write_json_atomic, write_text_atomic
 from .mlflow_run import MlflowRun
@@ -442,6 +442,7 @@ class MetricsWindow:
 
     def _restart(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.totals: list[torch.Tensor] = []  # each step's total loss, until it is checked
         self.steps, self.started = 0, time.perf_counter()
         self.waited = self.set_aside = 0.0
 
@@ -449,6 +450,20 @@ class MetricsWindow:
         self.steps += 1
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0) + value.detach()
+        self.totals.append(losses["total"].detach())
+
+    def first_nonfinite_step(self, step: int, runtime: Runtime) -> int | None:
+        """The first step since the last check (``step`` the latest) whose loss is not finite on any
+        process; None if there is none. One wait for the device per check, not per step."""
+        if not self.totals:
+            return None
+        totals, self.totals = torch.stack(self.totals).float(), []
+        index = torch.arange(len(totals), device=totals.device)
+        first = torch.where(torch.isfinite(totals), len(totals), index).min()
+        if runtime.world > 1:  # every process stops, or none
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        first = int(first)
+        return None if first == len(totals) else step - len(totals) + 1 + first
 
     def batches(self, feed: Iterable[T]) -> Iterator[T]:
         """The feed's items (a step's views); the seconds spent waiting for each count in the window."""
@@ -495,6 +510,18 @@ def train_step(
     return losses
 
 
+def check_loss(window: MetricsWindow, training: Training, runtime: Runtime) -> None:
+    """Stop a run whose loss turned NaN or infinite before it logs or saves what follows from it: its
+    last checkpoint, of finite weights, stays."""
+    step = window.first_nonfinite_step(training.step, runtime)
+    if step is not None:
+        raise NonFiniteLoss(
+            f"{training.run}: the loss is not finite at step {step}; the last checkpoint, from before it, is kept. "
+            "Check the frames the log names as unreadable and pretrain.lr, then rerun the command to resume",
+            step,
+        )
+
+
 def save(training: Training, checkpoint_path: Path, runtime: Runtime) -> None:
     if runtime.is_main:
         save_checkpoint(checkpoint_path, training.checkpoint())
@@ -532,9 +559,11 @@ def train_steps(
             if monitored and is_due(training.step, p.monitor_every, training.total_steps):
                 look(training, window, mlflow_run, progress)
             if training.step % p.log_every == 0 or last:
+                check_loss(window, training, runtime)
                 log_window(window.report(training, lr), training, mlflow_run, progress)
             stopping = preemption_agreed(preemption, runtime)
             if training.step % p.checkpoint_every == 0 or last or stopping:
+                check_loss(window, training, runtime)
                 save(training, checkpoint_path, runtime)
             if stopping:
                 message = f"{run}: checkpoint saved at step {training.step}; rerun the same command to resume"
@@ -542,6 +571,8 @@ def train_steps(
                     message, requeue=stopping == REQUEUE, exit_status=130 if preemption.interrupted else 143
                 )
     except BaseException as err:  # stopped (preempted, interrupted) or failed (bad data, a bug)
+        if isinstance(err, NonFiniteLoss):
+            mlflow_run.set_tags({"cycle.failed_step": str(err.step), "cycle.failure": str(err)})
         mlflow_run.end("KILLED" if isinstance(err, (Preempted, KeyboardInterrupt)) else "FAILED")
         raise
     finally:
