@@ -73,6 +73,9 @@ NO_BUFFER_SYNC = (
     else {"broadcast_buffers": False}
 )
 CPU = torch.device("cpu")
+# Steps between the processes' agreeing on a preemption: each agreement is a collective the host waits
+# for, and a step of 32 images a GPU takes milliseconds; SLURM allows a stopping job ~30 s or more
+PREEMPTION_EVERY = 10
 SUMMARY = "summary.json"
 # What a run counts over its sessions (kept in checkpoints): frames it skipped, seconds of training
 # steps (the monitor's looks excluded) and, within those, seconds its steps waited for the loader;
@@ -110,11 +113,14 @@ def init_runtime() -> Runtime:
     return Runtime(dist.get_rank() if world > 1 else 0, world, device)
 
 
-def preemption_agreed(flag: PreemptionFlag, runtime: Runtime) -> int:
-    """0, REQUEUE or STOP, the same on every process, as soon as any process was asked."""
+def preemption_agreed(flag: PreemptionFlag, runtime: Runtime, step: int) -> int:
+    """0, REQUEUE or STOP, the same on every process: at once in one process; over several, at the
+    first step after any process was asked that is a multiple of PREEMPTION_EVERY."""
     requested = flag.poll()
     if runtime.world == 1:
         return requested
+    if step % PREEMPTION_EVERY:
+        return 0
     agreed = torch.tensor([float(requested)], device=runtime.device)
     dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
     return int(agreed.item())
@@ -561,7 +567,7 @@ def train_steps(
             if training.step % p.log_every == 0 or last:
                 check_loss(window, training, runtime)
                 log_window(window.report(training, lr), training, mlflow_run, progress)
-            stopping = preemption_agreed(preemption, runtime)
+            stopping = preemption_agreed(preemption, runtime, training.step)
             if training.step % p.checkpoint_every == 0 or last or stopping:
                 check_loss(window, training, runtime)
                 save(training, checkpoint_path, runtime)

@@ -12,7 +12,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from cycle_pkg import train
 from cycle_pkg.config import load_config
+from cycle_pkg.model import gather_from_all
+from cycle_pkg.preemption import REQUEUE, PreemptionFlag
 from cycle_pkg.train import Runtime, build_training, train_step
 
 from .conftest import PARAMS
@@ -46,11 +49,16 @@ def run(rank: int, world: int) -> dict:
     return {"weights": weights, "queues": queues, "losses": losses}
 
 
+def channels_last_images(rank: int) -> torch.Tensor:
+    return (torch.arange(2 * 3 * 4 * 5.0).view(2, 3, 4, 5) + 1000 * rank).contiguous(memory_format=torch.channels_last)
+
+
 def worker(rank: int, world: int, folder: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
     try:
-        torch.save(run(rank, world), f"{folder}/rank{rank}.pt")
+        images = channels_last_images(rank)  # gathered as the key encoder's inputs on GPUs
+        torch.save({**run(rank, world), "gathered": gather_from_all(images)}, f"{folder}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -73,3 +81,20 @@ def test_two_processes_with_b_each_step_as_one_with_2b(tmp_path):
         .ne(ranks[0]["weights"]["encoder_k.backbone.conv1.weight"])
         .any()
     )
+
+
+def test_several_processes_agree_on_a_preemption_every_few_steps(monkeypatch):
+    """Agreeing is a collective and a wait for the device: every PREEMPTION_EVERY steps, not every step."""
+    flag = PreemptionFlag(signals=())
+    flag.requested = REQUEUE
+    agreed = []
+    monkeypatch.setattr(train.dist, "all_reduce", lambda tensor, op: agreed.append(float(tensor)))
+    answers = [
+        train.preemption_agreed(flag, Runtime(1, 2, CPU), step) for step in range(1, 2 * train.PREEMPTION_EVERY + 1)
+    ]
+    assert agreed == [REQUEUE, REQUEUE]
+    assert [step for step, answer in enumerate(answers, 1) if answer] == [
+        train.PREEMPTION_EVERY,
+        2 * train.PREEMPTION_EVERY,
+    ]
+    assert train.preemption_agreed(flag, Runtime(0, 1, CPU), 3) == REQUEUE  # alone: at once, for nothing
