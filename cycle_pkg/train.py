@@ -256,11 +256,6 @@ def pretrain(
                 dist.barrier()
         with attempts_log(run_dir):
             return _pretrain(config, run, run_dir, runtime, extra_tags or {})
-    except Preempted as stop:
-        job = slurm.job_id()
-        if stop.requeue and runtime.is_main and job is not None and slurm.requeue(job):
-            stop.requeued = job
-        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -572,10 +567,7 @@ def train_steps(
                 check_loss(window, training, runtime)
                 save(training, checkpoint_path, runtime)
             if stopping:
-                message = f"{run}: checkpoint saved at step {training.step}; rerun the same command to resume"
-                raise Preempted(
-                    message, requeue=stopping == REQUEUE, exit_status=130 if preemption.interrupted else 143
-                )
+                raise preempted(training, runtime, mlflow_run, stopping, preemption.interrupted)
     except BaseException as err:  # stopped (preempted, interrupted) or failed (bad data, a bug)
         if isinstance(err, NonFiniteLoss):
             mlflow_run.set_tags({"cycle.failed_step": str(err.step), "cycle.failure": str(err)})
@@ -589,6 +581,23 @@ def train_steps(
         mlflow_run.end("FAILED")
         raise RuntimeError(f"{run}: the data ran out at step {training.step} of {training.total_steps}")
     return training.counters.get("last_metrics", {})
+
+
+def preempted(
+    training: Training, runtime: Runtime, mlflow_run: MlflowRun, stopping: int, interrupted: bool
+) -> Preempted:
+    """What every process raises once its checkpoint is saved: after rank 0 has requeued the SLURM job
+    (when asked to) and ended the MLflow run. torchrun stops the other processes as soon as one of
+    them exits, so no process leaves before rank 0 is done."""
+    message = f"{training.run}: checkpoint saved at step {training.step}; rerun the same command to resume"
+    stop = Preempted(message, requeue=stopping == REQUEUE, exit_status=130 if interrupted else 143)
+    job = slurm.job_id()
+    if stop.requeue and runtime.is_main and job is not None and slurm.requeue(job):
+        stop.requeued = job
+    mlflow_run.end("KILLED")
+    if runtime.world > 1:
+        dist.barrier()
+    return stop
 
 
 def log_window(metrics: dict[str, float], training: Training, mlflow_run: MlflowRun, progress: tqdm) -> None:
