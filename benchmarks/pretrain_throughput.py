@@ -1,10 +1,12 @@
 """Pretraining throughput (pairs/s), peak memory, and the cost of the cycle loss.
 
 Two measurements, each in one process so that ratios compare like with like:
-- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, the feed,
-  model step) on the synthetic world, as `cycle pretrain` runs them at the chosen scale, for each
-  data path of ``--augment-on`` (cpu: augmented in the loader workers; device: decoded and augmented
-  in batches on the training device) with pairs/s, CPU cores used and data_wait_fraction;
+- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, the
+  training loop's own feed, model step) on the synthetic world's R2V2 videos at R2V2's frame size
+  (``--frame-size``; decoding costs grow with it), as `cycle pretrain` runs them at the chosen scale,
+  for each data path of ``--augment-on`` (cpu: augmented in the loader workers; device: decoded and
+  augmented in batches on the training device) with pairs/s, CPU cores used and data_wait_fraction.
+  The videos (and their shards) are written once, in folders named after the frame size, and kept;
 - the model step alone on random images, for ``intra_video`` and ``intra_video+cycle`` in
   alternating rounds: the ratio of their step times is the extra cost of L_cycle (its neighbour
   sampling, soft nearest neighbour and backward classification over the cycle queue).
@@ -20,6 +22,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import resource
 import statistics
 import time
@@ -31,6 +34,16 @@ from cycle_pkg.config import Config, load_config
 from cycle_pkg.model import CycleContrast
 
 ROOT = Path(__file__).resolve().parents[1]
+R2V2_FRAME = (256, 456)  # R2V2's frames: a short side of 256 px, from 16:9 videos
+
+
+def run_facts(device: torch.device) -> dict:
+    """What a result was measured on: the device, torch and the commit."""
+    from cycle_pkg.mlflow_run import git_commit
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    # COMMIT: what gpu_check.sh was given, for a copy of the working tree without its .git
+    return {"device": name, "torch": torch.__version__, "commit": os.environ.get("COMMIT") or git_commit()}
 
 
 def sync(device: torch.device) -> None:
@@ -105,25 +118,50 @@ def process_cpu_seconds() -> float | None:
     return total
 
 
+def at_frame_size(config: Config, height: int, width: int) -> Config:
+    """The settings with the world's frames of ``height`` x ``width``, the world and its shards in
+    folders named after the size (an existing world of another size is never rewritten)."""
+    size = f"{height}x{width}"
+    world = dataclasses.replace(
+        config.world, frame_height=height, frame_width=width, root=f"{config.world.root.rstrip('/')}-{size}"
+    )
+    data = dataclasses.replace(
+        config.data, r2v2_root=f"{world.root}/r2v2", r2v2_shards=f"{config.data.r2v2_shards.rstrip('/')}-{size}"
+    )
+    return dataclasses.replace(config, world=world, data=data)
+
+
+def r2v2_world(world) -> None:
+    """The world's R2V2 videos (all that the pipeline reads), written unless they exist with these settings."""
+    from cycle_pkg.data.synthetic import GENERATOR_VERSION, write_part
+
+    root = Path(world.root)
+    settings = json.dumps({"generator": GENERATOR_VERSION, **dataclasses.asdict(world)}, sort_keys=True)
+    if any((root / name).is_file() and (root / name).read_text() == settings for name in ("world.json", "r2v2.json")):
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    write_part("r2v2", world)
+    (root / "r2v2.json").write_text(settings)
+
+
 def pipeline_throughput(config: Config, device: torch.device, steps: int, augment_on: str) -> dict:
     """End-to-end pairs/s of data loading + augmentation + model step, with the loader and the feed of
     `cycle pretrain` (shards or loose JPEGs, as data.r2v2_format says; augmentation in the loader
     workers or on ``device``, as ``augment_on`` says); the CPU cores it keeps busy, and the share of
     the time the step waited for its batch (data_wait_fraction)."""
-    from cycle_pkg.data.feed import DeviceFeed
     from cycle_pkg.data.shards import shard_r2v2
-    from cycle_pkg.data.synthetic import generate_world
-    from cycle_pkg.train import Runtime, build_dataset, build_loader
+    from cycle_pkg.train import Runtime, build_dataset, build_loader, device_feed
 
     config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, augment_on=augment_on))
-    generate_world(config.world)
+    r2v2_world(config.world)
     if config.data.r2v2_format == "shards":
         shard_r2v2(config.data)  # complete shards are kept as they are
     p = config.pretrain
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    loader = build_loader(build_dataset(config, device), config, Runtime(0, 1, device), 0, steps + 5)
-    feed = DeviceFeed(loader, device, p.image_size, prefetch=device.type == "cuda")
+    runtime = Runtime(0, 1, device)
+    loader = build_loader(build_dataset(config, device), config, runtime, 0, steps + 5)
+    feed = device_feed(loader, config, runtime)
     model, optimizer = build(config, config.loss.components, device)
     waited, batches = 0.0, iter(feed)
     for index in range(steps + 5):
@@ -159,6 +197,10 @@ def main() -> None:
     parser.add_argument("--pipeline", action="store_true", help="also time the data pipeline + model end to end")
     parser.add_argument("--pipeline-steps", type=int, default=30)
     parser.add_argument(
+        "--frame-size", nargs=2, type=int, default=R2V2_FRAME, metavar=("HEIGHT", "WIDTH"),
+        help="the pipeline world's frame size (default: R2V2's)",
+    )  # fmt: skip
+    parser.add_argument(
         "--augment-on", nargs="+", default=["cpu"], choices=["cpu", "device"],
         help="the pipeline's data paths, each measured in this run (cpu: loader workers; device: the training device)",
     )  # fmt: skip
@@ -175,9 +217,8 @@ def main() -> None:
     config = load_config(ROOT / "params.yaml", args.scale, overrides)
     batch = config.pretrain.batch_size
     result = {
+        **run_facts(device),
         "scale": args.scale,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-        "torch": torch.__version__,
         "backbone": args.backbone,
         "batch": batch,
         "image_size": config.pretrain.image_size,
@@ -187,8 +228,10 @@ def main() -> None:
         "model_step": model_step_times(config, device, batch, args.steps, args.rounds),
     }
     if args.pipeline:
+        sized = at_frame_size(config, *args.frame_size)
+        result["frame_size"] = list(args.frame_size)
         result["pipeline"] = {
-            path: pipeline_throughput(config, device, args.pipeline_steps, path) for path in args.augment_on
+            path: pipeline_throughput(sized, device, args.pipeline_steps, path) for path in args.augment_on
         }
         if len(args.augment_on) == 2:
             rates = {path: r["pairs_per_second"] for path, r in result["pipeline"].items()}

@@ -374,6 +374,18 @@ class Training:
         }
 
 
+def images_format(config: Config, device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA (pretrain.channels_last): the layout of the model's weights and images."""
+    return torch.channels_last if device.type == "cuda" and config.pretrain.channels_last else torch.contiguous_format
+
+
+def device_feed(loader: DataLoader, config: Config, runtime: Runtime) -> DeviceFeed:
+    """The views of each step (the query, its positive and Table 5's k_++) on the training device, in
+    the model's layout; prepared ahead on a stream of their own on CUDA."""
+    cuda = runtime.device.type == "cuda"
+    return DeviceFeed(loader, runtime.device, config.pretrain.image_size, images_format(config, runtime.device), cuda)
+
+
 def build_training(
     config: Config, run: str, runtime: Runtime, steps_per_epoch: int, total_steps: int, state: dict[str, Any] | None
 ) -> Training:
@@ -382,7 +394,7 @@ def build_training(
     p, cuda = config.pretrain, runtime.device.type == "cuda"
     torch.manual_seed(p.seed)
     model = CycleContrast(config.model, config.loss, seed=p.seed).to(runtime.device)
-    memory_format = torch.channels_last if (cuda and p.channels_last) else torch.contiguous_format
+    memory_format = images_format(config, runtime.device)
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(
         [q for q in model.parameters() if q.requires_grad],
@@ -544,8 +556,7 @@ def train_steps(
     window = MetricsWindow(p.batch_size)
     cuda = runtime.device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and p.amp)
-    # the views of each step (the query, its positive and Table 5's k_++) on the training device
-    feed = iter(DeviceFeed(loader, runtime.device, p.image_size, training.memory_format, prefetch=cuda))
+    feed = iter(device_feed(loader, training.config, runtime))
     try:
         training.model.train()
         monitored = training.monitor is not None
