@@ -99,11 +99,14 @@ has pretrain && step pretrain pretrain
 # 2. The device feed against a busy main stream.
 has feed && step feed "$PYTHON" benchmarks/feed_race.py "${FEED[@]}" "${WORLD[@]}" --out "$OUT/feed_race_$DEVICE.json"
 
-# 3. The model step at the per-GPU batch of an 8-GPU job (32) and at 256.
+# 3. The model step at the per-GPU batch of an 8-GPU job (32: its keys BatchNorm-ed as one group, as
+#    that GPU's share) and at 256 (one process: the paper's groups of 32).
 model() {
   for backbone in resnet18 resnet50; do
     for batch in "${BATCHES[@]}"; do
-      "$PYTHON" benchmarks/pretrain_throughput.py "${MODEL[@]}" --batch "$batch" --backbone $backbone \
+      local group=()
+      [[ $batch == "${BATCHES[0]}" ]] && group=(--set "model.key_bn_group=$batch")
+      "$PYTHON" benchmarks/pretrain_throughput.py "${MODEL[@]}" --batch "$batch" --backbone $backbone "${group[@]}" \
         --out "$OUT/model_${backbone}_b${batch}_$DEVICE.json" || return 1
     done
   done
