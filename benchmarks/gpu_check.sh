@@ -6,6 +6,7 @@
 #             stream: the views of a quiet, one-batch-at-a-time run (benchmarks/feed_race.py)
 #   model     the model step at batch 32 (an 8-GPU job's share) and 256, R18 and R50, paper settings
 #   pipeline  end to end, both data paths (cpu, device), on frames of R2V2's size, R18 and R50
+#   compile   (only when named) the model step with torch.compile-d encoders against eager, R18
 # The long steps (evaluations, separation, science) are benchmarks/gpu_suite.sh's.
 #
 #   OUT=benchmarks/results/gpu_check bash benchmarks/gpu_check.sh [--device cuda|cpu] [step ...]
@@ -123,6 +124,18 @@ pipeline() {
   done
 }
 has pipeline && step pipeline pipeline
+
+# 5. (not by default: compiling takes minutes) Does torch.compile of the encoders pay? R18, both batches,
+#    compiled against eager in alternating rounds (compile_speedup above 1: it pays).
+compiled() {
+  for batch in "${BATCHES[@]}"; do
+    local group=()
+    [[ $batch == "${BATCHES[0]}" ]] && group=(--set "model.key_bn_group=$batch")
+    "$PYTHON" benchmarks/pretrain_throughput.py "${MODEL[@]}" --batch "$batch" --backbone resnet18 --compile "${group[@]}" \
+      --out "$OUT/compile_resnet18_b${batch}_$DEVICE.json" || return 1
+  done
+}
+has compile && step compile compiled
 
 # The issue's goals, where the steps ran: R18 end to end (device path) against its model step at the
 # largest batch (>= 0.9), and the smallest batch's per-sample cost against the largest's (<= 1.5).

@@ -57,11 +57,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(config: Config, components: str, device: torch.device) -> tuple[CycleContrast, torch.optim.Optimizer]:
+def build(
+    config: Config, components: str, device: torch.device, compiled: bool = False
+) -> tuple[CycleContrast, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = CycleContrast(config.model, dataclasses.replace(config.loss, components=components)).to(device)
     if device.type == "cuda" and config.pretrain.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:  # the encoders only: the rest of the step (queues, shuffles, losses) stays eager
+        model.encoder_q, model.encoder_k = torch.compile(model.encoder_q), torch.compile(model.encoder_k)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
     return model, optimizer
@@ -75,13 +79,18 @@ def train_step(model, optimizer, query, positive, device, amp: bool) -> None:
     optimizer.step()
 
 
-def model_step_times(config: Config, device: torch.device, batch: int, steps: int, rounds: int) -> dict:
-    """Median seconds per step for intra-video alone and with the cycle loss, interleaved."""
+def model_step_times(
+    config: Config, device: torch.device, batch: int, steps: int, rounds: int, compiled: bool = False
+) -> dict:
+    """Median seconds per step for intra-video alone and with the cycle loss, interleaved; with
+    ``compiled``, also with the cycle loss and ``torch.compile``-d encoders."""
     size = config.pretrain.image_size
     fmt = torch.channels_last if device.type == "cuda" and config.pretrain.channels_last else torch.contiguous_format
     query = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     positive = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     variants = {name: build(config, name, device) for name in ("intra_video", "intra_video+cycle")}
+    if compiled:
+        variants["intra_video+cycle compiled"] = build(config, "intra_video+cycle", device, compiled=True)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for model, optimizer in variants.values():  # warm-up: cudnn autotuning, allocator
         for _ in range(3):
@@ -94,13 +103,16 @@ def model_step_times(config: Config, device: torch.device, batch: int, steps: in
                 train_step(model, optimizer, query, positive, device, config.pretrain.amp)
             sync(device)
             times[name].append((time.perf_counter() - start) / steps)
-    intra, full = statistics.median(times["intra_video"]), statistics.median(times["intra_video+cycle"])
-    return {
-        "seconds_per_step": {"intra_video": intra, "intra_video+cycle": full},
-        "pairs_per_second": {"intra_video": batch / intra, "intra_video+cycle": batch / full},
-        "cycle_cost_ratio": full / intra,
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    result = {
+        "seconds_per_step": seconds,
+        "pairs_per_second": {name: batch / value for name, value in seconds.items()},
+        "cycle_cost_ratio": seconds["intra_video+cycle"] / seconds["intra_video"],
         "peak_memory_mb": peak_memory_mb(device),
     }
+    if compiled:  # eager over compiled step time: above 1, compiling pays
+        result["compile_speedup"] = seconds["intra_video+cycle"] / seconds["intra_video+cycle compiled"]
+    return result
 
 
 def process_cpu_seconds() -> float | None:
@@ -195,6 +207,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pipeline", action="store_true", help="also time the data pipeline + model end to end")
+    parser.add_argument("--compile", action="store_true", help="also time the model step with torch.compile-d encoders")
     parser.add_argument("--pipeline-steps", type=int, default=30)
     parser.add_argument(
         "--frame-size", nargs=2, type=int, default=R2V2_FRAME, metavar=("HEIGHT", "WIDTH"),
@@ -225,7 +238,7 @@ def main() -> None:
         "queues": [config.model.intra_queue, config.model.cycle_queue],
         "neighbors": config.loss.neighbors,
         "bf16_autocast": device.type == "cuda" and config.pretrain.amp,
-        "model_step": model_step_times(config, device, batch, args.steps, args.rounds),
+        "model_step": model_step_times(config, device, batch, args.steps, args.rounds, args.compile),
     }
     if args.pipeline:
         sized = at_frame_size(config, *args.frame_size)

@@ -131,7 +131,7 @@ class CycleContrast(nn.Module):
 
     @torch.no_grad()
     def momentum_update(self) -> None:
-        """k <- m k + (1 - m) q, as one multi-tensor kernel per launch rather than two per parameter."""
+        """k <- m k + (1 - m) q in a few multi-tensor launches, not two kernels per parameter."""
         keys, queries = list(self.encoder_k.parameters()), list(self.encoder_q.parameters())
         torch._foreach_lerp_(keys, queries, 1 - self.model_cfg.momentum)
 
