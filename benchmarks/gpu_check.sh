@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The first thing a GPU machine runs: what the CPU cannot check, in this order, each step's results
-# as JSON under $OUT naming the device, the torch version and the commit (under 8 minutes on one H100/H200):
+# as JSON under $OUT naming the device, the torch version and the commit (sized for under 8 minutes on
+# one H100/H200; not yet timed on one: on 2 shared CPU cores `--device cpu` takes ~2 minutes, world included):
 #   pretrain  the test-scale `cycle pretrain` on CUDA with the device data path: finite loss, 0 skipped frames
 #   feed      the training loop's feed (nvJPEG, prefetching on its own stream) against a busy main
 #             stream: the views of a quiet, one-batch-at-a-time run (benchmarks/feed_race.py)
@@ -43,6 +44,7 @@ if [[ -n $MISSING ]]; then
     packages=$(for module in $MISSING; do echo "${WHEELS[$module]}"; done)
     # shellcheck disable=SC2086
     "$PYTHON" -m pip install --quiet --no-index --no-deps --find-links benchmarks/wheels $packages \
+      || "$PYTHON" -m pip install --quiet --user --no-index --no-deps --find-links benchmarks/wheels $packages \
       || echo "could not install $packages from benchmarks/wheels (for this Python? see benchmarks/gpu_wheels.sh)"
     MISSING=$(missing | sort | tr '\n' ' ')
     echo "still missing: ${MISSING:-none}"
