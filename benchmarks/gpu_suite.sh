@@ -5,6 +5,7 @@
 #   OUT=/path/for/results bash benchmarks/gpu_suite.sh [step ...]
 # Steps (default: all): pretrain model pipeline decode eval separation science
 # The device data path needs kornia: where it is missing, WHEELS=/folder/with/kornia/wheels installs it offline.
+# A first run on a GPU machine: benchmarks/gpu_check.sh (the checks of the GPU path, in minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-benchmarks/results}
@@ -22,7 +23,7 @@ TEST=(--scale test --set world.root=/tmp/world-test --set results=/tmp/results -
 if has pretrain || has eval; then
   python3 -m cycle_pkg.cli world "${TEST[@]}"
   python3 -m cycle_pkg.cli pretrain "${TEST[@]}" --set data.r2v2_root=/tmp/world-test/r2v2 \
-    --set pretrain.workers=2 --log "$OUT/pretrain_cuda.log" 2> "$OUT/pretrain_cuda.stderr"
+    --set data.imagenet_root=/tmp/world-test/imagenet --set pretrain.workers=2 --log "$OUT/pretrain_cuda.log" 2> "$OUT/pretrain_cuda.stderr"
   python3 -c "import json; s=json.load(open('/tmp/results/pretrain/r18/summary.json')); print('cuda pretrain:', s['device'], s['steps'], 'steps, loss', s['final_metrics']['loss'])"
 fi
 

@@ -1,10 +1,12 @@
 """Pretraining throughput (pairs/s), peak memory, and the cost of the cycle loss.
 
 Two measurements, each in one process so that ratios compare like with like:
-- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, the feed,
-  model step) on the synthetic world, as `cycle pretrain` runs them at the chosen scale, for each
-  data path of ``--augment-on`` (cpu: augmented in the loader workers; device: decoded and augmented
-  in batches on the training device) with pairs/s, CPU cores used and data_wait_fraction;
+- ``--pipeline``: the real loop's pieces (R2V2 reader, MoCo v2 augmentations, DataLoader, the
+  training loop's own feed, model step) on the synthetic world's R2V2 videos at R2V2's frame size
+  (``--frame-size``; decoding costs grow with it), as `cycle pretrain` runs them at the chosen scale,
+  for each data path of ``--augment-on`` (cpu: augmented in the loader workers; device: decoded and
+  augmented in batches on the training device) with pairs/s, CPU cores used and data_wait_fraction.
+  The videos (and their shards) are written once, in folders named after the frame size, and kept;
 - the model step alone on random images, for ``intra_video`` and ``intra_video+cycle`` in
   alternating rounds: the ratio of their step times is the extra cost of L_cycle (its neighbour
   sampling, soft nearest neighbour and backward classification over the cycle queue).
@@ -20,6 +22,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import resource
 import statistics
 import time
@@ -31,6 +34,16 @@ from cycle_pkg.config import Config, load_config
 from cycle_pkg.model import CycleContrast
 
 ROOT = Path(__file__).resolve().parents[1]
+R2V2_FRAME = (256, 456)  # R2V2's frames: a short side of 256 px, from 16:9 videos
+
+
+def run_facts(device: torch.device) -> dict:
+    """What a result was measured on: the device, torch and the commit."""
+    from cycle_pkg.mlflow_run import git_commit
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
+    # COMMIT: what gpu_check.sh was given, for a copy of the working tree without its .git
+    return {"device": name, "torch": torch.__version__, "commit": os.environ.get("COMMIT") or git_commit()}
 
 
 def sync(device: torch.device) -> None:
@@ -44,11 +57,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(config: Config, components: str, device: torch.device) -> tuple[CycleContrast, torch.optim.Optimizer]:
+def build(
+    config: Config, components: str, device: torch.device, compiled: bool = False
+) -> tuple[CycleContrast, torch.optim.Optimizer]:
     torch.manual_seed(0)
     model = CycleContrast(config.model, dataclasses.replace(config.loss, components=components)).to(device)
     if device.type == "cuda" and config.pretrain.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:  # the encoders only: the rest of the step (queues, shuffles, losses) stays eager
+        model.encoder_q, model.encoder_k = torch.compile(model.encoder_q), torch.compile(model.encoder_k)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, weight_decay=1e-4)
     return model, optimizer
@@ -62,13 +79,18 @@ def train_step(model, optimizer, query, positive, device, amp: bool) -> None:
     optimizer.step()
 
 
-def model_step_times(config: Config, device: torch.device, batch: int, steps: int, rounds: int) -> dict:
-    """Median seconds per step for intra-video alone and with the cycle loss, interleaved."""
+def model_step_times(
+    config: Config, device: torch.device, batch: int, steps: int, rounds: int, compiled: bool = False
+) -> dict:
+    """Median seconds per step for intra-video alone and with the cycle loss, interleaved; with
+    ``compiled``, also with the cycle loss and ``torch.compile``-d encoders."""
     size = config.pretrain.image_size
     fmt = torch.channels_last if device.type == "cuda" and config.pretrain.channels_last else torch.contiguous_format
     query = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     positive = torch.randn(batch, 3, size, size, device=device).to(memory_format=fmt)
     variants = {name: build(config, name, device) for name in ("intra_video", "intra_video+cycle")}
+    if compiled:
+        variants["intra_video+cycle compiled"] = build(config, "intra_video+cycle", device, compiled=True)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for model, optimizer in variants.values():  # warm-up: cudnn autotuning, allocator
         for _ in range(3):
@@ -81,13 +103,16 @@ def model_step_times(config: Config, device: torch.device, batch: int, steps: in
                 train_step(model, optimizer, query, positive, device, config.pretrain.amp)
             sync(device)
             times[name].append((time.perf_counter() - start) / steps)
-    intra, full = statistics.median(times["intra_video"]), statistics.median(times["intra_video+cycle"])
-    return {
-        "seconds_per_step": {"intra_video": intra, "intra_video+cycle": full},
-        "pairs_per_second": {"intra_video": batch / intra, "intra_video+cycle": batch / full},
-        "cycle_cost_ratio": full / intra,
+    seconds = {name: statistics.median(values) for name, values in times.items()}
+    result = {
+        "seconds_per_step": seconds,
+        "pairs_per_second": {name: batch / value for name, value in seconds.items()},
+        "cycle_cost_ratio": seconds["intra_video+cycle"] / seconds["intra_video"],
         "peak_memory_mb": peak_memory_mb(device),
     }
+    if compiled:  # eager over compiled step time: above 1, compiling pays
+        result["compile_speedup"] = seconds["intra_video+cycle"] / seconds["intra_video+cycle compiled"]
+    return result
 
 
 def process_cpu_seconds() -> float | None:
@@ -105,25 +130,50 @@ def process_cpu_seconds() -> float | None:
     return total
 
 
+def at_frame_size(config: Config, height: int, width: int) -> Config:
+    """The settings with the world's frames of ``height`` x ``width``, the world and its shards in
+    folders named after the size (an existing world of another size is never rewritten)."""
+    size = f"{height}x{width}"
+    world = dataclasses.replace(
+        config.world, frame_height=height, frame_width=width, root=f"{config.world.root.rstrip('/')}-{size}"
+    )
+    data = dataclasses.replace(
+        config.data, r2v2_root=f"{world.root}/r2v2", r2v2_shards=f"{config.data.r2v2_shards.rstrip('/')}-{size}"
+    )
+    return dataclasses.replace(config, world=world, data=data)
+
+
+def r2v2_world(world) -> None:
+    """The world's R2V2 videos (all that the pipeline reads), written unless they exist with these settings."""
+    from cycle_pkg.data.synthetic import GENERATOR_VERSION, write_part
+
+    root = Path(world.root)
+    settings = json.dumps({"generator": GENERATOR_VERSION, **dataclasses.asdict(world)}, sort_keys=True)
+    if any((root / name).is_file() and (root / name).read_text() == settings for name in ("world.json", "r2v2.json")):
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    write_part("r2v2", world)
+    (root / "r2v2.json").write_text(settings)
+
+
 def pipeline_throughput(config: Config, device: torch.device, steps: int, augment_on: str) -> dict:
     """End-to-end pairs/s of data loading + augmentation + model step, with the loader and the feed of
     `cycle pretrain` (shards or loose JPEGs, as data.r2v2_format says; augmentation in the loader
     workers or on ``device``, as ``augment_on`` says); the CPU cores it keeps busy, and the share of
     the time the step waited for its batch (data_wait_fraction)."""
-    from cycle_pkg.data.feed import DeviceFeed
     from cycle_pkg.data.shards import shard_r2v2
-    from cycle_pkg.data.synthetic import generate_world
-    from cycle_pkg.train import Runtime, build_dataset, build_loader
+    from cycle_pkg.train import Runtime, build_dataset, build_loader, device_feed
 
     config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, augment_on=augment_on))
-    generate_world(config.world)
+    r2v2_world(config.world)
     if config.data.r2v2_format == "shards":
         shard_r2v2(config.data)  # complete shards are kept as they are
     p = config.pretrain
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    loader = build_loader(build_dataset(config, device), config, Runtime(0, 1, device), 0, steps + 5)
-    feed = DeviceFeed(loader, device, p.image_size, prefetch=device.type == "cuda")
+    runtime = Runtime(0, 1, device)
+    loader = build_loader(build_dataset(config, device), config, runtime, 0, steps + 5)
+    feed = device_feed(loader, config, runtime)
     model, optimizer = build(config, config.loss.components, device)
     waited, batches = 0.0, iter(feed)
     for index in range(steps + 5):
@@ -157,7 +207,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--pipeline", action="store_true", help="also time the data pipeline + model end to end")
+    parser.add_argument("--compile", action="store_true", help="also time the model step with torch.compile-d encoders")
     parser.add_argument("--pipeline-steps", type=int, default=30)
+    parser.add_argument(
+        "--frame-size", nargs=2, type=int, default=R2V2_FRAME, metavar=("HEIGHT", "WIDTH"),
+        help="the pipeline world's frame size (default: R2V2's)",
+    )  # fmt: skip
     parser.add_argument(
         "--augment-on", nargs="+", default=["cpu"], choices=["cpu", "device"],
         help="the pipeline's data paths, each measured in this run (cpu: loader workers; device: the training device)",
@@ -175,20 +230,21 @@ def main() -> None:
     config = load_config(ROOT / "params.yaml", args.scale, overrides)
     batch = config.pretrain.batch_size
     result = {
+        **run_facts(device),
         "scale": args.scale,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-        "torch": torch.__version__,
         "backbone": args.backbone,
         "batch": batch,
         "image_size": config.pretrain.image_size,
         "queues": [config.model.intra_queue, config.model.cycle_queue],
         "neighbors": config.loss.neighbors,
         "bf16_autocast": device.type == "cuda" and config.pretrain.amp,
-        "model_step": model_step_times(config, device, batch, args.steps, args.rounds),
+        "model_step": model_step_times(config, device, batch, args.steps, args.rounds, args.compile),
     }
     if args.pipeline:
+        sized = at_frame_size(config, *args.frame_size)
+        result["frame_size"] = list(args.frame_size)
         result["pipeline"] = {
-            path: pipeline_throughput(config, device, args.pipeline_steps, path) for path in args.augment_on
+            path: pipeline_throughput(sized, device, args.pipeline_steps, path) for path in args.augment_on
         }
         if len(args.augment_on) == 2:
             rates = {path: r["pairs_per_second"] for path, r in result["pipeline"].items()}

@@ -9,6 +9,15 @@ class DatasetError(ValueError):
     """A dataset that is missing or malformed; the message names the path and what to do."""
 
 
+class NonFiniteLoss(DatasetError):
+    """The training loss turned NaN or infinite at ``step``: the run stopped before logging or
+    checkpointing it (damaged or wrongly decoded data is the usual cause, hence a data error)."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
 class Preempted(Exception):
     """A preemption signal arrived (or a SLURM job's time limit neared); a checkpoint was saved and a
     rerun resumes from it. ``requeue``: the job should go back to SLURM's queue (``requeued``: it did)."""

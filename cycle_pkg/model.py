@@ -80,8 +80,9 @@ def gather_from_all(tensor: Tensor) -> Tensor:
     """Concatenate a tensor over all processes (no gradient), in rank order."""
     if not _distributed():
         return tensor
+    tensor = tensor.contiguous()  # the outputs too: a channels_last input would be read into them as contiguous
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.contiguous())
+    dist.all_gather(parts, tensor)
     return torch.cat(parts)
 
 
@@ -96,12 +97,15 @@ class CycleContrast(nn.Module):
         # Draws the neighbour set U and the shuffle-BN permutation; saved in checkpoints so that a
         # resumed run repeats an uninterrupted one exactly.
         self.generator = torch.Generator().manual_seed(seed)
+        # Where each queue's next keys go: Python ints, so that no step waits to read them from the
+        # device; in the state dict as 0-d tensors, as when they were buffers.
+        self.pointers: dict[str, int] = {}
         if uses_intra(loss):
             self.register_buffer("intra_queue", self._random_queue(model.intra_queue, model.embed_dim))
-            self.register_buffer("intra_ptr", torch.zeros((), dtype=torch.long))
+            self.pointers["intra_ptr"] = 0
         if uses_cycle(loss):
             self.register_buffer("cycle_queue", self._random_queue(model.cycle_queue, model.embed_dim))
-            self.register_buffer("cycle_ptr", torch.zeros((), dtype=torch.long))
+            self.pointers["cycle_ptr"] = 0
 
     def get_extra_state(self) -> dict:
         return {"generator": self.generator.get_state()}
@@ -109,24 +113,40 @@ class CycleContrast(nn.Module):
     def set_extra_state(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        for name, value in self.pointers.items():
+            destination[prefix + name] = torch.tensor(value)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
+        for name in self.pointers:
+            if prefix + name in state_dict:
+                self.pointers[name] = int(state_dict.pop(prefix + name))
+            elif strict:
+                missing.append(prefix + name)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+
     def _random_queue(self, size: int, dim: int) -> Tensor:
         return F.normalize(torch.randn(size, dim, generator=self.generator), dim=1)
 
     @torch.no_grad()
     def momentum_update(self) -> None:
-        m = self.model_cfg.momentum
-        for q, k in zip(self.encoder_q.parameters(), self.encoder_k.parameters(), strict=True):
-            k.mul_(m).add_(q.detach(), alpha=1 - m)
+        """k <- m k + (1 - m) q in a few multi-tensor launches, not two kernels per parameter."""
+        keys, queries = list(self.encoder_k.parameters()), list(self.encoder_q.parameters())
+        torch._foreach_lerp_(keys, queries, 1 - self.model_cfg.momentum)
 
     @torch.no_grad()
-    def _enqueue(self, queue: Tensor, ptr: Tensor, keys: Tensor) -> None:
-        keys = gather_from_all(keys)
-        start = int(ptr)
+    def _enqueue(self, name: str, keys: Tensor) -> None:
+        queue, keys = getattr(self, name.replace("_ptr", "_queue")), gather_from_all(keys)
+        start = self.pointers[name]
         queue[start : start + len(keys)] = keys.to(queue.dtype)  # sizes divide (config_checks.validate)
-        ptr.fill_((start + len(keys)) % len(queue))
+        self.pointers[name] = (start + len(keys)) % len(queue)
 
     def _permutation(self, n: int, device: torch.device) -> Tensor:
-        return torch.randperm(n, generator=self.generator).to(device)
+        """A permutation from the model's generator (the CPU's: the same draws on any device), copied
+        to the device without making the host wait for it."""
+        order = torch.randperm(n, generator=self.generator)
+        return order.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else order
 
     @torch.no_grad()
     def encode_keys(self, images: Tensor) -> tuple[Tensor | None, Tensor | None]:
@@ -135,6 +155,8 @@ class CycleContrast(nn.Module):
         of one of the paper's 8 GPUs), so that a key's batch statistics are not its query's and BN
         cannot leak the positive. A single process splits its batch into such groups itself."""
         world, rank = (dist.get_world_size(), dist.get_rank()) if _distributed() else (1, 0)
+        if world > 1 and torch.is_autocast_enabled(images.device.type):  # the encoder casts them anyway
+            images = images.to(torch.get_autocast_dtype(images.device.type))
         everything = gather_from_all(images)
         order = self._permutation(len(everything), images.device)
         if world > 1:
@@ -194,7 +216,7 @@ class CycleContrast(nn.Module):
         else:
             losses["total"] = losses["intra"]
         if k_intra is not None:
-            self._enqueue(self.intra_queue, self.intra_ptr, k_intra)
+            self._enqueue("intra_ptr", k_intra)
         if k_cycle is not None:
-            self._enqueue(self.cycle_queue, self.cycle_ptr, k_cycle)
+            self._enqueue("cycle_ptr", k_cycle)
         return losses

@@ -54,7 +54,7 @@ from .data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
 from .data.r2v2 import load_videos
 from .data.shards import read_index
 from .data.stream import ShardPairs, decode_frame, encode_frame
-from .errors import ConfigError, Preempted
+from .errors import ConfigError, NonFiniteLoss, Preempted
 from .grid import grid_tags
 from .io_utils import stale_temporaries, write_json_atomic, write_text_atomic
 from .mlflow_run import MlflowRun
@@ -74,6 +74,9 @@ NO_BUFFER_SYNC = (
     else {"broadcast_buffers": False}
 )
 CPU = torch.device("cpu")
+# Steps between the processes' agreeing on a preemption: each agreement is a collective the host waits
+# for, and a step of 32 images a GPU takes milliseconds; SLURM allows a stopping job ~30 s or more
+PREEMPTION_EVERY = 10
 SUMMARY = "summary.json"
 # What a run counts over its sessions (kept in checkpoints): frames it skipped, seconds of training
 # steps (the monitor's looks excluded) and, within those, seconds its steps waited for the loader;
@@ -111,11 +114,14 @@ def init_runtime() -> Runtime:
     return Runtime(dist.get_rank() if world > 1 else 0, world, device)
 
 
-def preemption_agreed(flag: PreemptionFlag, runtime: Runtime) -> int:
-    """0, REQUEUE or STOP, the same on every process, as soon as any process was asked."""
+def preemption_agreed(flag: PreemptionFlag, runtime: Runtime, step: int) -> int:
+    """0, REQUEUE or STOP, the same on every process: at once in one process; over several, at the
+    first step after any process was asked that is a multiple of PREEMPTION_EVERY."""
     requested = flag.poll()
     if runtime.world == 1:
         return requested
+    if step % PREEMPTION_EVERY:
+        return 0
     agreed = torch.tensor([float(requested)], device=runtime.device)
     dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
     return int(agreed.item())
@@ -264,11 +270,6 @@ def pretrain(
                 dist.barrier()
         with attempts_log(run_dir):
             return _pretrain(config, run, run_dir, runtime, extra_tags or {})
-    except Preempted as stop:
-        job = slurm.job_id()
-        if stop.requeue and runtime.is_main and job is not None and slurm.requeue(job):
-            stop.requeued = job
-        raise
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -392,6 +393,18 @@ class Training:
         }
 
 
+def images_format(config: Config, device: torch.device) -> torch.memory_format:
+    """channels_last on CUDA (pretrain.channels_last): the layout of the model's weights and images."""
+    return torch.channels_last if device.type == "cuda" and config.pretrain.channels_last else torch.contiguous_format
+
+
+def device_feed(loader: DataLoader, config: Config, runtime: Runtime) -> DeviceFeed:
+    """The views of each step (the query, its positive and Table 5's k_++) on the training device, in
+    the model's layout; prepared ahead on a stream of their own on CUDA."""
+    cuda = runtime.device.type == "cuda"
+    return DeviceFeed(loader, runtime.device, config.pretrain.image_size, images_format(config, runtime.device), cuda)
+
+
 def build_training(
     config: Config, run: str, runtime: Runtime, steps_per_epoch: int, total_steps: int, state: dict[str, Any] | None
 ) -> Training:
@@ -400,7 +413,7 @@ def build_training(
     p, cuda = config.pretrain, runtime.device.type == "cuda"
     torch.manual_seed(p.seed)
     model = CycleContrast(config.model, config.loss, seed=p.seed).to(runtime.device)
-    memory_format = torch.channels_last if (cuda and p.channels_last) else torch.contiguous_format
+    memory_format = images_format(config, runtime.device)
     model = model.to(memory_format=memory_format)
     optimizer = torch.optim.SGD(
         [q for q in model.parameters() if q.requires_grad],
@@ -461,6 +474,7 @@ class MetricsWindow:
 
     def _restart(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
+        self.totals: list[torch.Tensor] = []  # each step's total loss, until it is checked
         self.steps, self.started = 0, time.perf_counter()
         self.waited = self.set_aside = 0.0
 
@@ -468,6 +482,20 @@ class MetricsWindow:
         self.steps += 1
         for name, value in losses.items():
             self.sums[name] = self.sums.get(name, 0) + value.detach()
+        self.totals.append(losses["total"].detach())
+
+    def first_nonfinite_step(self, step: int, runtime: Runtime) -> int | None:
+        """The first step since the last check (``step`` the latest) whose loss is not finite on any
+        process; None if there is none. One wait for the device per check, not per step."""
+        if not self.totals:
+            return None
+        totals, self.totals = torch.stack(self.totals).float(), []
+        index = torch.arange(len(totals), device=totals.device)
+        first = torch.where(torch.isfinite(totals), len(totals), index).min()
+        if runtime.world > 1:  # every process stops, or none
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        first = int(first)
+        return None if first == len(totals) else step - len(totals) + 1 + first
 
     def batches(self, feed: Iterable[T]) -> Iterator[T]:
         """The feed's items (a step's views); the seconds spent waiting for each count in the window."""
@@ -514,6 +542,18 @@ def train_step(
     return losses
 
 
+def check_loss(window: MetricsWindow, training: Training, runtime: Runtime) -> None:
+    """Stop a run whose loss turned NaN or infinite before it logs or saves what follows from it: its
+    last checkpoint, of finite weights, stays."""
+    step = window.first_nonfinite_step(training.step, runtime)
+    if step is not None:
+        raise NonFiniteLoss(
+            f"{training.run}: the loss is not finite at step {step}; the last checkpoint, from before it, is kept. "
+            "Check the frames the log names as unreadable and pretrain.lr, then rerun the command to resume",
+            step,
+        )
+
+
 def save(training: Training, checkpoint_path: Path, runtime: Runtime) -> None:
     if runtime.is_main:
         save_checkpoint(checkpoint_path, training.checkpoint())
@@ -535,8 +575,7 @@ def train_steps(
     window = MetricsWindow(p.batch_size)
     cuda = runtime.device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and p.amp)
-    # the views of each step (the query, its positive and Table 5's k_++) on the training device
-    feed = iter(DeviceFeed(loader, runtime.device, p.image_size, training.memory_format, prefetch=cuda))
+    feed = iter(device_feed(loader, training.config, runtime))
     try:
         training.model.train()
         monitored = training.monitor is not None
@@ -551,16 +590,17 @@ def train_steps(
             if monitored and is_due(training.step, p.monitor_every, training.total_steps):
                 look(training, window, mlflow_run, progress)
             if training.step % p.log_every == 0 or last:
+                check_loss(window, training, runtime)
                 log_window(window.report(training, lr), training, mlflow_run, progress)
-            stopping = preemption_agreed(preemption, runtime)
+            stopping = preemption_agreed(preemption, runtime, training.step)
             if training.step % p.checkpoint_every == 0 or last or stopping:
+                check_loss(window, training, runtime)
                 save(training, checkpoint_path, runtime)
             if stopping:
-                message = f"{run}: checkpoint saved at step {training.step}; rerun the same command to resume"
-                raise Preempted(
-                    message, requeue=stopping == REQUEUE, exit_status=130 if preemption.interrupted else 143
-                )
+                raise preempted(training, runtime, mlflow_run, stopping, preemption.interrupted)
     except BaseException as err:  # stopped (preempted, interrupted) or failed (bad data, a bug)
+        if isinstance(err, NonFiniteLoss):
+            mlflow_run.set_tags({"cycle.failed_step": str(err.step), "cycle.failure": str(err)})
         mlflow_run.end("KILLED" if isinstance(err, (Preempted, KeyboardInterrupt)) else "FAILED")
         raise
     finally:
@@ -571,6 +611,23 @@ def train_steps(
         mlflow_run.end("FAILED")
         raise RuntimeError(f"{run}: the data ran out at step {training.step} of {training.total_steps}")
     return training.counters.get("last_metrics", {})
+
+
+def preempted(
+    training: Training, runtime: Runtime, mlflow_run: MlflowRun, stopping: int, interrupted: bool
+) -> Preempted:
+    """What every process raises once its checkpoint is saved: after rank 0 has requeued the SLURM job
+    (when asked to) and ended the MLflow run. torchrun stops the other processes as soon as one of
+    them exits, so no process leaves before rank 0 is done."""
+    message = f"{training.run}: checkpoint saved at step {training.step}; rerun the same command to resume"
+    stop = Preempted(message, requeue=stopping == REQUEUE, exit_status=130 if interrupted else 143)
+    job = slurm.job_id()
+    if stop.requeue and runtime.is_main and job is not None and slurm.requeue(job):
+        stop.requeued = job
+    mlflow_run.end("KILLED")
+    if runtime.world > 1:
+        dist.barrier()
+    return stop
 
 
 def log_window(metrics: dict[str, float], training: Training, mlflow_run: MlflowRun, progress: tqdm) -> None:

@@ -10,11 +10,13 @@ from torch.utils.data import default_collate
 from torchvision.transforms.v2 import functional as TF
 
 from cycle_pkg.data import augment as cpu_augment
+from cycle_pkg.data import jpeg
 from cycle_pkg.data.augment import IMAGENET_STD, MocoV2
 from cycle_pkg.data.batch_augment import augment_views, crop_and_resize, decode_and_augment, gaussian_blur
-from cycle_pkg.data.jpeg import decode_frames, jpeg_size, read_jpeg
+from cycle_pkg.data.jpeg import UnreadableWindow, decode_frames, jpeg_size, read_jpeg
 from cycle_pkg.data.pairs import VideoPairs, read_rgb
 from cycle_pkg.data.r2v2 import load_videos
+from cycle_pkg.errors import DatasetError
 
 CPU = torch.device("cpu")
 GREY_LEVELS = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255  # normalised units -> grey levels
@@ -145,10 +147,60 @@ def test_corrupt_jpegs_are_caught_in_the_worker_or_decoded_grey(world, tmp_path,
     assert jpeg_size(b"not a jpeg at all") is None
     assert read_jpeg(tmp_path / "missing.jpg") is None
     # a complete header and end marker around damaged image data: the batch decodes the rest
-    damaged = bytearray(good)
-    start = good.index(b"\xff\xda")  # start of scan
-    damaged[start + 2 : start + 40] = b"\xff" * 38
-    data = [torch.frombuffer(bytearray(good), dtype=torch.uint8), torch.frombuffer(damaged, dtype=torch.uint8)]
+    data = [torch.frombuffer(bytearray(good), dtype=torch.uint8), damaged_copy(good)]
     frames, unreadable = decode_frames(data, torch.tensor([[48, 64], [48, 64]]), ["good.jpg", "damaged.jpg"], CPU)
     assert unreadable == 1 and (frames[1] == 128).all() and frames[0].float().std() > 1
     assert "damaged.jpg" in caplog.text
+
+
+def damaged_copy(good: bytes) -> torch.Tensor:
+    """``good`` with its image data overwritten: a complete header and end marker that do not decode."""
+    damaged = bytearray(good)
+    start = good.index(b"\xff\xda")  # start of scan
+    damaged[start + 2 : start + 40] = b"\xff" * 38
+    return torch.frombuffer(damaged, dtype=torch.uint8)
+
+
+def test_a_batch_none_of_whose_frames_decodes_stops_the_run(world):
+    good = next((world / "r2v2" / "train").rglob("*.jpg")).read_bytes()
+    data = [damaged_copy(good) for _ in range(3)]
+    with pytest.raises(DatasetError, match=r"none of the 3 frames of a batch decodes on cpu \(a.jpg, \.\.\.: "):
+        decode_frames(data, torch.tensor([[48, 64]] * 3), ["a.jpg", "b.jpg", "c.jpg"], CPU)
+
+
+def test_running_out_of_memory_while_decoding_is_not_a_grey_frame(world, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(jpeg, "decode_jpeg", out_of_memory)
+    good = torch.frombuffer(bytearray(next((world / "r2v2" / "train").rglob("*.jpg")).read_bytes()), dtype=torch.uint8)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        decode_frames([good, good], torch.tensor([[48, 64]] * 2), ["a.jpg", "b.jpg"], CPU)
+
+
+def test_more_unreadable_frames_than_the_window_allows_stop_the_run():
+    window = UnreadableWindow(share=0.1, window=100)
+    for _ in range(10):
+        window.add(50, 4)  # 8% of the last 100 frames: odd frames, grey
+    window.add(50, 6)  # 10 of the last 100: still allowed
+    with pytest.raises(DatasetError, match=r"11 of the last 100 frames do not decode \(more than 10 of 100"):
+        window.add(50, 5)
+
+
+def test_the_feed_stream_is_synchronised_before_nvjpeg_decodes(monkeypatch):
+    """nvJPEG decodes on a stream of its own: the caller's queued kernels must be done first."""
+    calls = []
+
+    class Stream:
+        def synchronize(self):
+            calls.append("synchronize")
+
+    def decode(data, mode, device):
+        calls.append("decode")
+        return [torch.zeros(3, 48, 64, dtype=torch.uint8) for _ in data]
+
+    monkeypatch.setattr(jpeg.torch.cuda, "current_stream", lambda device: Stream())
+    monkeypatch.setattr(jpeg, "decode_jpeg", decode)
+    data = [torch.zeros(10, dtype=torch.uint8)] * 2
+    frames, unreadable = decode_frames(data, torch.tensor([[48, 64]] * 2), ["a.jpg", "b.jpg"], torch.device("cuda"))
+    assert calls == ["synchronize", "decode"] and unreadable == 0 and len(frames) == 2

@@ -71,3 +71,16 @@ def test_feed_raises_the_loaders_error():
 
     with pytest.raises(RuntimeError, match="shard went away"):
         list(DeviceFeed(broken(), CPU, 32, prefetch=True))
+
+
+def test_the_feed_stops_once_too_many_frames_of_its_window_do_not_decode(monkeypatch):
+    """The odd unreadable frame is a grey one; more than the window allows is damaged data."""
+    from cycle_pkg.data import feed as feed_module
+    from cycle_pkg.errors import DatasetError
+
+    monkeypatch.setattr(feed_module, "decode_and_augment", lambda batch, device, size: ({}, 10))
+    batch = {"jpeg": torch.zeros(1), "frame_names": [f"{k}.jpg" for k in range(100)], "skipped": torch.zeros(1)}
+    feed = DeviceFeed([batch] * 30, CPU, 32)
+    with pytest.raises(DatasetError, match="frames do not decode"):
+        list(feed)  # 10% of the frames, above the 5% allowed
+    assert [skipped for _, skipped in DeviceFeed([batch], CPU, 32)] == [10]  # one batch: within the window

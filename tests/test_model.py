@@ -10,7 +10,7 @@ from cycle_pkg.errors import ConfigError
 from cycle_pkg.losses import cycle_loss, info_nce
 from cycle_pkg.model import CycleContrast, build_backbone, build_head
 
-from .conftest import PARAMS
+from .conftest import PARAMS, ROOT
 
 BATCH = 16
 
@@ -86,9 +86,9 @@ def test_queue_contents_are_the_key_embeddings():
     assert torch.allclose(model.intra_queue[:BATCH], F.normalize(k_intra, dim=1), atol=1e-5)
     assert torch.allclose(model.cycle_queue[:BATCH], F.normalize(k_cycle, dim=1), atol=1e-5)
     assert torch.equal(model.intra_queue[BATCH:], reference.intra_queue[BATCH:])
-    assert int(model.intra_ptr) == int(model.cycle_ptr) == BATCH
+    assert model.pointers["intra_ptr"] == model.pointers["cycle_ptr"] == BATCH
     model(images(2), images(3))
-    assert int(model.intra_ptr) == 2 * BATCH
+    assert model.pointers["intra_ptr"] == 2 * BATCH
 
 
 def test_queue_pointer_wraps_around():
@@ -96,8 +96,8 @@ def test_queue_pointer_wraps_around():
     steps = model.model_cfg.intra_queue // BATCH
     for step in range(steps):
         model(images(step), images(step + 100))
-    assert int(model.intra_ptr) == 0
-    assert int(model.cycle_ptr) == (steps * BATCH) % model.model_cfg.cycle_queue
+    assert model.pointers["intra_ptr"] == 0
+    assert model.pointers["cycle_ptr"] == (steps * BATCH) % model.model_cfg.cycle_queue
 
 
 def test_shuffle_bn_returns_keys_in_input_order():
@@ -255,3 +255,39 @@ def test_training_steps_are_mocos_algorithm():
     assert torch.allclose(model.intra_queue, queue, atol=1e-4)
     for ours_p, their_p in zip(model.encoder_k.parameters(), key_net.parameters(), strict=True):
         assert torch.allclose(ours_p, their_p, atol=1e-5)
+
+
+def step_counts():
+    """benchmarks/step_syncs.py's counters of host waits and aten ops."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("step_syncs", ROOT / "benchmarks" / "step_syncs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HostWaits(), module.OpCount()
+
+
+def test_a_step_never_makes_the_host_wait_for_the_device():
+    """No value read on the host and no blocking copy from pageable memory: queue pointers are Python
+    ints, the permutations reach the device pinned and non-blocking."""
+    model = make()
+    model.train()
+    waits, ops = step_counts()
+    with waits, ops:
+        model(images(0), images(1))["total"].backward()
+    assert dict(waits.counts) == {} and ops.ops > 500
+    updates = type(ops)()
+    with updates:
+        model.momentum_update()
+    assert updates.ops < 10  # a few multi-tensor ops, not two per parameter (each encoder has 64)
+
+
+def test_queue_pointers_travel_in_the_state_dict():
+    model = make()
+    model(images(0), images(1))
+    state = model.state_dict()
+    assert int(state["intra_ptr"]) == int(state["cycle_ptr"]) == BATCH
+    clone = make()
+    clone.load_state_dict(state)
+    assert clone.pointers == {"intra_ptr": BATCH, "cycle_ptr": BATCH}
+    assert "intra_ptr" in state  # the caller's state dict is left as it was

@@ -13,9 +13,11 @@ import mlflow
 import pytest
 import torch
 
+from cycle_pkg import model as model_module
 from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.cli import main
 from cycle_pkg.eval.checkpoints import load_backbone
+from cycle_pkg.losses import info_nce
 from cycle_pkg.model import build_backbone
 
 from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle_here
@@ -177,3 +179,30 @@ def _no_inherited_slurm(monkeypatch):
     """These runs are not SLURM jobs, whatever machine runs the suite."""
     for key in [k for k in os.environ if k.startswith("SLURM_")]:
         monkeypatch.delenv(key)
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpoint(
+    world, tmp_path, mlflow_uri, monkeypatch
+):
+    """A NaN injected into the loss at step 5 (as a decoder race's garbage would make one): the
+    checkpoint of step 3 stays, the MLflow run ends FAILED naming step 5, the exit status is a data error's."""
+    calls = []
+
+    def nan_from_step_5(*args, **kwargs):
+        calls.append(1)
+        loss = info_nce(*args, **kwargs)
+        return loss * float("nan") if len(calls) >= 5 else loss
+
+    monkeypatch.setattr(model_module, "info_nce", nan_from_step_5)
+    overrides = ("pretrain.checkpoint_every=3", "pretrain.log_every=100", "pretrain.monitor_every=0")
+    result = run_cycle_here(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "data error: r18: the loss is not finite at step 5; the last checkpoint" in result.stderr
+    run_dir = tmp_path / "results" / "pretrain" / "r18"
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    assert state["step"] == 3 and all(
+        v.isfinite().all() for v in state["model"].values() if torch.is_tensor(v) and v.is_floating_point()
+    )
+    run = mlflow.MlflowClient(mlflow_uri).get_run((run_dir / "mlflow_run_id").read_text().strip())
+    assert run.info.status == "FAILED" and run.data.tags["cycle.failed_step"] == "5"
+    assert "not finite at step 5" in run.data.tags["cycle.failure"]

@@ -4,12 +4,15 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import mlflow
 import pytest
 
 from cycle_pkg import slurm
 from cycle_pkg.checkpoint import load_checkpoint
+from cycle_pkg.train import PREEMPTION_EVERY
 
 from .conftest import pretrain_args, run_cycle
 
@@ -120,3 +123,26 @@ def test_without_slurm_restart_count_the_requeues_are_asked_of_scontrol(fake_slu
     fake_command(fake_slurm, "scontrol", "echo 'Invalid job id specified' >&2; exit 1")
     assert slurm.restart_count() == 0
     assert "scontrol could not say how often SLURM job 4242 was requeued: Invalid job id specified" in caplog.text
+
+
+def test_two_processes_stop_only_once_rank_0_has_requeued_the_job(world, fake_slurm, tmp_path, monkeypatch):
+    """torchrun stops every process as soon as one exits: rank 1 must wait until rank 0's (here slow)
+    `scontrol requeue` is done. The stand-in records the requeue only if rank 0 is still alive after it."""
+    calls = tmp_path / "calls"
+    fake_command(fake_slurm, "squeue", f'echo "$@" >> {calls}; echo 0:03')
+    fake_command(fake_slurm, "scontrol", f'sleep 3; kill -0 $PPID && echo "$@" >> {calls}')
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    args = pretrain_args(
+        world, tmp_path / "results", "pretrain.epochs=40", "pretrain.requeue_margin=1", "mlflow.enabled=false"
+    )
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = subprocess.run(
+        [*launcher, "-m", "cycle_pkg.cli", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode != 0  # the job ends; SLURM runs it again
+    assert calls.read_text().splitlines() == ["-h -j 4242 -o %L", "requeue 4242"], result.stderr[-3000:]
+    assert "SLURM job 4242 requeued: it resumes when SLURM starts it again" in result.stderr
+    step = load_checkpoint(tmp_path / "results" / "pretrain" / "r18" / "checkpoint.pt")["step"]
+    assert 0 < step < 480 and step % PREEMPTION_EVERY == 0  # the processes agree every few steps

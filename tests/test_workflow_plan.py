@@ -112,6 +112,36 @@ def test_paper_dag_with_the_slurm_profile():
     assert all(re.search(r"--checkpoint results/pretrain/\S+/backbone\.pt ", b) for b in evaluate)
 
 
+class PlannedJob:
+    """What the SLURM executor reads of a job, from the resources a dry run prints."""
+
+    def __init__(self, block: str):
+        line = re.search(r"^\s*resources: (.*)$", block, re.MULTILINE).group(1)
+        pairs = (item.split("=", 1) for item in line.split(", "))
+        self.resources = Resources({k: int(v) if v.isdigit() else v for k, v in pairs})
+        self.threads = 1
+
+
+class Resources(dict):
+    __getattr__ = dict.__getitem__
+
+
+def test_pretraining_asks_slurm_for_8_ampere_gpus_on_one_node_within_a_day():
+    """The sbatch line the SLURM executor builds for a planned pretraining job."""
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    result = snakemake("--profile", "slurm", "--dry-run", "--until", "pretrain")
+    assert result.returncode == 0, result.stderr[-3000:]
+    blocks = re.split(r"^\[\w{3} \w{3} .*\]$", result.stdout, flags=re.MULTILINE)
+    block = next(b for b in blocks if "rule pretrain:" in b)
+    job = PlannedJob(block)
+    params = dict(run_uuid="x", slurm_logfile="x.log", comment_str="x", account="-A a", partition="-p gpu", workdir=".")
+    sbatch = get_submit_command(job, params) + set_gres_string(job)
+    assert " --nodes=1" in sbatch and " --gpus=a100:8" in sbatch and " --cpus-per-gpu=8" in sbatch
+    assert " -t 1440" in sbatch  # a day: within most clusters' limits; the run requeues itself before it
+
+
 def test_a_new_default_moves_the_methods_rows_but_not_an_ablations_own_value(tmp_path):
     params = yaml.safe_load(PARAMS.read_text())
     params["loss"]["lambda_cycle"] = 0.3  # as `dvc exp run -S loss.lambda_cycle=0.3` writes it

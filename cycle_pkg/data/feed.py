@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .batch_augment import decode_and_augment
+from .jpeg import UnreadableWindow
 from .pairs import VIEWS
 
 PREFETCH = 2  # batches prepared ahead
@@ -39,11 +40,13 @@ class DeviceFeed:
     ):
         self.loader, self.device, self.image_size = loader, device, image_size
         self.memory_format, self.prefetch = memory_format, prefetch
+        self.unreadable = UnreadableWindow()
 
     def prepare(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], int]:
         skipped = int(batch["skipped"].sum())
         if "jpeg" in batch:
             views, unreadable = decode_and_augment(batch, self.device, self.image_size)
+            self.unreadable.add(len(batch["frame_names"]), unreadable)
             skipped += unreadable
         else:
             views = {name: batch[name].to(self.device, non_blocking=True) for name in VIEWS if name in batch}
