@@ -321,26 +321,25 @@ def main(argv: list[str] | None = None) -> int:
     return run(argv)
 
 
+# The errors a job reports in one line (what went wrong and what to do), and its exit status
+EXPECTED: dict[type[Exception], tuple[str, int]] = {
+    ConfigError: ("configuration error", 2),
+    DatasetError: ("data error", 2),
+    CheckpointError: ("checkpoint error", 2),
+    RunLocked: ("busy", 2),
+    MlflowUnavailable: ("MLflow unavailable", 1),
+}
+
+
 def run(argv: list[str] | None = None) -> int:
     """The command itself, in this process; its exit status."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ConfigError as err:
-        print(f"cycle: configuration error: {err}", file=sys.stderr)
-        return 2
-    except DatasetError as err:
-        print(f"cycle: data error: {err}", file=sys.stderr)
-        return 2
-    except CheckpointError as err:
-        print(f"cycle: checkpoint error: {err}", file=sys.stderr)
-        return 2
-    except RunLocked as err:
-        print(f"cycle: busy: {err}", file=sys.stderr)
-        return 2
-    except MlflowUnavailable as err:
-        print(f"cycle: MLflow unavailable: {err}", file=sys.stderr)
-        return 1
+    except tuple(EXPECTED) as err:
+        label, status = next(EXPECTED[kind] for kind in EXPECTED if isinstance(err, kind))
+        print(f"cycle: {label}: {err}", file=sys.stderr)
+        return status
     except Preempted as err:
         print(f"cycle: preempted: {err}", file=sys.stderr)
         return err.exit_status
