@@ -26,8 +26,8 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores all
 
 # The science scale (docs/science.md): Table 4's claim over seeds, then its report and figure under
-# benchmarks/results/ (SCIENCE_RUN names them: each pre-registered run keeps its own).
-SCIENCE_RUN ?= run1
+# benchmarks/results/ (a pre-registered run names them, e.g. `make science SCIENCE_RUN=run2`; `local` otherwise).
+SCIENCE_RUN ?= local
 science: $(STAMP)
 	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=science && \
 	  $(BIN)/python benchmarks/science_report.py --scale science --started $$started \
