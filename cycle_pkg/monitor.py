@@ -94,15 +94,18 @@ def load_labelled_set(
 ) -> LabelledSet:
     """Decode the labelled set once: Resize(size * 256/224) + CenterCrop(size), kept as uint8."""
     bank, queries, classes = labelled_samples(root, dataset, bank_per_class, queries_per_class)
-    transform = v2.Compose([v2.Resize(crop_size_resize(size), antialias=True), v2.CenterCrop(size)])
-    # A generator of its own: the loader's seed draw must not move the global RNG of the training.
-    loader = DataLoader(
-        ImageFiles([*bank, *queries], transform), batch_size=64, num_workers=workers, generator=torch.Generator()
-    )
-    images = torch.cat([batch for batch, _ in loader])
+    images = decode_once([*bank, *queries], size, workers)
     labels = torch.tensor([label for _, label in [*bank, *queries]])
     is_bank = torch.arange(len(labels)) < len(bank)
     return LabelledSet(images, labels, is_bank, classes)
+
+
+def decode_once(samples: Samples, size: int, workers: int) -> Tensor:
+    """The samples' images, Resize(size * 256/224) + CenterCrop(size), as uint8 (N, 3, size, size)."""
+    transform = v2.Compose([v2.Resize(crop_size_resize(size), antialias=True), v2.CenterCrop(size)])
+    # A generator of its own: the loader's seed draw must not move the global RNG of the training.
+    loader = DataLoader(ImageFiles(samples, transform), batch_size=64, num_workers=workers, generator=torch.Generator())
+    return torch.cat([batch for batch, _ in loader])
 
 
 def load_frame_set(root: str | Path, videos: int, size: int, workers: int) -> FrameSet:
@@ -120,11 +123,9 @@ def load_frame_set(root: str | Path, videos: int, size: int, workers: int) -> Fr
         for index, video in enumerate(chosen)
         for frame in video.frames
     ]
-    transform = v2.Compose([v2.Resize(crop_size_resize(size), antialias=True), v2.CenterCrop(size)])
-    loader = DataLoader(ImageFiles(samples, transform), batch_size=64, num_workers=workers, generator=torch.Generator())
     videos_of = torch.tensor([index for _, index in samples])
     classes = torch.tensor([known.get(chosen[index].video_id, NO_CLASS) for _, index in samples])
-    return FrameSet(torch.cat([batch for batch, _ in loader]), videos_of, classes)
+    return FrameSet(decode_once(samples, size, workers), videos_of, classes)
 
 
 def is_due(step: int, every: int, total_steps: int) -> bool:
