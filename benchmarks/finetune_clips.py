@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cycle_pkg.config import WorldConfig
 from cycle_pkg.data.synthetic import latent_classes, new_instance
 from cycle_pkg.data.synthetic.action import FPS, write_avi
 from cycle_pkg.data.synthetic.motion import action_path, draw
@@ -37,7 +38,7 @@ def write_video(path: Path, seconds: float, noise: float) -> int:
     rng = np.random.default_rng(0)
     latent = latent_classes(1, seed=0)[0]
     height, width, room = 240, 320, 80
-    instance, scene = new_instance(latent, rng), background(rng, height, width + room)
+    instance, scene = new_instance(latent, rng, WorldConfig().pattern_scale), background(rng, height, width + room)
     frames = []
     for pose in action_path("Left", rng, round(seconds * FPS), height, width, room):
         image = draw(instance, scene, pose, width)[0].astype(np.float32)

@@ -8,6 +8,7 @@ format (classifier included), which `cycle eval --format torchvision` reads.
 
 Example (the world's R2V2 frames at the scale's pretraining size; 44 s an epoch on 2 CPU cores at the demo's):
     python benchmarks/supervised_reference.py --scale demo --epochs 10 --output supervised.pth
+    python benchmarks/supervised_reference.py --scale science --set world.pattern_scale=[1.0,2.0] --output s.pth
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def main() -> None:
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--output", required=True, help="where to write the weights (torchvision's format)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    config = load_config(args.params, args.scale, [])
+    config = load_config(args.params, args.scale, args.overrides)
     generate_world(config.world)
     result = train_for(config, args.epochs, Path(args.output))
     print(json.dumps({"epochs": args.epochs, **result}))

@@ -41,6 +41,9 @@ class WorldConfig:
     got10k_sequences: list[int] = field(default_factory=lambda: [24, 6, 6])  # GOT-10k-format train, val, test
     got10k_frames: int = 30
     otb_frames: int = 20  # frames of an OTB-format sequence (those with known quirks keep their real lengths)
+    # an instance's surface pattern repeats this many times across the object, drawn uniformly in [low, high]:
+    # fewer repeats are coarser, a class's pattern easier to see at a small image size
+    pattern_scale: list[float] = field(default_factory=lambda: [2.5, 4.5])
 
 
 VINCE_LISTS = "https://raw.githubusercontent.com/danielgordon10/vince/HEAD/datasets/info_files"  # R2V2's authors'
@@ -383,6 +386,7 @@ RANGES: dict[type, dict[str, Range]] = {
         "seed": AT_LEAST_0,
         "frame_height": Range(16),
         "frame_width": Range(16),
+        "pattern_scale": POSITIVE,
         **dict.fromkeys(
             (
                 "classes",

@@ -114,3 +114,5 @@ def validate_data(config: Config) -> None:
         raise ConfigError(f"data.otb_url ({data.otb_url}) must contain {{name}}, the sequence's name")
     if len(world.got10k_sequences) != 3:
         raise ConfigError("world.got10k_sequences: expected three positive counts [train, val, test]")
+    if len(world.pattern_scale) != 2 or world.pattern_scale[0] > world.pattern_scale[1]:
+        raise ConfigError(f"world.pattern_scale ({world.pattern_scale}): expected [low, high] with low <= high")

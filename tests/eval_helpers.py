@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cycle_pkg.checkpoint import save_checkpoint
-from cycle_pkg.config import load_config
+from cycle_pkg.config import WorldConfig, load_config
 from cycle_pkg.data.synthetic import latent_classes, new_instance, render
 from cycle_pkg.model import CycleContrast, build_backbone
 
@@ -33,7 +33,7 @@ def draw_sequence(
     """A striped disk moving over a plain background, as OTB-style JPEG frames; boxes (1-based
     x, y, w, h) are the disk's exact extent."""
     rng = np.random.default_rng(seed)
-    instance = new_instance(latent("disk", "stripes"), rng)
+    instance = new_instance(latent("disk", "stripes"), rng, WorldConfig().pattern_scale)
     instance.aspect = 1.0
     background = flat_background(rng, height, width)
     radius = 14.0
@@ -61,7 +61,7 @@ def draw_video(
 ) -> tuple[torch.Tensor, float]:
     """A decoded 25 fps video, uint8 (T, H, W, 3): the class decides the object's shape."""
     rng = np.random.default_rng(seed)
-    instance = new_instance(latent(SHAPES[label % len(SHAPES)], "solid"), rng)
+    instance = new_instance(latent(SHAPES[label % len(SHAPES)], "solid"), rng, WorldConfig().pattern_scale)
     background = flat_background(rng, height, width)
     video = []
     for t in range(frames):

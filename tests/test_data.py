@@ -3,6 +3,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,8 +11,9 @@ from cycle_pkg.config import load_config
 from cycle_pkg.data.imagenet import imagenet100_wnids
 from cycle_pkg.data.pairs import StepSampler, VideoPairs, read_rgb
 from cycle_pkg.data.r2v2 import id_list_path, load_videos, read_id_list
-from cycle_pkg.data.synthetic import class_wnids, generate_world
-from cycle_pkg.errors import DatasetError
+from cycle_pkg.data.synthetic import class_wnids, generate_world, latent_classes, new_instance
+from cycle_pkg.data.synthetic.scene import LatentClass, render_with_mask
+from cycle_pkg.errors import ConfigError, DatasetError
 
 from .conftest import PARAMS
 
@@ -66,6 +68,32 @@ def test_world_is_seeded_and_kept(tmp_path, world):
     other = load_config(PARAMS, "test", [f"world.root={tmp_path / 'other'}", "world.seed=1"])
     generate_world(other.world)
     assert tree_digest(tmp_path / "other") != tree_digest(world)
+
+
+@pytest.mark.parametrize("scale", [1.0, 4.0])
+def test_pattern_scale_is_the_patterns_repeats_across_the_object(scale):
+    """A striped square seen head-on (angle 0, aspect 1, one radius = 32 px): along its vertical axis
+    the two colours alternate ``scale`` times, i.e. 2 x scale colour changes inside the object."""
+    rng = np.random.default_rng(0)
+    instance = new_instance(LatentClass("square", "stripes"), rng, [scale, scale])
+    assert instance.pattern_scale == scale
+    instance.aspect, instance.pattern_phase = 1.0, 0.3
+    grey = np.full((96, 96, 3), 0.5)
+    image, inside = render_with_mask(instance, grey, (48.0, 48.0), 32.0, 0.0, np.ones(3))
+    column = image[:, 48].astype(float) @ np.abs(instance.colors[0] - instance.colors[1])
+    rows = np.flatnonzero(inside[:, 48] == 1)  # the square's inside spans v in [-0.8, 0.8]: 80% of the axis
+    side = column[rows] > (column[rows].min() + column[rows].max()) / 2
+    changes = int(np.count_nonzero(side[1:] != side[:-1]))
+    assert abs(changes - 2 * scale * 0.8) <= 1
+
+
+def test_a_worlds_instances_draw_their_pattern_scale_from_its_setting():
+    config = load_config(PARAMS, "test", ["world.pattern_scale=[1.0,2.0]"])
+    rng = np.random.default_rng(0)
+    scales = [new_instance(c, rng, config.world.pattern_scale).pattern_scale for c in latent_classes(12, 0)]
+    assert min(scales) >= 1.0 and max(scales) <= 2.0 and max(scales) - min(scales) > 0.3
+    with pytest.raises(ConfigError, match=r"world.pattern_scale"):
+        load_config(PARAMS, "test", ["world.pattern_scale=[2.0,1.0]"])
 
 
 def test_id_list_errors_name_the_line(tmp_path):

@@ -61,7 +61,7 @@ def write_ucf101(root: Path, world: WorldConfig, classes: list[LatentClass]) -> 
     train, test = [], []
     for label, (name, latent, motion) in enumerate(actions, start=1):
         for group in range(1, world.ucf101_groups + 1):
-            instance = new_instance(latent, rng)
+            instance = new_instance(latent, rng, world.pattern_scale)
             scene = background(rng, height, width + room)
             for clip in range(1, world.ucf101_clips + 1):
                 relpath = f"{name}/v_{name}_g{group:02d}_c{clip:02d}.avi"

@@ -23,7 +23,13 @@ def write_got10k(root: Path, world: WorldConfig, classes: list[LatentClass]) -> 
         for number, name in enumerate(names):
             folder = root / subset / name
             images, (boxes,), (label,), covers = sequence(
-                rng, classes, world.got10k_frames, world.frame_height, world.frame_width, occlusion=occlusion_of(number)
+                rng,
+                classes,
+                world.got10k_frames,
+                world.frame_height,
+                world.frame_width,
+                world.pattern_scale,
+                occlusion=occlusion_of(number),
             )
             write_frames(folder, images, digits=8)
             lines = boxes if subset != "test" else boxes[:1]

@@ -43,7 +43,7 @@ def write_r2v2(root: Path, split: str, videos: int, world: WorldConfig, classes:
         label = int(rng.integers(len(classes)))
         first = int(rng.integers(0, 3000))
         numbers = [first + FRAME_GAP * t for t in range(4)]
-        instance = new_instance(classes[label], rng)
+        instance = new_instance(classes[label], rng, world.pattern_scale)
         frames = video_frames(instance, rng, world.frame_height, world.frame_width)
         for number, image in zip(numbers, frames, strict=True):
             path = root / frame_relpath(split, vid, number)
@@ -66,7 +66,7 @@ def write_imagefolder(root: Path, world: WorldConfig, classes: list[LatentClass]
             folder = root / split / wnid
             folder.mkdir(parents=True, exist_ok=True)
             for n in range(per_class):
-                instance = new_instance(latent, rng)
+                instance = new_instance(latent, rng, world.pattern_scale)
                 image = video_frames(instance, rng, world.frame_height, world.frame_width)[int(rng.integers(4))]
                 counter += 1
                 name = f"{wnid}_{n}.JPEG" if split == "train" else f"ILSVRC2012_val_{counter:08d}.JPEG"

@@ -39,7 +39,9 @@ def write_otb(root: Path, world: WorldConfig, classes: list[LatentClass]) -> Non
     for number, name in enumerate(otb_folders()):
         frames, annotated = OTB_ANNOTATED.get(name, (world.otb_frames, slice(None)))
         targets = 2 if name in OTB_TWO_TARGETS else 1
-        images, boxes, _, _ = sequence(rng, classes, frames, world.frame_height, world.frame_width, targets)
+        images, boxes, _, _ = sequence(
+            rng, classes, frames, world.frame_height, world.frame_width, world.pattern_scale, targets
+        )
         folder = root / name
         write_frames(folder / "img", images, digits=5 if name in OTB_FIVE_DIGIT_FRAMES else 4)
         delimiter = {1: "\t", 3: " "}.get(number % 5, ",")

@@ -105,10 +105,12 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return grey + 0.3 * (image - grey)
 
 
-def new_instance(latent: LatentClass, rng: np.random.Generator) -> Instance:
+def new_instance(latent: LatentClass, rng: np.random.Generator, pattern_scale: list[float]) -> Instance:
+    """An instance of ``latent`` whose pattern repeats a number of times drawn from ``pattern_scale``
+    (``[low, high]``, the world's setting)."""
     colors = rng.uniform(0, 1, size=(2, 3))
     colors[1] = 1 - colors[0] * rng.uniform(0.5, 1.0)  # keep the pattern visible
-    return Instance(latent, colors, rng.uniform(0.8, 1.25), rng.uniform(2.5, 4.5), rng.uniform(0, 2 * np.pi))
+    return Instance(latent, colors, rng.uniform(0.8, 1.25), rng.uniform(*pattern_scale), rng.uniform(0, 2 * np.pi))
 
 
 def render_with_mask(

@@ -19,6 +19,7 @@ def sequence(
     frames: int,
     height: int,
     width: int,
+    pattern_scale: list[float],
     targets: int = 1,
     occlusion: Occlusion = "none",
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[int], np.ndarray]:
@@ -29,7 +30,7 @@ def sequence(
     room = width // 4
     scene = background(rng, height, width + room)
     labels = [int(rng.integers(len(classes))) for _ in range(targets)]
-    instances = [new_instance(classes[label], rng) for label in labels]
+    instances = [new_instance(classes[label], rng, pattern_scale) for label in labels]
     paths = [wander_path(rng, frames, height, width, room) for _ in range(targets)]
     images, boxes, covers = [], [np.zeros((frames, 4)) for _ in range(targets)], np.zeros(frames, dtype=int)
     for t in range(frames):
