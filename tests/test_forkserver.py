@@ -1,4 +1,4 @@
-"""The fork server (cycle_pkg/forkserver.py): a job run through it behaves as its own process would, to
+"""The fork server (cycle_pkg/jobs/forkserver.py): a job run through it behaves as its own process would, to
 Snakemake and to the job: exit status, streams, directory, environment, signals both ways."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cycle_pkg import forkserver
+from cycle_pkg.jobs import forkserver
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT = "import sys; from cycle_pkg.forkserver import call; s = call(sys.argv[1], ['job', *sys.argv[2:]]); " \
+CLIENT = "import sys; from cycle_pkg.jobs.forkserver import call; s = call(sys.argv[1], ['job', *sys.argv[2:]]); " \
     "sys.exit(99 if s is None else s)"
 
 
@@ -32,7 +32,7 @@ def server(tmp_path):
     """A server (numpy.random preloaded: its generator seeded in the server) with the test jobs as its target."""
     path = str(tmp_path / "socket")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cycle_pkg.forkserver", path, "--preload", "numpy.random", "--target",
+        [sys.executable, "-m", "cycle_pkg.jobs.forkserver", path, "--preload", "numpy.random", "--target",
          "tests.forkserver_jobs:run"], cwd=ROOT, stderr=open(tmp_path / "server.log", "w"),
     )
     wait_for(lambda: os.path.exists(path), "the server's socket")
@@ -124,8 +124,8 @@ def test_the_cycle_command_runs_through_a_server_named_in_the_environment_and_wi
     direct = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     path = str(tmp_path / "socket")
     with open(tmp_path / "server.log", "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "cycle_pkg.forkserver", path, "--preload", "cycle_pkg.cli"],
-                                   cwd=ROOT, stderr=log)
+        process = subprocess.Popen([sys.executable, "-m", "cycle_pkg.jobs.forkserver", path, "--preload",
+                                    "cycle_pkg.cli"], cwd=ROOT, stderr=log)
     try:
         wait_for(lambda: os.path.exists(path), "the server's socket")
         env = {**os.environ, forkserver.ENV: path}

@@ -41,7 +41,7 @@ ENV = "CYCLE_FORKSERVER"
 # is named in cycle_pkg.eval.registry). Importing creates no thread pool, CUDA context or database engine.
 PRELOAD = (
     "torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store", "kornia", "matplotlib.pyplot",
-    "cycle_pkg.cli", "cycle_pkg.train", "cycle_pkg.eval.runner",
+    "cycle_pkg.cli", "cycle_pkg.pretrain.loop", "cycle_pkg.eval.runner",
 )  # fmt: skip
 TARGET = "cycle_pkg.cli:run"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -335,7 +335,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if k != ENV}
         with open(log_file, "ab") as out:
             self.process = subprocess.Popen(
-                [python, "-m", "cycle_pkg.forkserver", self.path, "--parent", str(os.getpid())],
+                [python, "-m", "cycle_pkg.jobs.forkserver", self.path, "--parent", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, process_group=0,
             )
 
@@ -353,7 +353,7 @@ class Server:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cycle_pkg.forkserver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cycle_pkg.jobs.forkserver", description=__doc__.splitlines()[0])
     parser.add_argument("socket", help="the UNIX socket to listen at")
     parser.add_argument("--parent", type=int, help="stop when this process (Snakemake) ends")
     parser.add_argument("--preload", nargs="*", default=PRELOAD, help="modules to import before forking")
