@@ -85,8 +85,9 @@ def call(path: str, argv: list[str]) -> int | None:
     ended = replies.readline()  # a forwarded signal interrupts nothing here: the read is retried (PEP 475)
     client.close()
     if not ended:
-        print(f"cycle: the fork server at {path} ended before job process {pid}; its exit status is lost",
-              file=sys.stderr)
+        print(
+            f"cycle: the fork server at {path} ended before job process {pid}; its exit status is lost", file=sys.stderr
+        )
         while _alive(pid):  # never report a job over while its process still writes its outputs
             time.sleep(1)
         return 1
@@ -267,11 +268,15 @@ def _become(request: dict, fds: list[int]) -> None:
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=sys.stdin.encoding)
     sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding=sys.stdout.encoding, line_buffering=os.isatty(1),
+        io.FileIO(1, "w", closefd=False),
+        encoding=sys.stdout.encoding,
+        line_buffering=os.isatty(1),
         write_through=unbuffered,
     )
     sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding=sys.stderr.encoding, errors="backslashreplace",
+        io.FileIO(2, "w", closefd=False),
+        encoding=sys.stderr.encoding,
+        errors="backslashreplace",
         line_buffering=True,
     )
     sys.argv = list(request["argv"])
@@ -336,7 +341,11 @@ class Server:
         with open(log_file, "ab") as out:
             self.process = subprocess.Popen(
                 [python, "-m", "cycle_pkg.jobs.forkserver", self.path, "--parent", str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, process_group=0,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                process_group=0,
             )
 
     def stop(self, wait: float = 60.0) -> None:
