@@ -1,7 +1,7 @@
 """Reproduce the paper's Tables 1-11: data -> one pretraining per unique grid point -> every
 evaluation -> tables and figures. The grid, the evaluations and the paper's numbers live in
-cycle_pkg (grid.py, eval/registry.py, paper_tables.yaml); every rule is a thin call of the `cycle`
-command.
+cycle_pkg (reproduction/grid.py, eval/registry.py, reproduction/paper_tables.yaml); every rule is a
+thin call of the `cycle` command.
 
     snakemake --cores all          # the scale named in params.yaml (a fresh clone: demo, on CPU)
     snakemake --profile slurm      # the paper's scale on a SLURM cluster (profile in ./slurm)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from pretrain_throughput import R2V2_FRAME, ROOT, at_frame_size, r2v2_world, run_facts
 
-from cycle_pkg.config import load_config
+from cycle_pkg.settings.config import load_config
 
 
 def fingerprint(views: dict[str, torch.Tensor]) -> dict[str, tuple[torch.Tensor, float, bool]]:
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from cycle_pkg.data.feed import DeviceFeed
-    from cycle_pkg.train import Runtime, build_dataset, build_loader, device_feed, images_format
+    from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, device_feed, images_format
 
     device = torch.device(args.device)
     overrides = ["mlflow.enabled=false", "pretrain.augment_on=device", *args.overrides]

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cycle_pkg.config import WorldConfig
 from cycle_pkg.data.synthetic import latent_classes, new_instance
 from cycle_pkg.data.synthetic.action import FPS, write_avi
 from cycle_pkg.data.synthetic.motion import action_path, draw
@@ -32,6 +31,7 @@ from cycle_pkg.data.synthetic.scene import background
 from cycle_pkg.data.ucf101 import read_video
 from cycle_pkg.eval.action import TrainClips, colour_transform, crop_transform
 from cycle_pkg.eval.finetune import FinetuneEvalConfig, apply_seeded
+from cycle_pkg.settings.config import WorldConfig
 
 
 def write_video(path: Path, seconds: float, noise: float) -> int:

@@ -35,12 +35,12 @@ from pathlib import Path
 import torch
 from supervised_reference import train_for
 
-from cycle_pkg.config import LinearEvalConfig, load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.data.synthetic import generate_world, write_part
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import FeatureCache, FrozenBackbone
 from cycle_pkg.eval.linear import linear_probe
+from cycle_pkg.settings.config import LinearEvalConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

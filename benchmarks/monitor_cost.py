@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from cycle_pkg.config import Config, load_config
 from cycle_pkg.errors import DatasetError
-from cycle_pkg.monitor import LabelledSet, Monitor, is_due, load_labelled_set
+from cycle_pkg.pretrain.monitor import LabelledSet, Monitor, is_due, load_labelled_set
+from cycle_pkg.settings.config import Config, load_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pretrain_throughput import build, sync, train_step  # noqa: E402
@@ -115,7 +115,7 @@ def look_seconds(config: Config, labelled: LabelledSet, device: torch.device, ro
 PICTURES = """
 import sys, time, torch
 start = time.perf_counter()
-from cycle_pkg.monitor_figures import embedding_figure, knn_curve_figure
+from cycle_pkg.pretrain.monitor_figures import embedding_figure, knn_curve_figure
 n, width, classes = (int(a) for a in sys.argv[1:4])
 saved = {"features": torch.randn(n, width), "labels": torch.arange(n) % classes,
          "bank": torch.arange(n) < n // 2, "classes": [str(c) for c in range(classes)]}

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 
-from cycle_pkg.config import Config, load_config
 from cycle_pkg.model import CycleContrast
+from cycle_pkg.settings.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 R2V2_FRAME = (256, 456)  # R2V2's frames: a short side of 256 px, from 16:9 videos
@@ -39,7 +39,7 @@ R2V2_FRAME = (256, 456)  # R2V2's frames: a short side of 256 px, from 16:9 vide
 
 def run_facts(device: torch.device) -> dict:
     """What a result was measured on: the device, torch and the commit."""
-    from cycle_pkg.mlflow_run import git_commit
+    from cycle_pkg.jobs.mlflow_job import git_commit
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
     # COMMIT: what gpu_check.sh was given, for a copy of the working tree without its .git
@@ -162,7 +162,7 @@ def pipeline_throughput(config: Config, device: torch.device, steps: int, augmen
     workers or on ``device``, as ``augment_on`` says); the CPU cores it keeps busy, and the share of
     the time the step waited for its batch (data_wait_fraction)."""
     from cycle_pkg.data.shards import shard_r2v2
-    from cycle_pkg.train import Runtime, build_dataset, build_loader, device_feed
+    from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, device_feed
 
     config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, augment_on=augment_on))
     r2v2_world(config.world)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from supervised_reference import train_for
 
-from cycle_pkg.config import load_config
+from cycle_pkg.settings.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("linear", "retrieval")

@@ -22,14 +22,14 @@ from typing import Any
 
 import torch
 
-from cycle_pkg.config import load_config
-from cycle_pkg.grid import Grid
-from cycle_pkg.io_utils import write_text_atomic
-from cycle_pkg.monitor import MECHANISM
-from cycle_pkg.paper import paper_tables
-from cycle_pkg.plots import pyplot, save_png
-from cycle_pkg.stats import t_interval
-from cycle_pkg.tables import run_summary, table_frame
+from cycle_pkg.jobs.atomic import write_text_atomic
+from cycle_pkg.jobs.plots import pyplot, save_png
+from cycle_pkg.pretrain.monitor import MECHANISM
+from cycle_pkg.reproduction.grid import Grid
+from cycle_pkg.reproduction.paper import paper_tables
+from cycle_pkg.reproduction.stats import t_interval
+from cycle_pkg.reproduction.tables import run_summary, table_frame
+from cycle_pkg.settings.config import load_config
 
 TABLE, METRIC = "table4", "top1"
 AT_THE_END = ("knn_top1", *MECHANISM)

@@ -28,7 +28,6 @@ import torch
 from PIL import Image
 from torchvision.io import decode_jpeg, read_file
 
-from cycle_pkg.config import WorldConfig
 from cycle_pkg.data.augment import moco_v2
 from cycle_pkg.data.batch_augment import decode_and_augment
 from cycle_pkg.data.pairs import PairMaker, VideoPairs
@@ -37,6 +36,7 @@ from cycle_pkg.data.shards import read_index, read_samples, write_shards
 from cycle_pkg.data.stream import ShardPairs, decode_frame, encode_frame
 from cycle_pkg.data.synthetic import latent_classes
 from cycle_pkg.data.synthetic.images import write_r2v2
+from cycle_pkg.settings.config import WorldConfig
 
 
 def make_loose_frames(root: Path, videos: int, noise: float) -> None:

@@ -78,8 +78,8 @@ class OpCount(TorchDispatchMode):
 def measure(scale: str, steps: int) -> dict:
     """In a child: a training step of ``cycle_pkg`` on importable here, counted once, then timed."""
     import cycle_pkg
-    from cycle_pkg.config import load_config
-    from cycle_pkg.train import Runtime, build_training, train_step
+    from cycle_pkg.pretrain.loop import Runtime, build_training, train_step
+    from cycle_pkg.settings.config import load_config
 
     device = torch.device("cpu")
     config = load_config(ROOT / "params.yaml", scale, ["mlflow.enabled=false"])

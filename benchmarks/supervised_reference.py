@@ -24,12 +24,12 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.transforms import v2
 
-from cycle_pkg.config import Config, load_config
 from cycle_pkg.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from cycle_pkg.data.r2v2 import frame_relpath, read_videos
 from cycle_pkg.data.synthetic import generate_world
 from cycle_pkg.eval.features import read_image
-from cycle_pkg.train import cosine_lr
+from cycle_pkg.pretrain.loop import cosine_lr
+from cycle_pkg.settings.config import Config, load_config
 
 LABELS = "latent_classes_train.csv"
 

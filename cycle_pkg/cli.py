@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from . import forkserver, run_lock, run_log
-from .config import Config, load_config
-from .config_checks import check_run_name
-from .data import prepare
+from .data import commands as data_commands
 from .errors import CheckpointError, ConfigError, DatasetError, MlflowUnavailable, Preempted, RunLocked
 from .eval import registry
-from .grid import run_name
-from .typed_yaml import parse_override
+from .jobs import attempts, forkserver, lock
+from .reproduction.grid import run_name
+from .settings.checks import check_run_name
+from .settings.config import Config, load_config
+from .settings.typed_yaml import parse_override
 
 if TYPE_CHECKING:
     from .eval.checkpoints import Backbone
@@ -76,14 +76,14 @@ def setup_logging(log_file: str | None) -> None:
     if log_file and int(os.environ.get("RANK", "0")) == 0:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file))
-    logging.basicConfig(level=logging.INFO, format=run_log.FORMAT, handlers=handlers, force=True)
+    logging.basicConfig(level=logging.INFO, format=attempts.FORMAT, handlers=handlers, force=True)
     for noisy in ("alembic", "mlflow", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def cmd_config(args: argparse.Namespace) -> None:
     if args.schema:
-        from .config import json_schema
+        from .settings.config import json_schema
 
         print(yaml.safe_dump(json_schema(), sort_keys=False), end="")
         return
@@ -91,9 +91,9 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    from .grid import Grid
-    from .paper import paper_tables
-    from .tables import ablation_figure, knn_figure, write_table
+    from .reproduction.grid import Grid
+    from .reproduction.paper import paper_tables
+    from .reproduction.tables import ablation_figure, knn_figure, write_table
 
     setup_logging(args.log)
     config = _config(args)
@@ -113,8 +113,8 @@ def cmd_table(args: argparse.Namespace) -> None:
 
 def cmd_mlflow_init(args: argparse.Namespace) -> None:
     """Create the tracking store and the experiment once, before the jobs that log to it fan out."""
-    from .io_utils import write_json_atomic
-    from .mlflow_run import MlflowRun, tracking_uri
+    from .jobs.atomic import write_json_atomic
+    from .jobs.mlflow_job import MlflowRun, tracking_uri
 
     setup_logging(args.log)
     config = _config(args)
@@ -135,7 +135,7 @@ def cmd_world(args: argparse.Namespace) -> None:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from .train import pretrain
+    from .pretrain.loop import pretrain
 
     given = None if args.run is None else check_run_name(args.run, "--run")
     config = _config(args)
@@ -144,9 +144,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
     setup_logging(args.log or f"logs/pretrain/{run}.log")
     if any(parse_override(text)[0] == ["data", "r2v2_shards"] for text in args.overrides):
-        prepare.warn_unread_shards(config)
+        data_commands.warn_unread_shards(config)
     tags = dict(_key_value(t) for t in args.tags)
-    with run_lock.hold(run_dir):
+    with lock.hold(run_dir):
         summary = pretrain(config, run, run_dir, extra_tags=tags, restart_on_change=args.restart_on_change)
     logging.getLogger("cycle.pretrain").info(
         "%s: %d steps, %.1f pairs/s, backbone %s",
@@ -171,7 +171,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
     output = Path(args.output or Path(config.results) / "eval" / evaluation.name / f"{run}.json")
     tags = dict(_key_value(t) for t in args.tags)
-    with run_lock.hold(registry.job_folder(output)):  # a fine-tuning's state is in it
+    with lock.hold(registry.job_folder(output)):  # a fine-tuning's state is in it
         evaluate = evaluation.job(config, output)
         runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
 
@@ -192,7 +192,7 @@ def check_backbone_override(overrides: list[str], backbone: Backbone) -> None:
 def cmd_data(args: argparse.Namespace) -> None:
     """Prepare or check a dataset; its summary is printed and, with --report, written as JSON
     (the workflow's data rules declare these reports as their outputs)."""
-    from .io_utils import write_json_atomic
+    from .jobs.atomic import write_json_atomic
 
     setup_logging(args.log or f"logs/data/{args.dataset}.log")
     options = list(inspect.signature(args.prepare).parameters)[1:]
@@ -208,7 +208,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     datasets = data.add_subparsers(dest="dataset", required=True)
 
     def add(name: str, function: Callable[..., dict | None], help: str) -> argparse.ArgumentParser:
-        """``cycle data <name>``, which calls ``function`` of cycle_pkg.data.prepare: the options
+        """``cycle data <name>``, which calls ``function`` of cycle_pkg.data.commands: the options
         added to the parser it returns are the function's parameters after the config, by name."""
         parser = datasets.add_parser(name, help=help)
         _add_config_arguments(parser)
@@ -218,7 +218,9 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         parser.set_defaults(func=cmd_data, prepare=function)
         return parser
 
-    r2v2 = add("r2v2", prepare.data_r2v2, "re-create R2V2, or link a local copy or download a mirror's, and survey it")
+    r2v2 = add(
+        "r2v2", data_commands.data_r2v2, "re-create R2V2, or link a local copy or download a mirror's, and survey it"
+    )
     r2v2.add_argument(
         "--recreate",
         action="store_true",
@@ -227,15 +229,15 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
     r2v2.add_argument("--from", dest="source", help="a local copy in the R2V2 layout, linked as data.r2v2_root")
     r2v2.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
     r2v2.add_argument("--report", help="write the coverage (re-created) or survey (a copy) to this JSON file")
-    shards = add("r2v2-shards", prepare.data_r2v2_shards, "shard R2V2 (or R2V2-S with data.r2v2_subset=true)")
+    shards = add("r2v2-shards", data_commands.data_r2v2_shards, "shard R2V2 (or R2V2-S with data.r2v2_subset=true)")
     shards.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: all cores)")
-    ucf101 = add("ucf101", prepare.data_ucf101, "download and unpack UCF101 (videos .rar + split files .zip)")
+    ucf101 = add("ucf101", data_commands.data_ucf101, "download and unpack UCF101 (videos .rar + split files .zip)")
     ucf101.add_argument("--keep-archives", action="store_true", help="keep the downloaded archives")
-    add("otb", prepare.data_otb, "download the missing OTB-2015 sequences and check all 100 targets")
-    got10k = add("got10k", prepare.data_got10k, "check a local GOT-10k copy (it needs registration to download)")
+    add("otb", data_commands.data_otb, "download the missing OTB-2015 sequences and check all 100 targets")
+    got10k = add("got10k", data_commands.data_got10k, "check a local GOT-10k copy (it needs registration to download)")
     got10k.add_argument("--subset", action="append", choices=("train", "val", "test"), help="default: all three")
-    add("imagenet", prepare.data_imagenet, "check a local ImageNet copy in ImageFolder layout")
-    val = add("imagenet-val", prepare.data_imagenet_val, "sort the flat ILSVRC2012 val folder into class folders")
+    add("imagenet", data_commands.data_imagenet, "check a local ImageNet copy in ImageFolder layout")
+    val = add("imagenet-val", data_commands.data_imagenet_val, "sort the flat ILSVRC2012 val folder into class folders")
     val.add_argument("--labels", required=True, help="devkit (folder or .tar.gz), LOC_val_solution.csv or labels list")
     val.add_argument("--flat", help="the flat folder (default: <data.imagenet_root>/val)")
     val.add_argument("--out", help="where the class folders go (default: <data.imagenet_root>/val, replacing it)")
@@ -312,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """The `cycle` command. In a local workflow run (CYCLE_FORKSERVER set) a child of the run's fork server
-    runs it (cycle_pkg/forkserver.py); under torchrun each worker stays its agent's own process."""
+    runs it (cycle_pkg/jobs/forkserver.py); under torchrun each worker stays its agent's own process."""
     server = os.environ.get(forkserver.ENV)
     if argv is None and server and "TORCHELASTIC_RUN_ID" not in os.environ:
         status = forkserver.call(server, sys.argv)

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from cycle_pkg.cli import main
-from cycle_pkg.config import load_config
 from cycle_pkg.data.synthetic import generate_world
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import FrozenBackbone
+from cycle_pkg.settings.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "params.yaml"

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cycle_pkg.checkpoint import save_checkpoint
-from cycle_pkg.config import WorldConfig, load_config
 from cycle_pkg.data.synthetic import latent_classes, new_instance, render
 from cycle_pkg.model import CycleContrast, build_backbone
+from cycle_pkg.pretrain.state import save_checkpoint
+from cycle_pkg.settings.config import WorldConfig, load_config
 
 from .conftest import PARAMS
 
@@ -71,7 +71,7 @@ def draw_video(
 
 
 def write_our_checkpoint(run_dir: Path, backbone: str = "resnet18", mlflow_run_id: str | None = "abc123") -> Path:
-    """A pretraining checkpoint as train.py writes it (with summary.json), from a fresh model."""
+    """A pretraining checkpoint as pretrain/loop.py writes it (with summary.json), from a fresh model."""
     config = load_config(PARAMS, "test", [f"model.backbone={backbone}"])
     torch.manual_seed(0)
     model = CycleContrast(config.model, config.loss, seed=0)

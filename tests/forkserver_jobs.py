@@ -17,11 +17,20 @@ def run(argv: list[str]) -> int:
         import numpy
         import threadpoolctl
 
-        print(json.dumps({
-            "argv": argv, "cwd": os.getcwd(), "colour": os.environ.get("COLOUR"), "umask": os.umask(0o22),
-            "ppid": os.getppid(), "tmp": tempfile.gettempdir(), "draw": int(numpy.random.randint(1 << 30)),
-            "blas_threads": threadpoolctl.threadpool_info()[0]["num_threads"],
-        }))
+        print(
+            json.dumps(
+                {
+                    "argv": argv,
+                    "cwd": os.getcwd(),
+                    "colour": os.environ.get("COLOUR"),
+                    "umask": os.umask(0o22),
+                    "ppid": os.getppid(),
+                    "tmp": tempfile.gettempdir(),
+                    "draw": int(numpy.random.randint(1 << 30)),
+                    "blas_threads": threadpoolctl.threadpool_info()[0]["num_threads"],
+                }
+            )
+        )
         print("to stderr", file=sys.stderr)
         return int(rest[0])
     if job == "raise":

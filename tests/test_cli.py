@@ -6,9 +6,9 @@ import inspect
 import pytest
 
 from cycle_pkg.cli import build_parser
-from cycle_pkg.config import load_config
 from cycle_pkg.errors import ConfigError
 from cycle_pkg.eval.registry import tasks
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, pretrain_args, run_cycle_here
 
@@ -60,7 +60,7 @@ def test_a_baselines_key_is_a_run_name():
 )
 def test_a_write_the_file_system_refuses_is_one_line_naming_the_file(world, tmp_path, monkeypatch, failure, advice):
     """A full disk (whose error names no file) or a read-only run folder: the file and what to do, no traceback."""
-    from cycle_pkg import io_utils
+    from cycle_pkg.jobs import atomic
 
     folder = tmp_path / "results" / "pretrain" / "r18"
     if failure.filename:
@@ -69,9 +69,9 @@ def test_a_write_the_file_system_refuses_is_one_line_naming_the_file(world, tmp_
     def refuse(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(io_utils.os, "fsync", refuse)
+    monkeypatch.setattr(atomic.os, "fsync", refuse)
     if failure.errno == errno.EROFS:
-        monkeypatch.setattr(io_utils.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(atomic.tempfile, "mkstemp", refuse)
     ran = run_cycle_here(pretrain_args(world, tmp_path / "results", "mlflow.enabled=false"), cwd=tmp_path)
     assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
     written = folder / "config.json" if failure.errno == errno.ENOSPC else failure.filename

@@ -5,10 +5,18 @@ import textwrap
 import pytest
 
 from cycle_pkg.cli import main
-from cycle_pkg.config import RANGES, SETTING_FACTS, Config, GridConfig, config_from_dict, json_schema, load_config
 from cycle_pkg.errors import ConfigError
-from cycle_pkg.run_settings import affects_training
-from cycle_pkg.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
+from cycle_pkg.settings.config import (
+    RANGES,
+    SETTING_FACTS,
+    Config,
+    GridConfig,
+    config_from_dict,
+    json_schema,
+    load_config,
+)
+from cycle_pkg.settings.identity import affects_training
+from cycle_pkg.settings.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
 
 from .conftest import PARAMS
 

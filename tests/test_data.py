@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cycle_pkg.config import load_config
 from cycle_pkg.data.imagenet import imagenet100_wnids
 from cycle_pkg.data.pairs import StepSampler, VideoPairs, read_rgb
 from cycle_pkg.data.r2v2 import id_list_path, load_videos, read_id_list
 from cycle_pkg.data.synthetic import class_wnids, generate_world, latent_classes, new_instance
 from cycle_pkg.data.synthetic.scene import LatentClass, render_with_mask
 from cycle_pkg.errors import ConfigError, DatasetError
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 

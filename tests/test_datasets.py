@@ -7,7 +7,6 @@ import pytest
 import scipy.io
 import torch
 
-from cycle_pkg.config import load_config
 from cycle_pkg.data.got10k import got10k_meta, got10k_sequences
 from cycle_pkg.data.imagenet import convert_flat_val, imagefolder_samples, imagenet100_wnids
 from cycle_pkg.data.otb import otb_folders, otb_sequences
@@ -15,6 +14,7 @@ from cycle_pkg.data.synthetic.motion import MOTIONS, action_path, mask_box
 from cycle_pkg.data.ucf101 import centred_clips, clip_frames, linspace_frames, read_split, read_video
 from cycle_pkg.errors import DatasetError
 from cycle_pkg.eval.tracking.train import visible
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from cycle_pkg.config import LinearEvalConfig
 from cycle_pkg.eval.divergence import LossHistory, diverged, divergence_flags, divergence_reason
 from cycle_pkg.eval.linear import new_classifier, train_fast
+from cycle_pkg.settings.config import LinearEvalConfig
 
 
 def history(*epochs: list[float]) -> LossHistory:
@@ -84,7 +84,7 @@ def test_the_test_scales_old_probe_diverges_and_says_so():
 def test_a_diverged_probes_metrics_file_is_strict_json(tmp_path):
     """NaN is Python's extension of JSON, which strict parsers (jq, JavaScript, Go) reject: a number that is
     not finite is written as null beside the divergence flag."""
-    from cycle_pkg.io_utils import write_json_atomic
+    from cycle_pkg.jobs.atomic import write_json_atomic
 
     def refuse(constant):
         raise ValueError(f"not JSON: {constant}")

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cycle_pkg.cli import main
-from cycle_pkg.paper import paper_tables
-from cycle_pkg.tables import metric_value, metrics_path, read_metrics
+from cycle_pkg.reproduction.paper import paper_tables
+from cycle_pkg.reproduction.tables import metric_value, metrics_path, read_metrics
 
 from .conftest import PARAMS, run_cycle_here
 from .eval_helpers import moco_state, write_our_checkpoint
@@ -29,7 +29,7 @@ def eval_args(task, world, tmp_path, checkpoint, *overrides):
 
 @pytest.fixture
 def pretraining_run(mlflow_uri, tmp_path):
-    """A pretraining run's folder as train.py leaves it, with its MLflow run."""
+    """A pretraining run's folder as pretrain/loop.py leaves it, with its MLflow run."""
     client = mlflow.MlflowClient(mlflow_uri)
     run_id = client.create_run(client.create_experiment("cycle-contrast"), run_name="r18").info.run_id
     return write_our_checkpoint(tmp_path / "results" / "pretrain" / "r18", mlflow_run_id=run_id), run_id

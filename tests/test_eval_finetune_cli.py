@@ -16,10 +16,10 @@ import pytest
 import torch
 import yaml
 
-from cycle_pkg.config import load_config
-from cycle_pkg.grid import Grid
-from cycle_pkg.paper import paper_tables
-from cycle_pkg.tables import write_table
+from cycle_pkg.reproduction.grid import Grid
+from cycle_pkg.reproduction.paper import paper_tables
+from cycle_pkg.reproduction.tables import write_table
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, cycle_command, run_cycle_here
 from .eval_helpers import moco_state, write_our_checkpoint

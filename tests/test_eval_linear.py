@@ -4,7 +4,6 @@ informative features from label-independent ones (so the evaluation can tell rep
 import pytest
 import torch
 
-from cycle_pkg.config import LinearEvalConfig, load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.eval.linear import (
     AugmentedViews,
@@ -16,6 +15,7 @@ from cycle_pkg.eval.linear import (
     view_features,
 )
 from cycle_pkg.eval.metrics import topk_accuracy
+from cycle_pkg.settings.config import LinearEvalConfig, load_config
 
 from .conftest import PARAMS
 

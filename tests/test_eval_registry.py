@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from cycle_pkg.config import load_config
 from cycle_pkg.errors import ConfigError
 from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets, evaluation_of, tasks
-from cycle_pkg.paper import Row, Table, _check_evaluation, paper_tables
+from cycle_pkg.reproduction.paper import Row, Table, _check_evaluation, paper_tables
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 
@@ -45,7 +45,7 @@ def test_every_table_reads_an_evaluation_and_metrics_it_writes():
 
 def test_the_workflow_reads_the_registry_without_torch():
     """The Snakefile imports the registry and the grid at parse time, for every job."""
-    code = "import sys, cycle_pkg.eval.registry, cycle_pkg.grid; print('torch' in sys.modules)"
+    code = "import sys, cycle_pkg.eval.registry, cycle_pkg.reproduction.grid; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
@@ -53,7 +53,7 @@ def test_the_workflow_reads_the_registry_without_torch():
 def test_every_evaluation_describes_its_protocol_from_its_recorded_settings():
     import dataclasses
 
-    from cycle_pkg.config import EvalConfig
+    from cycle_pkg.settings.config import EvalConfig
 
     for evaluation in EVALUATIONS.values():
         settings = dataclasses.asdict(getattr(EvalConfig(), evaluation.task))

@@ -8,10 +8,10 @@ import os
 import mlflow
 from torch import nn
 
-from cycle_pkg.config import Config
 from cycle_pkg.eval.checkpoints import RANDOM, Backbone
 from cycle_pkg.eval.registry import EVALUATIONS
 from cycle_pkg.eval.runner import run_evaluation
+from cycle_pkg.settings.config import Config
 
 REASON = "the last epoch's loss 6685 is 3342.5x the first step's 2"
 

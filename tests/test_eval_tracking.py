@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from cycle_pkg.config import load_config
 from cycle_pkg.errors import ConfigError, DatasetError
 from cycle_pkg.eval.tracking.crops import box_to_center, center_to_box, crop_and_resize, logistic_labels
 from cycle_pkg.eval.tracking.evaluate import evaluate_tracking
 from cycle_pkg.eval.tracking.sequences import check_sequences
 from cycle_pkg.eval.tracking.siamfc import SiamFC, focal_loss
 from cycle_pkg.eval.tracking.train import TrainingPairs, choose_pair, valid_frames, visible
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 from .eval_helpers import draw_sequence

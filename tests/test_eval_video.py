@@ -8,12 +8,12 @@ import dataclasses
 import pytest
 import torch
 
-from cycle_pkg.config import load_config
 from cycle_pkg.errors import ConfigError, DatasetError
 from cycle_pkg.eval.action import TrainClips, action_recognition, adapting_clip_features, learning_rate
 from cycle_pkg.eval.features import FeatureCache
 from cycle_pkg.eval.retrieval import RetrievalClips, RetrievalFrames, retrieval
 from cycle_pkg.eval.video import VideoClips
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 from .eval_helpers import draw_video

@@ -1,4 +1,4 @@
-"""The fork server (cycle_pkg/forkserver.py): a job run through it behaves as its own process would, to
+"""The fork server (cycle_pkg/jobs/forkserver.py): a job run through it behaves as its own process would, to
 Snakemake and to the job: exit status, streams, directory, environment, signals both ways."""
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from cycle_pkg import forkserver
+from cycle_pkg.jobs import forkserver
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIENT = "import sys; from cycle_pkg.forkserver import call; s = call(sys.argv[1], ['job', *sys.argv[2:]]); " \
+CLIENT = (
+    "import sys; from cycle_pkg.jobs.forkserver import call; s = call(sys.argv[1], ['job', *sys.argv[2:]]); "
     "sys.exit(99 if s is None else s)"
+)
 
 
 def wait_for(condition, what: str, timeout: float = 60.0) -> None:
@@ -32,8 +34,18 @@ def server(tmp_path):
     """A server (numpy.random preloaded: its generator seeded in the server) with the test jobs as its target."""
     path = str(tmp_path / "socket")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cycle_pkg.forkserver", path, "--preload", "numpy.random", "--target",
-         "tests.forkserver_jobs:run"], cwd=ROOT, stderr=open(tmp_path / "server.log", "w"),
+        [
+            sys.executable,
+            "-m",
+            "cycle_pkg.jobs.forkserver",
+            path,
+            "--preload",
+            "numpy.random",
+            "--target",
+            "tests.forkserver_jobs:run",
+        ],
+        cwd=ROOT,
+        stderr=open(tmp_path / "server.log", "w"),
     )
     wait_for(lambda: os.path.exists(path), "the server's socket")
     yield process, path
@@ -51,8 +63,15 @@ def test_a_job_gets_the_clients_streams_directory_environment_and_umask_and_its_
     work.mkdir()
     env = {**os.environ, "COLOUR": "teal", "OMP_NUM_THREADS": "1", "TMPDIR": str(work)}
     runs = [
-        subprocess.run([sys.executable, "-c", CLIENT, path, "report", "5"], cwd=work, env=env, capture_output=True,
-                       text=True, preexec_fn=lambda: os.umask(0o027), timeout=60)
+        subprocess.run(
+            [sys.executable, "-c", CLIENT, path, "report", "5"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: os.umask(0o027),
+            timeout=60,
+        )
         for _ in range(2)
     ]
     for done in runs:
@@ -74,8 +93,9 @@ def test_a_failing_job_exits_as_python_would(server):
     raised = subprocess.run([sys.executable, "-c", CLIENT, path, "raise"], capture_output=True, text=True, timeout=60)
     assert raised.returncode == 1
     assert "RuntimeError: a failing job" in raised.stderr
-    exited = subprocess.run([sys.executable, "-c", CLIENT, path, "exit", "a message"], capture_output=True, text=True,
-                            timeout=60)
+    exited = subprocess.run(
+        [sys.executable, "-c", CLIENT, path, "exit", "a message"], capture_output=True, text=True, timeout=60
+    )
     assert (exited.returncode, exited.stderr.strip()) == (1, "a message")
 
 
@@ -101,8 +121,10 @@ def test_signals_reach_the_job_through_its_client_and_a_killed_client_takes_its_
     wait_for(orphan.exists, "the orphaned job to be terminated")
     assert orphan.read_text() == f"signal {signal.SIGTERM}"
     pid = int(orphan.with_suffix(".started").read_text())
-    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
-             "the orphaned job's end")
+    wait_for(
+        lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+        "the orphaned job's end",
+    )
 
 
 def test_a_stopping_server_takes_no_new_jobs_but_reports_its_running_ones(server, tmp_path):
@@ -124,16 +146,27 @@ def test_the_cycle_command_runs_through_a_server_named_in_the_environment_and_wi
     direct = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     path = str(tmp_path / "socket")
     with open(tmp_path / "server.log", "w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "cycle_pkg.forkserver", path, "--preload", "cycle_pkg.cli"],
-                                   cwd=ROOT, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cycle_pkg.jobs.forkserver", path, "--preload", "cycle_pkg.cli"],
+            cwd=ROOT,
+            stderr=log,
+        )
     try:
         wait_for(lambda: os.path.exists(path), "the server's socket")
         env = {**os.environ, forkserver.ENV: path}
         served = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True)
-        bad = subprocess.run(command + ["--set", "no.such=1"], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=120)
-        gone = subprocess.run(command, cwd=ROOT, env={**os.environ, forkserver.ENV: str(tmp_path / "none")},
-                              capture_output=True, text=True, timeout=120, check=True)
+        bad = subprocess.run(
+            command + ["--set", "no.such=1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        gone = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**os.environ, forkserver.ENV: str(tmp_path / "none")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
     finally:
         process.terminate()
         process.wait(30)

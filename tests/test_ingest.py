@@ -9,12 +9,12 @@ import zipfile
 
 import pytest
 
-from cycle_pkg.config import load_config
 from cycle_pkg.data.otb import download_otb, otb_sequences
 from cycle_pkg.data.r2v2_ingest import prepare_r2v2
 from cycle_pkg.data.shards import read_index
 from cycle_pkg.data.ucf101 import prepare_ucf101, read_split
 from cycle_pkg.errors import DatasetError
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, run_cycle
 from .http_server import serve

@@ -1,4 +1,4 @@
-"""The cycle's mechanism (cycle_pkg/mechanism.py) on hand-made frames with known classes and
+"""The cycle's mechanism (cycle_pkg/pretrain/mechanism.py) on hand-made frames with known classes and
 similarities, and measured by the monitor of a pretraining run."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from cycle_pkg.mechanism import NO_CLASS, cycle_steps, nearest_frames
+from cycle_pkg.pretrain.mechanism import NO_CLASS, cycle_steps, nearest_frames
 
 
 def unit_vectors(degrees: list[float]) -> torch.Tensor:

@@ -4,9 +4,9 @@ import time
 import mlflow
 import pytest
 
-from cycle_pkg.config import MlflowConfig
 from cycle_pkg.errors import MlflowUnavailable
-from cycle_pkg.mlflow_run import MlflowRun
+from cycle_pkg.jobs.mlflow_job import MlflowRun
+from cycle_pkg.settings.config import MlflowConfig
 
 
 def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlflow_uri):
@@ -29,7 +29,7 @@ def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlfl
 def test_epochs_are_written_in_batches_and_a_resumed_jobs_replayed_epochs_are_not_logged_twice(
     tmp_path, mlflow_uri, monkeypatch
 ):
-    from cycle_pkg import mlflow_run as module
+    from cycle_pkg.jobs import mlflow_job as module
 
     writes, log_batch = [], mlflow.MlflowClient.log_batch  # the store's writes of metrics
 
@@ -91,7 +91,7 @@ def test_a_job_that_loses_the_race_to_create_the_experiment_logs_into_it(tmp_pat
 def test_a_dead_tracking_server_at_the_start_is_a_clear_error_in_seconds(tmp_path, monkeypatch):
     """Nothing listens at MLFLOW_TRACKING_URI: an error naming it once STARTUP_SECONDS have passed, not
     the 30-40 minutes of MLflow's and the job's retries."""
-    from cycle_pkg import mlflow_store
+    from cycle_pkg.jobs import mlflow_store
 
     from .conftest import PARAMS, run_cycle_here
     from .mlflow_server import free_port

@@ -8,7 +8,7 @@ import time
 import mlflow
 import pytest
 
-from cycle_pkg.config import load_config
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, cycle_command, pretrain_args
 from .mlflow_server import MlflowServer

@@ -9,13 +9,13 @@ import mlflow
 import pytest
 
 from cycle_pkg.errors import ConfigError
-from cycle_pkg.mlflow_store import open_experiment, sqlite_path, with_retries
+from cycle_pkg.jobs.mlflow_store import open_experiment, sqlite_path, with_retries
 
 # One job's whole use of the run log: open the store, start a run, log, end it.
 JOB = """
 import sys
-from cycle_pkg.config import MlflowConfig
-from cycle_pkg.mlflow_run import MlflowRun
+from cycle_pkg.settings.config import MlflowConfig
+from cycle_pkg.jobs.mlflow_job import MlflowRun
 run_log = MlflowRun(MlflowConfig(tracking_uri=sys.argv[1]))
 run_log.start(f"job{sys.argv[2]}", None, {"job": sys.argv[2]}, {"cycle.job": "test"})
 run_log.log_metrics({"m": float(sys.argv[2])}, step=1)
@@ -67,7 +67,7 @@ def test_a_store_that_cannot_be_migrated_is_a_clear_error(tmp_path):
 
 
 def test_busy_store_is_retried(monkeypatch):
-    monkeypatch.setattr("cycle_pkg.mlflow_store.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("cycle_pkg.jobs.mlflow_store.time.sleep", lambda seconds: None)
     calls = []
 
     def flaky():

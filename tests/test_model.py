@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cycle_pkg.config import load_config
 from cycle_pkg.errors import ConfigError
 from cycle_pkg.losses import cycle_loss, info_nce
 from cycle_pkg.model import CycleContrast, build_backbone, build_head
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, ROOT
 

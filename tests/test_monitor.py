@@ -11,7 +11,7 @@ from torch import nn
 from cycle_pkg.eval.features import eval_mode
 from cycle_pkg.eval.knn import knn_accuracy, knn_scores
 from cycle_pkg.model import build_backbone
-from cycle_pkg.monitor import (
+from cycle_pkg.pretrain.monitor import (
     FEATURES,
     LabelledSet,
     Monitor,

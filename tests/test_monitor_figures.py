@@ -4,8 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cycle_pkg.monitor_figures import embed_2d, embedding_figure, knn_curve_figure, mean_curve, table_knn_figure
-from cycle_pkg.stats import t_interval
+from cycle_pkg.pretrain.monitor_figures import (
+    embed_2d,
+    embedding_figure,
+    knn_curve_figure,
+    mean_curve,
+    table_knn_figure,
+)
+from cycle_pkg.reproduction.stats import t_interval
 
 
 def curve(top1, steps=(0, 4, 8)):

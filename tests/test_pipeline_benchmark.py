@@ -5,9 +5,9 @@ import importlib.util
 
 import torch
 
-from cycle_pkg.config import load_config
 from cycle_pkg.data import synthetic
-from cycle_pkg.train import Runtime, device_feed
+from cycle_pkg.pretrain.loop import Runtime, device_feed
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, ROOT
 

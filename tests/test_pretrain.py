@@ -12,10 +12,10 @@ import mlflow
 import pytest
 import torch
 
-from cycle_pkg import train
-from cycle_pkg.checkpoint import load_checkpoint
-from cycle_pkg.config import load_config
-from cycle_pkg.monitor import FEATURES, PICTURES, load_features
+from cycle_pkg.pretrain import loop
+from cycle_pkg.pretrain.monitor import FEATURES, PICTURES, load_features
+from cycle_pkg.pretrain.state import load_checkpoint
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
 
@@ -37,11 +37,11 @@ def test_cosine_lr_is_set_once_an_epoch_as_the_authors_or_every_step():
     10099 of 20000 at 0.03 (1 + cos(pi 10099 / 20000)) = 0.03 (1 - 0.01555026)."""
     paper = load_config(PARAMS, "paper")
     assert paper.pretrain.lr_schedule == "epoch"
-    per_epoch = [train.learning_rate(paper, step, 100, 20_000) for step in (9_999, 10_000, 10_099)]
+    per_epoch = [loop.learning_rate(paper, step, 100, 20_000) for step in (9_999, 10_000, 10_099)]
     assert per_epoch == pytest.approx([0.03 * 1.0157073, 0.03, 0.03], abs=1e-9)
     every_step = load_config(PARAMS, "paper", ["pretrain.lr_schedule=step"])
-    assert train.learning_rate(every_step, 10_000, 100, 20_000) == pytest.approx(0.03, abs=1e-12)
-    assert train.learning_rate(every_step, 10_099, 100, 20_000) == pytest.approx(0.03 * (1 - 0.01555026), abs=1e-9)
+    assert loop.learning_rate(every_step, 10_000, 100, 20_000) == pytest.approx(0.03, abs=1e-12)
+    assert loop.learning_rate(every_step, 10_099, 100, 20_000) == pytest.approx(0.03 * (1 - 0.01555026), abs=1e-9)
 
 
 def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlflow_uri):
@@ -170,8 +170,8 @@ def test_two_process_ddp_on_cpu(world, tmp_path):
 
 
 def load_fresh_queue():
-    from cycle_pkg.config import load_config
     from cycle_pkg.model import CycleContrast
+    from cycle_pkg.settings.config import load_config
 
     config = load_config(ROOT / "params.yaml", "test")
     return CycleContrast(config.model, config.loss, seed=config.pretrain.seed).intra_queue[:64]
@@ -258,21 +258,21 @@ def test_device_data_path_resumes_to_the_same_weights(world, tmp_path, monkeypat
     sets = [f"data.r2v2_root={world / 'r2v2'}", f"data.imagenet_root={world / 'imagenet'}", "mlflow.enabled=false"]
     sets += ["pretrain.augment_on=device", *loss]
     config = load_config(PARAMS, "test", [*sets, "pretrain.max_steps=4", "pretrain.checkpoint_every=2"])
-    whole = train.pretrain(config, "whole", tmp_path / "whole")
+    whole = loop.pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 4 and whole["skipped_frames"] == 0 and whole["final_metrics"]["loss"] > 0
-    original = train.cosine_lr
+    original = loop.cosine_lr
 
     def crash_at_step_3(base, step, total):
         if step == 3:
             raise RuntimeError("simulated crash")
         return original(base, step, total)
 
-    monkeypatch.setattr(train, "cosine_lr", crash_at_step_3)
+    monkeypatch.setattr(loop, "cosine_lr", crash_at_step_3)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train.pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 2
-    monkeypatch.setattr(train, "cosine_lr", original)
+        loop.pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 2
+    monkeypatch.setattr(loop, "cosine_lr", original)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 2
-    train.pretrain(config, "resumed", tmp_path / "resumed")
+    loop.pretrain(config, "resumed", tmp_path / "resumed")
     assert_same_weights(weights(tmp_path / "resumed"), weights(tmp_path / "whole"))
 
 
@@ -281,7 +281,7 @@ def test_augment_on_auto_is_the_device_path_on_cuda_only():
         choice: load_config(PARAMS, "test", [f"pretrain.augment_on={choice}"]) for choice in ("auto", "cpu", "device")
     }
     on = {
-        (choice, kind): train.augments_on_device(config, torch.device(kind))
+        (choice, kind): loop.augments_on_device(config, torch.device(kind))
         for choice, config in choose.items()
         for kind in ("cpu", "cuda")
     }

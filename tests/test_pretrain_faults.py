@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from cycle_pkg import model as model_module
-from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.cli import main
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.losses import info_nce
 from cycle_pkg.model import build_backbone
+from cycle_pkg.pretrain.state import load_checkpoint
 
 from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle_here
 

@@ -5,8 +5,8 @@ import json
 
 import torch
 
-from cycle_pkg.checkpoint import load_checkpoint
-from cycle_pkg.monitor import MECHANISM
+from cycle_pkg.pretrain.monitor import MECHANISM
+from cycle_pkg.pretrain.state import load_checkpoint
 
 from .conftest import pretrain_args, run_cycle_here
 

@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cycle_pkg.config import DataConfig
 from cycle_pkg.data.r2v2 import read_id_list
 from cycle_pkg.data.r2v2_recreate import Fetching, recreate
 from cycle_pkg.data.r2v2_recreate.ledger import STATE, Ledger
 from cycle_pkg.data.shards import read_index
 from cycle_pkg.errors import DatasetError
+from cycle_pkg.settings.config import DataConfig
 
 from .coded_video import read_code, write_coded_video
 from .conftest import PARAMS, ROOT, cycle_command, run_cycle

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from cycle_pkg import run_lock, slurm
+from cycle_pkg.jobs import lock as run_lock
+from cycle_pkg.jobs import slurm
 
 from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle_here
 

@@ -18,7 +18,7 @@ import sys
 import pytest
 import torch
 
-from cycle_pkg.config import load_config
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, ROOT, cycle_command
 

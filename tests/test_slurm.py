@@ -10,9 +10,9 @@ import sys
 import mlflow
 import pytest
 
-from cycle_pkg import slurm
-from cycle_pkg.checkpoint import load_checkpoint
-from cycle_pkg.train import PREEMPTION_EVERY
+from cycle_pkg.jobs import slurm
+from cycle_pkg.pretrain.loop import PREEMPTION_EVERY
+from cycle_pkg.pretrain.state import load_checkpoint
 
 from .conftest import pretrain_args, run_cycle
 

@@ -12,11 +12,11 @@ import json
 import pytest
 import torch
 
-from cycle_pkg.config import load_config
 from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import ImageFiles
 from cycle_pkg.eval.linear import val_transform
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, pretrain_args, run_cycle_here
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cycle_pkg.stats import binomial_tail, t_interval
+from cycle_pkg.reproduction.stats import binomial_tail, t_interval
 
 
 def test_t_interval_by_hand():

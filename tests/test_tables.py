@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from cycle_pkg.config import load_config
 from cycle_pkg.eval.registry import EVALUATIONS
-from cycle_pkg.grid import Grid
-from cycle_pkg.paper import paper_tables
-from cycle_pkg.tables import ablation_figure, knn_figure, mark, metrics_path, seeds_mark, write_table
+from cycle_pkg.reproduction.grid import Grid
+from cycle_pkg.reproduction.paper import paper_tables
+from cycle_pkg.reproduction.tables import ablation_figure, knn_figure, mark, metrics_path, seeds_mark, write_table
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 

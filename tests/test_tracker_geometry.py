@@ -14,8 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cycle_pkg.config import load_config
 from cycle_pkg.eval.tracking.tracker import SiamFCTracker, upsampled_size
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 

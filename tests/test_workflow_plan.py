@@ -10,10 +10,10 @@ import sys
 import pytest
 import yaml
 
-from cycle_pkg.config import Config, json_schema, load_config
 from cycle_pkg.errors import ConfigError
-from cycle_pkg.grid import Grid, grid_tags, run_name
-from cycle_pkg.paper import paper_tables
+from cycle_pkg.reproduction.grid import Grid, grid_tags, run_name
+from cycle_pkg.reproduction.paper import paper_tables
+from cycle_pkg.settings.config import Config, json_schema, load_config
 
 from .conftest import PARAMS, ROOT
 from .test_workflow_run import project_copy

@@ -20,8 +20,8 @@ import pandas
 import pytest
 import yaml
 
-from cycle_pkg.grid import Grid
-from cycle_pkg.paper import paper_tables
+from cycle_pkg.reproduction.grid import Grid
+from cycle_pkg.reproduction.paper import paper_tables
 
 from .conftest import ROOT
 
@@ -119,7 +119,7 @@ def test_whole_dag_through_dvc_then_push_pull_and_an_experiment(tmp_path):
     assert pretrain[["metrics.cycle_nn_same_class", "metrics.backbone_nn_own_video"]].notna().all().all()
     assert (evaluations["tags.mlflow.parentRunId"].isin(pretrain["run_id"])).all()  # linked to their pretraining
     assert all(evaluations.filter(like="metrics.").notna().any(axis=1))
-    # the local run's jobs forked from its fork server (cycle_pkg/forkserver.py), each ending as its own
+    # the local run's jobs forked from its fork server (cycle_pkg/jobs/forkserver.py), each ending as its own
     served = (project / "logs" / "fork-server.log").read_text()
     assert re.search(r"job \d+: pretrain ", served) and re.search(r"job \d+: eval ", served), served[-2000:]
     assert "'signal'" not in served and re.findall(r"ended: \{'exit': (\d+)\}", served) != [], served[-2000:]

@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DatasetError
-from ..io_utils import atomic_dir
+from ..jobs.atomic import atomic_dir
 from .archives import extract_archive
 
 log = logging.getLogger(__name__)

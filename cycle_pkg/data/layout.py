@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
+from ..settings.config import DataConfig
 
 
 def subset_videos(data: DataConfig) -> int | None:

@@ -21,9 +21,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..config import DataConfig
 from ..errors import DatasetError
-from ..io_utils import atomic_dir, write_json_atomic
+from ..jobs.atomic import atomic_dir, write_json_atomic
+from ..settings.config import DataConfig
 from .archives import extract_archive
 from .download import download, parse_source
 from .r2v2 import frame_relpath, id_list_path, read_id_list

@@ -30,9 +30,9 @@ from PIL import Image
 from torchvision.io import decode_jpeg
 from tqdm import tqdm
 
-from ..config import DataConfig
 from ..errors import DatasetError
-from ..io_utils import atomic_file, write_json_atomic
+from ..jobs.atomic import atomic_file, write_json_atomic
+from ..settings.config import DataConfig
 from .download import file_digest
 from .layout import shard_dir, subset_videos
 from .r2v2 import Video, frame_relpath, read_videos, subset_rank

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import DatasetError
-from ..io_utils import atomic_dir
+from ..jobs.atomic import atomic_dir
 from .archives import extract_archive
 from .download import download, parse_source
 

@@ -38,10 +38,10 @@ from torch.utils.data import DataLoader, Subset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from ..config import ActionEvalConfig, Config, EvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.ucf101 import clip_frames, read_split, read_video
-from ..mlflow_run import MlflowRun
+from ..jobs.mlflow_job import MlflowRun
+from ..settings.config import ActionEvalConfig, Config, EvalConfig
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import topk_accuracy

@@ -17,10 +17,10 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import BACKBONE_FORMAT, QUERY_BACKBONE
-from ..checkpoint import FORMAT as PRETRAIN_FORMAT
 from ..errors import CheckpointError
 from ..model import build_backbone
+from ..pretrain.state import BACKBONE_FORMAT, QUERY_BACKBONE
+from ..pretrain.state import FORMAT as PRETRAIN_FORMAT
 
 ARCHITECTURES = ("resnet18", "resnet50")
 Format = Literal["auto", "cycle", "moco", "simsiam", "torchvision"]

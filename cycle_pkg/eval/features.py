@@ -25,7 +25,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from tqdm import tqdm
 
 from ..errors import DatasetError
-from ..io_utils import write_bytes_atomic
+from ..jobs.atomic import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 

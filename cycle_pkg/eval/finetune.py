@@ -42,13 +42,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..config import Config, FinetuneEvalConfig
 from ..data.ucf101 import read_split, read_video
 from ..errors import ConfigError, Preempted
-from ..io_utils import write_bytes_atomic
-from ..mlflow_run import MlflowRun
-from ..preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
-from ..run_log import attempts_log
+from ..jobs.atomic import write_bytes_atomic
+from ..jobs.attempts import attempts_log
+from ..jobs.mlflow_job import MlflowRun
+from ..jobs.preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
+from ..settings.config import Config, FinetuneEvalConfig
 from .action import (
     COLOUR,
     Epoch,

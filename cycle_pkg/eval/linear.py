@@ -32,12 +32,12 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from ..config import Config, EvalConfig, LinearEvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.imagenet import imagefolder_samples, imagenet100_wnids
 from ..errors import DatasetError
-from ..mlflow_run import MlflowRun
-from ..stats import binomial_se
+from ..jobs.mlflow_job import MlflowRun
+from ..reproduction.stats import binomial_se
+from ..settings.config import Config, EvalConfig, LinearEvalConfig
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features, read_image
 from .metrics import topk_accuracy

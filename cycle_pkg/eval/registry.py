@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import RetrievalEvalConfig
 from ..errors import ConfigError
-from ..typed_yaml import get_setting, parse_override
+from ..settings.config import RetrievalEvalConfig
+from ..settings.typed_yaml import get_setting, parse_override
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..mlflow_run import MlflowRun
+    from ..jobs.mlflow_job import MlflowRun
+    from ..settings.config import Config
     from .checkpoints import Backbone
     from .features import FrozenBackbone
 

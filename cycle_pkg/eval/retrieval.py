@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
-from ..config import Config, EvalConfig, RetrievalEvalConfig
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.ucf101 import centred_clips, linspace_frames, read_split, read_video
-from ..mlflow_run import MlflowRun
+from ..jobs.mlflow_job import MlflowRun
+from ..settings.config import Config, EvalConfig, RetrievalEvalConfig
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import retrieval_chance, retrieval_topk
 from .registry import Evaluate

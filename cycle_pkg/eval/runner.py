@@ -18,11 +18,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
 from ..data.download import file_digest
 from ..errors import Preempted
-from ..io_utils import write_json_atomic, write_text_atomic
-from ..mlflow_run import MlflowRun
+from ..jobs.atomic import write_json_atomic, write_text_atomic
+from ..jobs.mlflow_job import MlflowRun
+from ..settings.config import Config
 from .checkpoints import RANDOM, Backbone
 from .divergence import diverged
 from .features import FrozenBackbone

@@ -2,8 +2,8 @@
 
 params.yaml is read by the `cycle` package itself (layered and validated as for any `cycle`
 command); Snakemake's own copy of it is only validated here and asked for the scale, which
-`--config scale=...` (the SLURM profile: paper) may change. The grid (cycle_pkg/grid.py) and the
-evaluations (cycle_pkg/eval/registry.py) come from the package too.
+`--config scale=...` (the SLURM profile: paper) may change. The grid (cycle_pkg/reproduction/grid.py)
+and the evaluations (cycle_pkg/eval/registry.py) come from the package too.
 """
 
 import re
@@ -17,13 +17,13 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from cycle_pkg.config import load_config
 from cycle_pkg.data.layout import shard_dir
 from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets
-from cycle_pkg.grid import Grid
-from cycle_pkg.paper import paper_tables
-from cycle_pkg.run_settings import fingerprint
-from cycle_pkg.run_summary import stopped_early
+from cycle_pkg.pretrain.summary import stopped_early
+from cycle_pkg.reproduction.grid import Grid
+from cycle_pkg.reproduction.paper import paper_tables
+from cycle_pkg.settings.config import load_config
+from cycle_pkg.settings.identity import fingerprint
 
 
 validate(config, "../schemas/params.schema.yaml")
@@ -50,9 +50,9 @@ FORK_SERVERS = []
 
 def start_fork_server():
     """A local run's jobs fork from one server that imported torch, torchvision and MLflow once
-    (cycle_pkg/forkserver.py); a cluster executor's jobs start their own processes."""
+    (cycle_pkg/jobs/forkserver.py); a cluster executor's jobs start their own processes."""
     if CFG.workflow.fork_server and workflow.local_exec:
-        from cycle_pkg import forkserver
+        from cycle_pkg.jobs import forkserver
 
         server = forkserver.Server(Path("logs/fork-server.log"))
         os.environ[forkserver.ENV] = server.path

@@ -7,8 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ...config import Config
-from ...mlflow_run import MlflowRun
+from ...jobs.mlflow_job import MlflowRun
+from ...settings.config import Config
 from .recreate import Fetching, recreate
 from .sharing import track_with_dvc
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from ...errors import DatasetError
-from ...io_utils import write_text_atomic
+from ...jobs.atomic import write_text_atomic
 from ..r2v2 import Video, frame_relpath
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ...errors import ConfigError, DatasetError
-from ...io_utils import write_text_atomic
+from ...jobs.atomic import write_text_atomic
 from ..download import download, file_digest, parse_source
 from ..r2v2 import Video, id_list_path, read_id_list
 from .fetch import FetchError, fetch_video

@@ -17,8 +17,8 @@ import logging
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ...config import WorldConfig
-from ...io_utils import atomic_dir, write_text_atomic
+from ...jobs.atomic import atomic_dir, write_text_atomic
+from ...settings.config import WorldConfig
 from .got10k import write_got10k
 from .images import class_wnids, write_imagefolder, write_r2v2
 from .scene import latent_classes, new_instance, render, video_frames

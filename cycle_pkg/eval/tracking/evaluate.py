@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...config import Config, TrackEvalConfig
 from ...data.got10k import got10k_meta, got10k_sequences
 from ...data.otb import otb_sequences
-from ...io_utils import atomic_dir
-from ...mlflow_run import MlflowRun
+from ...jobs.atomic import atomic_dir
+from ...jobs.mlflow_job import MlflowRun
+from ...settings.config import Config, TrackEvalConfig
 from ..features import FrozenBackbone
 from ..registry import Evaluate, job_folder
 from .otb import OTBExperiment

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...config import TrackEvalConfig
 from ...data.augment import IMAGENET_MEAN, IMAGENET_STD
+from ...settings.config import TrackEvalConfig
 from ..features import FrozenBackbone
 
 # The authors' head sizes and output scales per backbone.

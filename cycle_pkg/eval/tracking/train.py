@@ -23,8 +23,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ...config import SIAMFC_STRIDE, TrackEvalConfig
 from ...errors import DatasetError
+from ...settings.config import SIAMFC_STRIDE, TrackEvalConfig
 from ..divergence import LossHistory, divergence_flags
 from .crops import logistic_labels, training_pair
 from .sequences import TrackingSequence, load_frame

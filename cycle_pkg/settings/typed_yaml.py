@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # libyaml's parser where PyYAML was built with it: the same safe constructor and resolver as
 # yaml.SafeLoader (so the same values), several times faster; Snakemake's DAG reads params.yaml once

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from .config import Config
-from .errors import CheckpointError
-from .io_utils import atomic_file, write_bytes_atomic
+from ..errors import CheckpointError
+from ..jobs.atomic import atomic_file, write_bytes_atomic
+from ..settings.config import Config
 
 log = logging.getLogger(__name__)
 FORMAT = "cycle_pkg.pretrain/1"

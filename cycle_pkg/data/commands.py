@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
 from ..errors import ConfigError
+from ..settings.config import Config
 
 log = logging.getLogger(__name__)
 

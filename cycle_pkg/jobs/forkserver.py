@@ -41,7 +41,7 @@ ENV = "CYCLE_FORKSERVER"
 # is named in cycle_pkg.eval.registry). Importing creates no thread pool, CUDA context or database engine.
 PRELOAD = (
     "torch", "torchvision", "mlflow", "mlflow.store.tracking.sqlalchemy_store", "kornia", "matplotlib.pyplot",
-    "cycle_pkg.cli", "cycle_pkg.train", "cycle_pkg.eval.runner",
+    "cycle_pkg.cli", "cycle_pkg.pretrain.loop", "cycle_pkg.eval.runner",
 )  # fmt: skip
 TARGET = "cycle_pkg.cli:run"
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -85,8 +85,9 @@ def call(path: str, argv: list[str]) -> int | None:
     ended = replies.readline()  # a forwarded signal interrupts nothing here: the read is retried (PEP 475)
     client.close()
     if not ended:
-        print(f"cycle: the fork server at {path} ended before job process {pid}; its exit status is lost",
-              file=sys.stderr)
+        print(
+            f"cycle: the fork server at {path} ended before job process {pid}; its exit status is lost", file=sys.stderr
+        )
         while _alive(pid):  # never report a job over while its process still writes its outputs
             time.sleep(1)
         return 1
@@ -267,11 +268,15 @@ def _become(request: dict, fds: list[int]) -> None:
     unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=sys.stdin.encoding)
     sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False), encoding=sys.stdout.encoding, line_buffering=os.isatty(1),
+        io.FileIO(1, "w", closefd=False),
+        encoding=sys.stdout.encoding,
+        line_buffering=os.isatty(1),
         write_through=unbuffered,
     )
     sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False), encoding=sys.stderr.encoding, errors="backslashreplace",
+        io.FileIO(2, "w", closefd=False),
+        encoding=sys.stderr.encoding,
+        errors="backslashreplace",
         line_buffering=True,
     )
     sys.argv = list(request["argv"])
@@ -335,8 +340,12 @@ class Server:
         env = {k: v for k, v in os.environ.items() if k != ENV}
         with open(log_file, "ab") as out:
             self.process = subprocess.Popen(
-                [python, "-m", "cycle_pkg.forkserver", self.path, "--parent", str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, process_group=0,
+                [python, "-m", "cycle_pkg.jobs.forkserver", self.path, "--parent", str(os.getpid())],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=env,
+                process_group=0,
             )
 
     def stop(self, wait: float = 60.0) -> None:
@@ -353,7 +362,7 @@ class Server:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m cycle_pkg.forkserver", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cycle_pkg.jobs.forkserver", description=__doc__.splitlines()[0])
     parser.add_argument("socket", help="the UNIX socket to listen at")
     parser.add_argument("--parent", type=int, help="stop when this process (Snakemake) ends")
     parser.add_argument("--preload", nargs="*", default=PRELOAD, help="modules to import before forking")

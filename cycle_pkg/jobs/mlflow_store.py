@@ -1,6 +1,6 @@
 """The MLflow store jobs log to: a SQLite file is created and migrated by one process at a time,
 and a busy store is waited for, not fatal. A tracking server that refuses connections when a job
-starts is a clear error within STARTUP_SECONDS (one that goes away later: :mod:`.mlflow_run`).
+starts is a clear error within STARTUP_SECONDS (one that goes away later: :mod:`.mlflow_job`).
 
 MLflow creates and migrates a fresh SQLite store on its first open without any lock between
 processes: jobs started together on a new store race through the migrations (duplicate columns,
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

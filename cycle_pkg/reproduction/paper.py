@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .eval.registry import EVALUATIONS
+from ..eval.registry import EVALUATIONS
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def metric_key(key: str, section: str) -> str:
 
 @functools.cache
 def paper_tables() -> dict[str, Table]:
-    text = resources.files("cycle_pkg").joinpath("paper_tables.yaml").read_text()
+    text = resources.files("cycle_pkg.reproduction").joinpath("paper_tables.yaml").read_text()
     tables = {}
     for name, spec in yaml.safe_load(text)["tables"].items():
         rows = tuple(Row(**row) for row in spec.pop("rows"))
@@ -60,7 +60,7 @@ def paper_tables() -> dict[str, Table]:
 
 def _check_evaluation(table: Table) -> None:
     """A table names one of the registry's evaluations and only metrics that it writes."""
-    where = f"cycle_pkg/paper_tables.yaml: {table.name}"
+    where = f"cycle_pkg/reproduction/paper_tables.yaml: {table.name}"
     evaluation = EVALUATIONS.get(table.evaluation)
     if evaluation is None:
         known = ", ".join(EVALUATIONS)

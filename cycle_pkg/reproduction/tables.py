@@ -22,15 +22,15 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Config
-from .errors import DatasetError
-from .eval.divergence import diverged
-from .eval.registry import EVALUATIONS
+from ..errors import DatasetError
+from ..eval.divergence import diverged
+from ..eval.registry import EVALUATIONS
+from ..jobs.atomic import write_text_atomic
+from ..jobs.plots import pyplot, save_png
+from ..pretrain.monitor_figures import no_curves_figure, table_knn_figure
+from ..settings.config import Config
 from .grid import Grid
-from .io_utils import write_text_atomic
-from .monitor_figures import no_curves_figure, table_knn_figure
 from .paper import Table, metric_key, paper_tables
-from .plots import pyplot, save_png
 from .stats import binomial_tail, t_interval
 
 # the metrics files' counts of the items an accuracy is measured on (the linear probes', the UCF101 tasks')
@@ -109,7 +109,7 @@ def seeds_mark(marks: dict[int | None, str]) -> str:
 
 
 def metric_value(metrics: dict[str, Any], key: str, section: str) -> float | None:
-    """A metric of a row (see :func:`cycle_pkg.paper.metric_key`); None where the file has none."""
+    """A metric of a row (see :func:`cycle_pkg.reproduction.paper.metric_key`); None where the file has none."""
     value = metrics.get(metric_key(key, section))
     return None if value is None else float(value)
 

@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .io_utils import write_bytes_atomic
+from .atomic import write_bytes_atomic
 
 
 def pyplot() -> Any:

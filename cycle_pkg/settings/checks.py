@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import ConfigError
 from .config import PAPER_GPUS, RANGES, SIAMFC_STRIDE, Config, EvalConfig
-from .errors import ConfigError
 from .typed_yaml import check_ranges
 
 # A run's name is one folder under results/ (and a file name of its metrics): these characters, not . or ..
@@ -62,7 +62,9 @@ def validate(config: Config) -> None:
 
 
 def validate_tables(tables: list[str]) -> None:
-    from .paper import paper_tables  # here: the paper's tables read the evaluations, which read the settings
+    from ..reproduction.paper import (
+        paper_tables,  # here: the paper's tables read the evaluations, which read the settings
+    )
 
     unknown = sorted(set(tables) - set(paper_tables()))
     if unknown:

@@ -1,7 +1,7 @@
 """The settings, with the paper's defaults, and what the workflow knows of each of them.
 
 The dataclasses below are the settings of every job; ``params.yaml`` and the command line change
-them in layers (:mod:`.typed_yaml`), and :mod:`.config_checks` refuses combinations that do not
+them in layers (:mod:`.typed_yaml`), and :mod:`.checks` refuses combinations that do not
 fit. :data:`RANGES` holds the values every number setting may take (the JSON schema of params.yaml
 and the checks read it). :data:`SETTING_FACTS` is the one table of per-setting facts: which settings name a run and
 how, which are the grid's MLflow tags, which the scale's ``grid`` section maps, and which a resumed
@@ -128,7 +128,7 @@ class LossConfig:
 
 @dataclass
 class MonitorConfig:
-    """The representation monitor inside pretraining (cycle_pkg/monitor.py): a weighted kNN classifier
+    """The representation monitor inside pretraining (cycle_pkg/pretrain/monitor.py): a weighted kNN classifier
     (k nearest, votes exp(cos / T), the instance-discrimination literature's) on the query backbone's
     pooled features of a fixed labelled set, the first images of each class of data.imagenet_root."""
 
@@ -138,9 +138,9 @@ class MonitorConfig:
     image_size: int | None = None  # centre crop (after a resize to 256/224 of it); None = pretrain.image_size
     k: int = 200
     temperature: float = 0.07
-    # The cycle's mechanism (cycle_pkg/mechanism.py) is replayed at each look on the frames of the first `videos`
-    # videos of data.r2v2_root's val split (with the synthetic world's latent classes); 0: on the labelled set,
-    # each image its own video (the paper's scale: no classes are known for R2V2's videos)
+    # The cycle's mechanism (cycle_pkg/pretrain/mechanism.py) is replayed at each look on the frames of the first
+    # `videos` videos of data.r2v2_root's val split (with the synthetic world's latent classes); 0: on the labelled
+    # set, each image its own video (the paper's scale: no classes are known for R2V2's videos)
     videos: int = 0
     # At the end of a run, its kNN curve and a t-SNE of the labelled set's features as MLflow artifacts
     # (a few CPU seconds: scikit-learn's import and the embedding; the small scales leave them out).
@@ -352,7 +352,7 @@ class WorkflowConfig:
     # seeds the tables show means with 95% intervals.
     seeds: list[int] = field(default_factory=lambda: [0])
     # A local run forks its jobs from one process that imported torch, torchvision and MLflow once
-    # (cycle_pkg/forkserver.py): ~9 CPU s less per job on a CPU core. Runs through a cluster executor never do.
+    # (cycle_pkg/jobs/forkserver.py): ~9 CPU s less per job on a CPU core. Runs through a cluster executor never do.
     fork_server: bool = True
 
 
@@ -363,7 +363,7 @@ class Config:
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     # Checkpoints of the methods the paper compares with (keys: the rows' `baseline` in
-    # cycle_pkg/paper_tables.yaml, e.g. supervised_resnet50): evaluated when given.
+    # cycle_pkg/reproduction/paper_tables.yaml, e.g. supervised_resnet50): evaluated when given.
     baselines: dict[str, str] = field(default_factory=dict)
     world: WorldConfig = field(default_factory=WorldConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -380,7 +380,7 @@ class Config:
 POSITIVE, AT_LEAST_0, AT_LEAST_1, FRACTION = Range(0, low_open=True), Range(0), Range(1), Range(0, 1)
 SPLIT = Range(1, 3)  # UCF101's three official splits
 # The values each number setting may take (of a list: each of its numbers), by settings class; the
-# cross-field checks (a queue of whole batches, top-K within the neighbour set, ...) are in config_checks.
+# cross-field checks (a queue of whole batches, top-K within the neighbour set, ...) are in settings.checks.
 RANGES: dict[type, dict[str, Range]] = {
     WorldConfig: {
         "seed": AT_LEAST_0,
@@ -508,7 +508,7 @@ RANGES: dict[type, dict[str, Range]] = {
         "color_jitter": AT_LEAST_0,
         "dropout": Range(0, 1, high_open=True),
         "warmup_epochs": AT_LEAST_0,
-        "epochs": AT_LEAST_0,  # with warmup_epochs, at least one (config_checks)
+        "epochs": AT_LEAST_0,  # with warmup_epochs, at least one (settings.checks)
         "batch_size": AT_LEAST_1,
         "lr": POSITIVE,
         "lr_decay": POSITIVE,
@@ -623,7 +623,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def _checked(config: Config) -> Config:
-    from .config_checks import validate  # imported here: the checks read this module's classes
+    from .checks import validate  # imported here: the checks read this module's classes
 
     validate(config)
     return config

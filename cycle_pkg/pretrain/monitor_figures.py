@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .plots import pyplot, save_png
-from .stats import t_interval
+from ..jobs.plots import pyplot, save_png
+from ..reproduction.stats import t_interval
 
 Curve = Mapping[str, Any]  # a monitor summary: steps, knn_top1, knn_top5, ...
 

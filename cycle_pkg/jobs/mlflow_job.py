@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .config import MlflowConfig
-from .errors import MlflowUnavailable
+from ..errors import MlflowUnavailable
+from ..settings.config import MlflowConfig
+from ..settings.typed_yaml import flatten
 from .mlflow_store import is_unreachable, open_experiment, with_retries
-from .typed_yaml import flatten
 
 log = logging.getLogger(__name__)
 _AWAY = object()  # what a store call returns while the server does not answer

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunLocked
 from . import slurm
-from .errors import RunLocked
 
 log = logging.getLogger(__name__)
 

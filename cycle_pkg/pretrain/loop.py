@@ -35,8 +35,26 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from . import slurm
-from .checkpoint import (
+from ..data.augment import moco_v2
+from ..data.feed import DeviceFeed
+from ..data.jpeg import read_jpeg
+from ..data.layout import shard_dir, subset_videos
+from ..data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
+from ..data.r2v2 import load_videos
+from ..data.shards import read_index
+from ..data.stream import ShardPairs, decode_frame, encode_frame
+from ..errors import ConfigError, NonFiniteLoss, Preempted
+from ..jobs import slurm
+from ..jobs.atomic import stale_temporaries, write_json_atomic, write_text_atomic
+from ..jobs.attempts import attempts_log
+from ..jobs.mlflow_job import MlflowRun
+from ..jobs.preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
+from ..model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
+from ..reproduction.grid import grid_tags
+from ..settings.config import Config, PretrainConfig
+from ..settings.identity import config_differences
+from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
+from .state import (
     BACKBONE,
     CHECKPOINT,
     export_backbone,
@@ -45,25 +63,7 @@ from .checkpoint import (
     newest_readable,
     save_checkpoint,
 )
-from .config import Config, PretrainConfig
-from .data.augment import moco_v2
-from .data.feed import DeviceFeed
-from .data.jpeg import read_jpeg
-from .data.layout import shard_dir, subset_videos
-from .data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
-from .data.r2v2 import load_videos
-from .data.shards import read_index
-from .data.stream import ShardPairs, decode_frame, encode_frame
-from .errors import ConfigError, NonFiniteLoss, Preempted
-from .grid import grid_tags
-from .io_utils import stale_temporaries, write_json_atomic, write_text_atomic
-from .mlflow_run import MlflowRun
-from .model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
-from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
-from .preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
-from .run_log import attempts_log
-from .run_settings import config_differences
-from .run_summary import planned_steps, stopped_early
+from .summary import planned_steps, stopped_early
 
 log = logging.getLogger(__name__)
 # The queues are identical on every rank by construction: broadcasting them (and BN statistics) from

@@ -1,6 +1,6 @@
 """The representation monitor inside pretraining: a weighted kNN classifier (k = 200, T = 0.07) on
 the query backbone's pooled features of a fixed labelled set, every few steps and at the end, and
-the cycle's mechanism replayed on a fixed set of frames (:mod:`cycle_pkg.mechanism`).
+the cycle's mechanism replayed on a fixed set of frames (:mod:`cycle_pkg.pretrain.mechanism`).
 
 The labelled set is the first images of each class folder of an ImageNet copy (ImageNet-100's
 classes at the paper's scale, the synthetic world's ImageNet at the small scales): a bank from
@@ -26,14 +26,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from .config import Config
-from .data.augment import IMAGENET_MEAN, IMAGENET_STD
-from .data.imagenet import imagefolder_samples, imagenet100_wnids
-from .data.r2v2 import frame_relpath, read_latent_classes, read_videos
-from .errors import DatasetError
-from .eval.features import ImageFiles, eval_mode
-from .eval.knn import knn_accuracy
-from .io_utils import write_bytes_atomic
+from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
+from ..data.imagenet import imagefolder_samples, imagenet100_wnids
+from ..data.r2v2 import frame_relpath, read_latent_classes, read_videos
+from ..errors import DatasetError
+from ..eval.features import ImageFiles, eval_mode
+from ..eval.knn import knn_accuracy
+from ..jobs.atomic import write_bytes_atomic
+from ..settings.config import Config
 from .mechanism import NO_CLASS, FrameSet, cycle_steps, nearest_frames
 
 log = logging.getLogger(__name__)

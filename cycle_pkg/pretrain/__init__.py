@@ -1,0 +1,1 @@
+"""Pretraining: the training loop, its saved state, its representation monitor and its summary."""
