@@ -7,6 +7,7 @@ import pytest
 from cycle_pkg.config import MlflowConfig
 from cycle_pkg.errors import MlflowUnavailable
 from cycle_pkg.mlflow_run import MlflowRun
+from cycle_pkg.mlflow_store import EXPERIMENT_KIND, MODEL_TRAINING
 
 
 def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlflow_uri):
@@ -62,6 +63,20 @@ def test_disabled_mlflow_does_nothing(tmp_path, monkeypatch):
     assert mlflow_run.start("r18", None, {}, {}) is None
     mlflow_run.log_metrics({"loss": 1.0})
     assert not (tmp_path / "never.db").exists()
+
+
+def test_an_existing_experiment_is_marked_model_training_unless_someone_chose_its_kind(tmp_path, mlflow_uri):
+    client = mlflow.MlflowClient(mlflow_uri)
+    for name, kind, expected in [
+        ("untagged", None, MODEL_TRAINING),
+        ("guessed", "no_inferred_type", MODEL_TRAINING),  # the UI's guess, not a person's choice
+        ("chosen", "genai_development", "genai_development"),
+    ]:
+        experiment_id = client.create_experiment(name, tags={EXPERIMENT_KIND: kind} if kind else None)
+        assert MlflowRun(MlflowConfig(experiment=name)).experiment_id == experiment_id
+        assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND] == expected
+    created = MlflowRun(MlflowConfig(experiment="new")).experiment_id  # one the job creates
+    assert client.get_experiment(created).tags[EXPERIMENT_KIND] == MODEL_TRAINING
 
 
 def test_a_job_that_loses_the_race_to_create_the_experiment_logs_into_it(tmp_path, mlflow_uri, monkeypatch):
