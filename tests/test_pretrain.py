@@ -15,6 +15,7 @@ import torch
 from cycle_pkg import train
 from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.config import load_config
+from cycle_pkg.mlflow_run import listing_digest
 from cycle_pkg.monitor import FEATURES, PICTURES, load_features
 
 from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
@@ -64,6 +65,13 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     assert run.data.params["loss.lambda_cycle"] == "0.1" and run.data.params["pretrain.batch_size"] == "16"
     assert run.data.tags["grid.components"] == "intra_video+cycle" and run.data.tags["cycle.scale"] == "test"
     assert len(run.data.tags["mlflow.source.git.commit"]) >= 7
+    # what it read: R2V2 (the test scale trains on its R2V2-S of 96 videos), digested by its folder's listing,
+    # in an experiment that the UI opens on its runs
+    (read,) = run.inputs.dataset_inputs
+    assert (read.dataset.name, read.dataset.digest) == ("r2v2/train-s96", listing_digest(world / "r2v2"))
+    assert {t.key: t.value for t in read.tags}["mlflow.data.context"] == "training"
+    kind = mlflow.MlflowClient().get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss_cycle")
     assert [m.step for m in history] == [2, 4, 6, 8, 10, 12]
 
