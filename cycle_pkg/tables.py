@@ -30,7 +30,7 @@ from .grid import Grid
 from .io_utils import write_text_atomic
 from .monitor_figures import no_curves_figure, table_knn_figure
 from .paper import Table, metric_key, paper_tables
-from .plots import pyplot, save_png
+from .plots import legend_below, pyplot, save_png
 from .stats import binomial_tail, t_interval
 
 # the metrics files' counts of the items an accuracy is measured on (the linear probes', the UCF101 tasks')
@@ -342,7 +342,7 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
         if table.curve.get("log_x"):
             axis.set_xscale("log", base=2)
         axis.grid(alpha=0.3)
-        axis.legend()
+    legend_below(figure, axes[0])
     seeds = f"; {len(grid.seeds)} seeds" if seeded else ""
     figure.suptitle(f"Table {table.number}: {table.caption}{seeds}", fontsize=9)
     return save_png(figure, path)

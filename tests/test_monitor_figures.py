@@ -7,6 +7,8 @@ from PIL import Image
 from cycle_pkg.monitor_figures import embed_2d, embedding_figure, knn_curve_figure, mean_curve, table_knn_figure
 from cycle_pkg.stats import t_interval
 
+from .conftest import legend_overlaps
+
 
 def curve(top1, steps=(0, 4, 8)):
     return {"steps": list(steps), "knn_top1": list(top1), "knn_top5": [v + 10 for v in top1], "query_images": 24}
@@ -33,7 +35,7 @@ def test_embedding_separates_separable_classes():
     assert min(gaps) > 2 * spread  # each class is its own cluster
 
 
-def test_figures_are_written(tmp_path):
+def test_figures_are_written_with_their_legends_off_the_axes(tmp_path, saved_figures):
     saved = {
         "features": torch.randn(20, 8),
         "labels": torch.arange(20) % 4,
@@ -52,3 +54,6 @@ def test_figures_are_written(tmp_path):
     for path in paths:
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 300
+    assert len(saved_figures) == 3
+    for figure in saved_figures:  # below the figure, or beside the axes: never over its points
+        assert legend_overlaps(figure) == []
