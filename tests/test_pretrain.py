@@ -15,7 +15,7 @@ import torch
 from cycle_pkg import train
 from cycle_pkg.checkpoint import load_checkpoint
 from cycle_pkg.config import load_config
-from cycle_pkg.mlflow_run import listing_digest
+from cycle_pkg.mlflow_run import DataInput, listing_digest
 from cycle_pkg.monitor import FEATURES, PICTURES, load_features
 
 from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
@@ -94,6 +94,14 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
 
     again = run_cycle_here(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
+
+
+def test_pretraining_names_the_r2v2_it_reads_as_its_mlflow_dataset():
+    shards = load_config(PARAMS, "test", ["data.r2v2_format=shards", "data.r2v2_shards=/data/shards"])
+    expected = DataInput("r2v2/train-s96 shards", "/data/shards/train-s96", "training", manifest="index.json")
+    assert train.pretrain_inputs(shards) == [expected]  # digested by the index, which has every shard's sha256
+    jpeg = load_config(PARAMS, "test", ["data.r2v2_subset=false", "data.r2v2_root=/data/r2v2"])
+    assert train.pretrain_inputs(jpeg) == [DataInput("r2v2/train", "/data/r2v2", "training")]
 
 
 def test_killed_run_resumes_to_identical_weights(world, tmp_path):
