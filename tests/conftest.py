@@ -158,3 +158,39 @@ def run_cycle_here(args: list[str], cwd: Path) -> Ran:
         root.handlers[:] = handlers
         root.setLevel(level)
     return Ran(code, stderr.getvalue())
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """The figures that :func:`cycle_pkg.jobs.plots.save_png` writes in the test, as they were written."""
+    from cycle_pkg.jobs import plots
+    from cycle_pkg.pretrain import monitor_figures
+    from cycle_pkg.reproduction import tables
+
+    figures, save_png = [], plots.save_png
+
+    def keep(figure, path, **kwargs):
+        figures.append(figure)
+        return save_png(figure, path, **kwargs)
+
+    for module in (monitor_figures, tables):
+        monkeypatch.setattr(module, "save_png", keep)
+    return figures
+
+
+def legend_overlaps(figure) -> list[str]:
+    """The figure's legends that lie over one of its (visible) axes, drawn as it was laid out when saved;
+    an error if it has no legend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)  # pyplot's was let go when the figure was closed
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    legends = [*figure.legends, *(axis.get_legend() for axis in figure.axes if axis.get_legend())]
+    assert legends, "the figure has no legend"
+    return [
+        f"legend {[t.get_text() for t in legend.get_texts()]} over axes {axis.get_ylabel()!r}"
+        for legend in legends
+        for axis in figure.axes
+        if axis.axison and legend.get_window_extent(renderer).overlaps(axis.get_window_extent(renderer))
+    ]

@@ -11,6 +11,7 @@ from torch import nn
 from cycle_pkg.eval.checkpoints import RANDOM, Backbone
 from cycle_pkg.eval.registry import EVALUATIONS
 from cycle_pkg.eval.runner import run_evaluation
+from cycle_pkg.jobs.mlflow_job import listing_digest
 from cycle_pkg.settings.config import Config
 
 REASON = "the last epoch's loss 6685 is 3342.5x the first step's 2"
@@ -56,3 +57,26 @@ def test_a_rerun_of_a_killed_frozen_evaluation_leaves_one_finished_mlflow_run(tm
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.`cycle.run` = 'r18'")
     assert sorted(runs["status"]) == ["FINISHED", "KILLED"]
     assert runs[runs["status"] == "FINISHED"]["run_id"].tolist() == [record["mlflow_run_id"]]
+
+
+def test_an_evaluation_logs_its_dataset_folders_as_mlflow_datasets(tmp_path, mlflow_uri):
+    """The run names each folder the evaluation reads (the registry's datasets) with a digest of its listing,
+    in the context evaluation, in an experiment that the UI opens on its runs."""
+    roots = {name: tmp_path / name for name in EVALUATIONS["track"].datasets}
+    for name, root in roots.items():
+        (root / "sequence").mkdir(parents=True)
+        (root / "sequence" / "0001.jpg").write_bytes(name.encode())
+    config = Config()
+    config.data.got10k_root, config.data.otb_root = str(roots["got10k"]), str(roots["otb"])
+    backbone = Backbone(nn.Linear(2, 2), "resnet18", 2, RANDOM, RANDOM)
+    record = run_evaluation(EVALUATIONS["track"], config, backbone, "r18", tmp_path / "r18.json", probe(False))
+    run = mlflow.MlflowClient(mlflow_uri).get_run(record["mlflow_run_id"])
+    logged = {
+        (d.dataset.name, d.dataset.digest, json.loads(d.dataset.source)["uri"], t.value)
+        for d in run.inputs.dataset_inputs
+        for t in d.tags
+        if t.key == "mlflow.data.context"
+    }
+    assert logged == {(name, listing_digest(root), str(root), "evaluation") for name, root in roots.items()}
+    experiment = mlflow.MlflowClient(mlflow_uri).get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"

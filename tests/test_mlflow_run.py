@@ -1,3 +1,4 @@
+import hashlib
 import threading
 import time
 
@@ -5,7 +6,8 @@ import mlflow
 import pytest
 
 from cycle_pkg.errors import MlflowUnavailable
-from cycle_pkg.jobs.mlflow_job import MlflowRun
+from cycle_pkg.jobs.mlflow_job import DataInput, MlflowRun, listing_digest
+from cycle_pkg.jobs.mlflow_store import EXPERIMENT_KIND, MODEL_TRAINING
 from cycle_pkg.settings.config import MlflowConfig
 
 
@@ -59,9 +61,85 @@ def test_epochs_are_written_in_batches_and_a_resumed_jobs_replayed_epochs_are_no
 def test_disabled_mlflow_does_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'never.db'}")
     mlflow_run = MlflowRun(MlflowConfig(enabled=False))
+    unread = DataInput("r2v2/train", str(tmp_path / "no-such-folder"), "training")  # not even looked at
     assert mlflow_run.start("r18", None, {}, {}) is None
+    mlflow_run.log_inputs([unread])
     mlflow_run.log_metrics({"loss": 1.0})
     assert not (tmp_path / "never.db").exists()
+
+
+def dataset_inputs(run_id):
+    """A run's datasets as (name, digest, source, context) and how many it has."""
+    inputs = mlflow.get_run(run_id).inputs.dataset_inputs
+    contexts = [{t.key: t.value for t in d.tags}["mlflow.data.context"] for d in inputs]
+    found = {(d.dataset.name, d.dataset.digest, d.dataset.source, c) for d, c in zip(inputs, contexts, strict=True)}
+    return found, len(inputs)
+
+
+def test_a_run_logs_the_folders_it_reads_as_datasets_once_and_its_experiment_is_model_training(
+    tmp_path, mlflow_uri, caplog
+):
+    data = tmp_path / "r2v2"
+    (data / "train" / "ab").mkdir(parents=True)
+    (data / "train" / "ab" / "abcdefghijk_000001.jpg").write_bytes(b"jpeg")
+    (data / "r2v2_ids_train.txt").write_text("abcdefghijk,1\n")
+    digest = listing_digest(data)
+    inputs = [DataInput("r2v2/train", str(data), "training"), DataInput("ucf101", str(tmp_path / "none"), "evaluation")]
+    mlflow_run = MlflowRun(MlflowConfig())
+    run_id = mlflow_run.start("r18", None, {}, {})
+    mlflow_run.log_inputs(inputs)
+    mlflow_run.end("KILLED")
+    assert dataset_inputs(run_id) == ({("r2v2/train", digest, f'{{"uri": "{data}"}}', "training")}, 1)
+    assert "MLflow dataset ucf101: " in caplog.text and "not logged" in caplog.text  # a warning, not a failure
+    tags = mlflow.get_run(run_id).inputs.dataset_inputs[0].tags
+    assert {t.key: t.value for t in tags}["cycle.digest"].startswith("sha256 of the listing")
+    experiment = mlflow.MlflowClient().get_experiment(mlflow.get_run(run_id).info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND] == MODEL_TRAINING == "custom_model_development"
+
+    (data / "train" / "ab" / "abcdefghijk_000002.jpg").write_bytes(b"jpeg")  # another digest now
+    assert listing_digest(data) != digest
+    assert mlflow_run.start("r18", run_id, {}, {}) == run_id  # resumed: what it read is logged already
+    mlflow_run.log_inputs(inputs)
+    mlflow_run.end()
+    assert dataset_inputs(run_id) == ({("r2v2/train", digest, f'{{"uri": "{data}"}}', "training")}, 1)
+
+    unlogged = mlflow_run.start("r18", None, {}, {})  # a first attempt killed before it logged its datasets
+    mlflow_run.end("KILLED")
+    assert mlflow_run.start("r18", unlogged, {}, {}) == unlogged
+    mlflow_run.log_inputs(inputs)
+    mlflow_run.end()
+    assert dataset_inputs(unlogged)[1] == 1
+
+
+def test_the_shards_are_digested_by_their_index_and_a_listing_by_names_and_sizes(tmp_path):
+    shards = tmp_path / "train"
+    shards.mkdir()
+    (shards / "train-000000.tar").write_bytes(b"tar")
+    (shards / "index.json").write_text('{"shards": [{"sha256": "ab"}]}')
+    digest, of_what = DataInput("r2v2/train shards", str(shards), "training", manifest="index.json").digest()
+    assert of_what == "sha256 of index.json"
+    assert digest == hashlib.sha256(b'{"shards": [{"sha256": "ab"}]}').hexdigest()[:32]
+    listed = listing_digest(shards)
+    (shards / "train-000000.tar").write_bytes(b"TAR")  # same name, same size: the listing does not see it
+    assert listing_digest(shards) == listed
+    (shards / "train-000000.tar").write_bytes(b"TARS")
+    assert listing_digest(shards) != listed
+    (shards / "link").symlink_to(shards)  # a folder linked into itself is walked once
+    assert len(listing_digest(shards)) == 32
+
+
+def test_an_existing_experiment_is_marked_model_training_unless_someone_chose_its_kind(tmp_path, mlflow_uri):
+    client = mlflow.MlflowClient(mlflow_uri)
+    for name, kind, expected in [
+        ("untagged", None, MODEL_TRAINING),
+        ("guessed", "no_inferred_type", MODEL_TRAINING),  # the UI's guess, not a person's choice
+        ("chosen", "genai_development", "genai_development"),
+    ]:
+        experiment_id = client.create_experiment(name, tags={EXPERIMENT_KIND: kind} if kind else None)
+        assert MlflowRun(MlflowConfig(experiment=name)).experiment_id == experiment_id
+        assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND] == expected
+    created = MlflowRun(MlflowConfig(experiment="new")).experiment_id  # one the job creates
+    assert client.get_experiment(created).tags[EXPERIMENT_KIND] == MODEL_TRAINING
 
 
 def test_a_job_that_loses_the_race_to_create_the_experiment_logs_into_it(tmp_path, mlflow_uri, monkeypatch):

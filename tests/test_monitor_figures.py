@@ -13,6 +13,8 @@ from cycle_pkg.pretrain.monitor_figures import (
 )
 from cycle_pkg.reproduction.stats import t_interval
 
+from .conftest import legend_overlaps
+
 
 def curve(top1, steps=(0, 4, 8)):
     return {"steps": list(steps), "knn_top1": list(top1), "knn_top5": [v + 10 for v in top1], "query_images": 24}
@@ -39,7 +41,7 @@ def test_embedding_separates_separable_classes():
     assert min(gaps) > 2 * spread  # each class is its own cluster
 
 
-def test_figures_are_written(tmp_path):
+def test_figures_are_written_with_their_legends_off_the_axes(tmp_path, saved_figures):
     saved = {
         "features": torch.randn(20, 8),
         "labels": torch.arange(20) % 4,
@@ -58,3 +60,6 @@ def test_figures_are_written(tmp_path):
     for path in paths:
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 300
+    assert len(saved_figures) == 3
+    for figure in saved_figures:  # below the figure, or beside the axes: never over its points
+        assert legend_overlaps(figure) == []

@@ -12,6 +12,7 @@ import mlflow
 import pytest
 import torch
 
+from cycle_pkg.jobs.mlflow_job import DataInput, listing_digest
 from cycle_pkg.pretrain import loop
 from cycle_pkg.pretrain.monitor import FEATURES, PICTURES, load_features
 from cycle_pkg.pretrain.state import load_checkpoint
@@ -64,6 +65,13 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     assert run.data.params["loss.lambda_cycle"] == "0.1" and run.data.params["pretrain.batch_size"] == "16"
     assert run.data.tags["grid.components"] == "intra_video+cycle" and run.data.tags["cycle.scale"] == "test"
     assert len(run.data.tags["mlflow.source.git.commit"]) >= 7
+    # what it read: R2V2 (the test scale trains on its R2V2-S of 96 videos), digested by its folder's listing,
+    # in an experiment that the UI opens on its runs
+    (read,) = run.inputs.dataset_inputs
+    assert (read.dataset.name, read.dataset.digest) == ("r2v2/train-s96", listing_digest(world / "r2v2"))
+    assert {t.key: t.value for t in read.tags}["mlflow.data.context"] == "training"
+    kind = mlflow.MlflowClient().get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"]
+    assert kind == "custom_model_development"
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss_cycle")
     assert [m.step for m in history] == [2, 4, 6, 8, 10, 12]
 
@@ -86,6 +94,14 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
 
     again = run_cycle_here(pretrain_args(world, tmp_path / "results", *overrides), cwd=tmp_path)
     assert again.returncode == 0 and "is complete" in again.stderr
+
+
+def test_pretraining_names_the_r2v2_it_reads_as_its_mlflow_dataset():
+    shards = load_config(PARAMS, "test", ["data.r2v2_format=shards", "data.r2v2_shards=/data/shards"])
+    expected = DataInput("r2v2/train-s96 shards", "/data/shards/train-s96", "training", manifest="index.json")
+    assert loop.pretrain_inputs(shards) == [expected]  # digested by the index, which has every shard's sha256
+    jpeg = load_config(PARAMS, "test", ["data.r2v2_subset=false", "data.r2v2_root=/data/r2v2"])
+    assert loop.pretrain_inputs(jpeg) == [DataInput("r2v2/train", "/data/r2v2", "training")]
 
 
 def test_killed_run_resumes_to_identical_weights(world, tmp_path):

@@ -17,7 +17,7 @@ from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.reproduction.tables import ablation_figure, knn_figure, mark, metrics_path, seeds_mark, write_table
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .conftest import PARAMS, legend_overlaps
 
 
 def write_records(results, table, grid, settings, metrics_of):
@@ -162,7 +162,7 @@ def seeded_results(tmp_path, seeds, metrics_of=lambda model, seed, index: {}):
     return table, grid, config
 
 
-def test_two_seeds_give_means_intervals_and_every_seeds_value(tmp_path, monkeypatch):
+def test_two_seeds_give_means_intervals_and_every_seeds_value(tmp_path, monkeypatch, saved_figures):
     table, grid, config = seeded_results(tmp_path, [0, 1])
     md, csv = write_table(table, grid, config, tmp_path / "tables")
     frame = pd.read_csv(csv)
@@ -186,6 +186,9 @@ def test_two_seeds_give_means_intervals_and_every_seeds_value(tmp_path, monkeypa
     assert bars[0][1]["yerr"][0] == pytest.approx([25.4124] * 4, abs=1e-3) == bars[0][1]["yerr"][1]
     knn = knn_figure(table, grid, config, tmp_path / "figures" / "knn" / "table6.png")
     assert figure.read_bytes()[:8] == knn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ablation, knn_curves = saved_figures
+    assert len(ablation.legends) == 1 and len(ablation.axes) == 2  # one legend, for both panels, below them
+    assert legend_overlaps(ablation) == [] and legend_overlaps(knn_curves) == []
 
 
 def test_a_seeds_diverged_run_marks_the_mean_it_is_part_of(tmp_path):

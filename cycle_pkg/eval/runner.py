@@ -21,7 +21,7 @@ from typing import Any
 from ..data.download import file_digest
 from ..errors import Preempted
 from ..jobs.atomic import write_json_atomic, write_text_atomic
-from ..jobs.mlflow_job import MlflowRun
+from ..jobs.mlflow_job import DataInput, MlflowRun
 from ..settings.config import Config
 from .checkpoints import RANDOM, Backbone
 from .divergence import diverged
@@ -38,6 +38,11 @@ def default_run_name(backbone: Backbone) -> str:
     if backbone.format == "random":
         return f"random-{backbone.arch}"
     return Path(backbone.source).name.split(".")[0]
+
+
+def evaluation_inputs(evaluation: Evaluation, config: Config) -> list[DataInput]:
+    """The dataset folders ``evaluation`` reads (data.<dataset>_root), as its MLflow run's datasets."""
+    return [DataInput(name, getattr(config.data, f"{name}_root"), "evaluation") for name in evaluation.datasets]
 
 
 def run_evaluation(
@@ -78,6 +83,7 @@ def run_evaluation(
     mlflow_run_id = mlflow_run.start(f"{evaluation.name}-{run}", resumed, params, tags)
     if mlflow_run_id:
         write_text_atomic(run_id_file, mlflow_run_id)
+    mlflow_run.log_inputs(evaluation_inputs(evaluation, config))
     try:
         run_job = evaluate_frozen if evaluation.frozen else evaluate_trained
         metrics = run_job(evaluate, backbone, mlflow_run)

@@ -35,6 +35,13 @@ STARTUP_SECONDS = 20.0  # a server that refuses connections this long when a job
 # MLflow's own HTTP retries of one call (7 by default, ~4 minutes against a dead server), fewer so that a
 # call fails in seconds and the job's own waiting (STARTUP_SECONDS, mlflow.outage_seconds) decides.
 HTTP_RETRIES = "2"
+# The experiment's kind, which MLflow 3's UI reads from this tag to open an experiment on its runs (a model's
+# training) rather than on the GenAI overview of traces; its values are the UI's ExperimentKind (server/js).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+# The UI's guesses for an experiment without the tag, not a person's choice: replaced. Any other value is
+# someone's choice in the UI's "experiment type" menu, and kept.
+GUESSED_KINDS = ("custom_model_development_inferred", "genai_development_inferred", "no_inferred_type")
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -134,7 +141,9 @@ def open_experiment(uri: str, experiment: str) -> str:
     with store_lock(uri):
         mlflow.set_tracking_uri(uri)
         try:
-            return with_retries(mlflow.set_experiment)(experiment).experiment_id
+            found = with_retries(mlflow.set_experiment)(experiment)
+            mark_model_training(found)
+            return found.experiment_id
         except Exception as err:
             if is_transient(err) or sqlite_path(uri) is None:
                 raise
@@ -143,3 +152,16 @@ def open_experiment(uri: str, experiment: str) -> str:
                 "jobs of an earlier version created concurrently may be half-migrated: move it aside and rerun "
                 "(a new store is created), or point MLFLOW_TRACKING_URI at another one"
             ) from err
+
+
+def mark_model_training(experiment) -> None:
+    """Tag ``experiment`` (an ``mlflow.entities.Experiment``) as a model's training, so that the UI opens it on
+    its runs; a kind someone chose for it is left as it is."""
+    import mlflow
+
+    kind = experiment.tags.get(EXPERIMENT_KIND)
+    if kind is None or kind in GUESSED_KINDS:
+        set_tag = with_retries(mlflow.MlflowClient().set_experiment_tag)
+        set_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+    elif kind != MODEL_TRAINING:
+        log.info("MLflow experiment %s is kept as %s=%s (set by someone)", experiment.name, EXPERIMENT_KIND, kind)

@@ -41,13 +41,13 @@ from ..data.jpeg import read_jpeg
 from ..data.layout import shard_dir, subset_videos
 from ..data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
 from ..data.r2v2 import load_videos
-from ..data.shards import read_index
+from ..data.shards import INDEX, read_index
 from ..data.stream import ShardPairs, decode_frame, encode_frame
 from ..errors import ConfigError, NonFiniteLoss, Preempted
 from ..jobs import slurm
 from ..jobs.atomic import stale_temporaries, write_json_atomic, write_text_atomic
 from ..jobs.attempts import attempts_log
-from ..jobs.mlflow_job import MlflowRun
+from ..jobs.mlflow_job import DataInput, MlflowRun
 from ..jobs.preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from ..model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from ..reproduction.grid import grid_tags
@@ -449,6 +449,16 @@ def pretrain_tags(config: Config, run: str) -> dict[str, str]:
     return {"cycle.job": "pretrain", "cycle.run": run, "cycle.scale": config.scale, **grid_tags(config)}
 
 
+def pretrain_inputs(config: Config) -> list[DataInput]:
+    """The R2V2 that pretraining reads, as its MLflow dataset: the shards' folder, digested by their index
+    (which holds each shard's sha256), or the JPEG copy's folder, digested by its listing."""
+    data, subset = config.data, subset_videos(config.data)
+    name = f"r2v2/{data.r2v2_split}" + (f"-s{subset}" if subset is not None else "")
+    if data.r2v2_format == "shards":
+        return [DataInput(f"{name} shards", str(shard_dir(data)), "training", manifest=INDEX)]
+    return [DataInput(name, data.r2v2_root, "training")]
+
+
 def start_mlflow_run(training: Training, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> MlflowRun:
     """The run's MLflow run (rank 0 only), reopened when the job resumes: its id is kept in the run folder."""
     config, run = training.config, training.run
@@ -460,6 +470,7 @@ def start_mlflow_run(training: Training, run_dir: Path, runtime: Runtime, extra_
     run_id = mlflow_run.start(run, previous_run_id, config.to_dict(), tags)
     if runtime.is_main and run_id and run_id != previous_run_id:
         write_text_atomic(run_id_file, run_id)
+    mlflow_run.log_inputs(pretrain_inputs(config))
     return mlflow_run
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..jobs.plots import pyplot, save_png
+from ..jobs.plots import legend_below, legend_beside, pyplot, save_png
 from ..reproduction.stats import t_interval
 
 Curve = Mapping[str, Any]  # a monitor summary: steps, knn_top1, knn_top5, ...
@@ -27,6 +27,7 @@ def knn_curve_figure(curve: Curve, title: str, path: str | Path) -> Path:
     for key, style in (("knn_top1", "o-"), ("knn_top5", "s--")):
         axis.plot(curve["steps"], curve[key], style, label=key.replace("knn_", "kNN "))
     _label(axis, curve)
+    legend_below(figure, [axis])
     axis.set_title(title, fontsize=9)
     return save_png(figure, path)
 
@@ -35,7 +36,6 @@ def _label(axis: Any, curve: Curve) -> None:
     axis.set_xlabel("training step")
     axis.set_ylabel(f"kNN accuracy (%), {curve['query_images']} queries")
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
 
 
 def embed_2d(features: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -59,7 +59,7 @@ def embedding_figure(saved: Mapping[str, Any], title: str, path: str | Path, see
     if len(classes) <= 20:
         for label, name in enumerate(classes):
             axis.scatter([], [], color=colours(label), marker="s", s=14, label=name)
-    axis.legend(fontsize=6, ncols=2, loc="best")
+    legend_beside(axis, fontsize=6)
     axis.set_xticks([])
     axis.set_yticks([])
     axis.set_title(title, fontsize=9)
@@ -119,12 +119,10 @@ def table_knn_figure(runs: Mapping[str, Sequence[Curve]], title: str, path: str 
         axis.set_ylabel(PANELS[key])
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"kNN top-1 (%), {resolution_note(first['query_images'])}")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncols=min(3, len(labels)), fontsize=8)
+    legend_below(figure, axes.flat)
     banded = "" if all(len(c) == 1 for c in runs.values()) else "; bands: 95% t-interval"
     figure.suptitle(title + banded, fontsize=9)
-    legend_height = (0.3 + 0.2 * ((len(labels) - 1) // 3)) / (3.4 * rows + 0.6)
-    return save_png(figure, path, rect=(0, legend_height, 1, 0.96))
+    return save_png(figure, path, rect=(0, 0, 1, 0.96))
 
 
 def no_curves_figure(text: str, path: str | Path) -> Path:

@@ -26,7 +26,7 @@ from ..errors import DatasetError
 from ..eval.divergence import diverged
 from ..eval.registry import EVALUATIONS
 from ..jobs.atomic import write_text_atomic
-from ..jobs.plots import pyplot, save_png
+from ..jobs.plots import legend_below, pyplot, save_png
 from ..pretrain.monitor_figures import no_curves_figure, table_knn_figure
 from ..settings.config import Config
 from .grid import Grid
@@ -342,7 +342,7 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
         if table.curve.get("log_x"):
             axis.set_xscale("log", base=2)
         axis.grid(alpha=0.3)
-        axis.legend()
+    legend_below(figure, axes[0])
     seeds = f"; {len(grid.seeds)} seeds" if seeded else ""
     figure.suptitle(f"Table {table.number}: {table.caption}{seeds}", fontsize=9)
     return save_png(figure, path)
