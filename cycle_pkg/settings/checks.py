@@ -1,13 +1,15 @@
 """Checks of the settings beyond their types: each number within its range (config.RANGES), and what
 one setting alone cannot express (a queue that whole batches fill, a neighbour set that leaves
-negatives, a SiamFC response map with negatives, ...). Every message names the keys and what to change."""
+negatives, ...; each evaluation's own are its settings' ``check``, in cycle_pkg/eval/<task>_settings.py).
+Every message names the keys and what to change."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ..errors import ConfigError
-from .config import PAPER_GPUS, RANGES, SIAMFC_STRIDE, Config, EvalConfig
+from .config import PAPER_GPUS, RANGES, Config, EvalConfig
 from .typed_yaml import check_ranges
 
 # A run's name is one folder under results/ (and a file name of its metrics): these characters, not . or ..
@@ -72,36 +74,11 @@ def validate_tables(tables: list[str]) -> None:
 
 
 def validate_eval(cfg: EvalConfig) -> None:
-    for name, schedule in (("linear", cfg.linear), ("action", cfg.action), ("finetune", cfg.finetune)):
-        if schedule.milestones != sorted(schedule.milestones):
-            raise ConfigError(f"eval.{name}.milestones: expected increasing epochs, got {schedule.milestones}")
-    for name, clips in (("action", cfg.action), ("finetune", cfg.finetune)):
-        if len(clips.color_jitter) != 4:
-            raise ConfigError(f"eval.{name}.color_jitter: expected [brightness, contrast, saturation, hue]")
-        if clips.warmup_epochs + clips.epochs < 1:
-            raise ConfigError(f"eval.{name}: warmup_epochs + epochs must be at least 1")
-    finetune = cfg.finetune
-    if finetune.bn_clips > finetune.batch_size:
-        raise ConfigError(
-            f"eval.finetune.bn_clips ({finetune.bn_clips}) must lie in [1, batch_size={finetune.batch_size}]"
-        )
-    if len(cfg.retrieval.clip_resize) != 2:
-        raise ConfigError("eval.retrieval.clip_resize: expected [height, width]")
-    if not cfg.retrieval.topk:
-        raise ConfigError("eval.retrieval.topk: expected a list of positive integers")
-    track = cfg.track
-    if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:
-        raise ConfigError(
-            "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
-        )
-    # The training response map must reach beyond the positive radius, or the loss has no negatives.
-    response = track.training_response_size()
-    if response <= 2 * int(track.r_pos // SIAMFC_STRIDE) + 1:
-        raise ConfigError(
-            f"eval.track: the training response map ({response}x{response} cells of {SIAMFC_STRIDE} px) lies within "
-            f"r_pos={track.r_pos} px of its centre, so every cell is a positive: raise eval.track.instance_size "
-            "(the paper scale has exemplar_size 120, instance_size 255) or lower r_pos"
-        )
+    """Each evaluation's own checks (its settings' ``check``), in the order of its section under ``eval``."""
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section):
+            section.check(f"eval.{f.name}")
 
 
 def validate_data(config: Config) -> None:

@@ -1,6 +1,7 @@
 """The settings, with the paper's defaults, and what the workflow knows of each of them.
 
-The dataclasses below are the settings of every job; ``params.yaml`` and the command line change
+The dataclasses below are the settings of every job (each evaluation's own, its section ``eval.<task>``,
+beside it in ``cycle_pkg/eval/<task>_settings.py``); ``params.yaml`` and the command line change
 them in layers (:mod:`.typed_yaml`), and :mod:`.checks` refuses combinations that do not
 fit. :data:`RANGES` holds the values every number setting may take (the JSON schema of params.yaml
 and the checks read it). :data:`SETTING_FACTS` is the one table of per-setting facts: which settings name a run and
@@ -11,12 +12,27 @@ run may change.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .typed_yaml import Range, build, check_section, file_schema, read_layers
+from ..eval import action_settings, finetune_settings, linear_settings, retrieval_settings, track_settings
+from ..eval.action_settings import ActionEvalConfig
+from ..eval.finetune_settings import FinetuneEvalConfig
+from ..eval.linear_settings import LinearEvalConfig
+from ..eval.retrieval_settings import RetrievalEvalConfig
+from ..eval.track_settings import TrackEvalConfig
+from .typed_yaml import (
+    AT_LEAST_0,
+    AT_LEAST_1,
+    FRACTION,
+    POSITIVE,
+    Range,
+    build,
+    check_section,
+    file_schema,
+    read_layers,
+)
 
 LossComponents = Literal["intra_image", "intra_video", "intra_video+cycle", "cycle"]
 
@@ -193,131 +209,6 @@ class MlflowConfig:
 
 
 @dataclass
-class LinearEvalConfig:
-    """Linear probe on frozen features (Tables 3-8): MoCo's main_lincls protocol."""
-
-    dataset: Literal["imagenet", "imagenet100"] = "imagenet"
-    protocol: Literal["moco", "fast"] = "moco"  # fast: the same schedule on cached features of augmented views
-    # fast: augmented views (RandomResizedCrop + flip) cached per training image; 8 keeps a cold probe over 10x
-    # faster than MoCo's 100 views and within 1 point of it (benchmarks/linear_protocols.py, README)
-    views: int = 8
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 30.0  # CMC reports that 10 works better on ImageNet-100
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    milestones: list[int] = field(default_factory=lambda: [60, 80])  # lr x0.1 at these epochs
-    image_size: int = 224  # RandomResizedCrop (train) and CenterCrop (val)
-    resize: int = 256  # val: Resize(resize) + CenterCrop(image_size)
-    # every epoch is validated; best: the best val top-1 of the epochs is reported (main_lincls's best_acc1,
-    # which the authors report), last: the last epoch's. Both are recorded.
-    report: Literal["best", "last"] = "best"
-    seed: int = 0
-
-
-SIAMFC_STRIDE = 8  # the dilated backbone's output stride in SiamFC
-SIAMFC_SEARCH_MARGIN = 16  # training crops the search image to instance_size - 16 (a random shift of up to 4 px)
-
-
-@dataclass
-class TrackEvalConfig:
-    """SiamFC on the frozen backbone at output stride 8, trained on GOT-10k, tested on OTB-2015 (Tables
-    1-2); the authors' settings (mmaction2-CycleContrast, projects/siamfc-pytorch)."""
-
-    head_channels: int | None = None  # the 1x1 convs' output; None = 512 (R18) / 1024 (R50)
-    out_scale: float | None = None  # None = 1e-3 (R18) / 1e-5 (R50)
-    exemplar_size: int = 120
-    instance_size: int = 255
-    context: float = 0.5
-    scale_num: int = 3
-    scale_step: float = 1.0375
-    scale_lr: float = 0.59
-    scale_penalty: float = 0.9745
-    window_influence: float = 0.176
-    response_up: int = 16
-    # authors: the response is upsampled to response_up x response_size (272 px) whatever its real size, and
-    # displacements are read at that size; exact: it is upsampled to response_up x its real size
-    response_geometry: Literal["authors", "exact"] = "authors"
-    response_size: int = 17  # the authors' response side (their upsampling assumes it)
-    r_pos: float = 16.0  # pixels of the instance crop labelled positive around its centre
-    epochs: int = 50
-    batch_size: int = 8
-    lr: float = 1e-3  # Adam, decayed exponentially to final_lr over the epochs
-    final_lr: float = 1e-5
-    focal_gamma: float = 2.0
-    max_frame_gap: int = 100  # a training pair's frames are fewer than this apart
-    min_box_side: float = 20.0  # training frames whose box is smaller or larger (pixels) are skipped
-    max_box_side: float = 500.0
-    max_frames: int | None = None  # track only the first frames of each test sequence (CPU scales); None = all
-    max_sequences: int | None = None  # track only the first OTB-2015 targets, in the toolkit's order (CPU scales)
-    seed: int = 0
-
-    def training_response_size(self) -> int:
-        """The side of the response map in training (features are ceil(side / stride))."""
-        search, exemplar = (
-            math.ceil(side / SIAMFC_STRIDE) for side in (self.instance_size - SIAMFC_SEARCH_MARGIN, self.exemplar_size)
-        )
-        return search - exemplar + 1
-
-
-@dataclass
-class ActionEvalConfig:
-    """UCF101 action recognition on frozen per-frame features (Table 10): AVID-CMA's linear setting."""
-
-    split: int = 1
-    clip_frames: int = 8  # 0.5 s at 16 fps
-    clip_fps: float = 16.0
-    train_clips: int = 10  # random clips per video and epoch
-    test_clips: int = 10  # uniformly spaced clips per test video, softmax averaged
-    image_size: int = 224
-    resize: int = 256  # test: Resize(resize) + CenterCrop(image_size)
-    min_area: float = 0.08  # train: RandomResizedCrop scale
-    color_jitter: list[float] = field(default_factory=lambda: [0.4, 0.4, 0.4, 0.2])
-    dropout: float = 0.5
-    warmup_epochs: int = 5  # the classifier alone at the base lr first
-    epochs: int = 16
-    batch_size: int = 64
-    lr: float = 1e-4  # Adam
-    lr_decay: float = 0.3
-    milestones: list[int] = field(default_factory=lambda: [6, 10, 14])
-    # The weights stay frozen either way. train: the authors' (AVID-CMA puts the model in train mode): each
-    # batch of batch_size clips is normalised with its own statistics while the classifier trains, the running
-    # statistics follow UCF101 and are used at test; eval: the pretraining statistics throughout
-    batch_norm: Literal["train", "eval"] = "train"
-    seed: int = 0
-
-
-@dataclass
-class FinetuneEvalConfig(ActionEvalConfig):
-    """UCF101 fine-tuning of the whole network (Table 9): the authors' AVID-CMA setting 32at16 drop09."""
-
-    clip_frames: int = 32  # 2 s at 16 fps
-    train_clips: int = 5  # clips at random times per video and epoch, shuffled together
-    test_clips: int = 10  # dense test: clips spread evenly over each video, softmax averaged (video top-1)
-    clip_test_clips: int = 25  # clips at random times per test video, each scored on its own (clip top-1)
-    dropout: float = 0.9
-    batch_size: int = 32  # clips per optimiser step
-    bn_clips: int = 8  # clips normalised together in a forward pass (the authors' 32 over 4 GPUs)
-    batch_norm: Literal["train"] = "train"  # the whole network trains, BatchNorm included
-    amp: bool = True  # bf16 autocast on GPU
-
-
-@dataclass
-class RetrievalEvalConfig:
-    """UCF101 nearest-neighbour retrieval (Table 11): test videos query train videos by cosine."""
-
-    split: int = 1
-    frames_per_video: int = 10  # frame retrieval: at linspace(0, len - 1, n)
-    frame_resize: int = 256  # Resize((256, 256)) + CenterCrop(224)
-    frame_crop: int = 224
-    clips_per_video: int = 10  # clip retrieval: centred at linspace(len/2 of a clip, len - that, n)
-    clip_length: int = 16
-    clip_resize: list[int] = field(default_factory=lambda: [128, 171])  # Resize((128, 171)) + CenterCrop(112)
-    clip_crop: int = 112
-    topk: list[int] = field(default_factory=lambda: [1, 5, 10, 20, 50])
-
-
-@dataclass
 class EvalConfig:
     """Downstream evaluations (cycle eval ...): on frozen features, and Table 9's fine-tuning."""
 
@@ -377,10 +268,9 @@ class Config:
         return dataclasses.asdict(self)
 
 
-POSITIVE, AT_LEAST_0, AT_LEAST_1, FRACTION = Range(0, low_open=True), Range(0), Range(1), Range(0, 1)
-SPLIT = Range(1, 3)  # UCF101's three official splits
 # The values each number setting may take (of a list: each of its numbers), by settings class; the
-# cross-field checks (a queue of whole batches, top-K within the neighbour set, ...) are in settings.checks.
+# cross-field checks (a queue of whole batches, top-K within the neighbour set, ...) are in settings.checks,
+# and each evaluation's, with its ranges, beside it (cycle_pkg/eval/<task>_settings.py).
 RANGES: dict[type, dict[str, Range]] = {
     WorldConfig: {
         "seed": AT_LEAST_0,
@@ -458,81 +348,12 @@ RANGES: dict[type, dict[str, Range]] = {
         "monitor_every": AT_LEAST_0,  # 0: no monitor
         "requeue_margin": AT_LEAST_0,
     },
-    LinearEvalConfig: {
-        "views": AT_LEAST_1,
-        "epochs": AT_LEAST_1,
-        "batch_size": AT_LEAST_1,
-        "lr": POSITIVE,
-        "momentum": FRACTION,
-        "weight_decay": AT_LEAST_0,
-        "milestones": AT_LEAST_1,
-        "image_size": Range(16),
-        "resize": Range(16),
-        "seed": AT_LEAST_0,
-    },
-    TrackEvalConfig: {
-        "head_channels": AT_LEAST_1,
-        "out_scale": POSITIVE,
-        "exemplar_size": Range(16),
-        "instance_size": Range(16),
-        "context": AT_LEAST_0,
-        "scale_num": AT_LEAST_1,
-        "scale_step": Range(1),
-        "scale_lr": FRACTION,
-        "scale_penalty": Range(0, 1, low_open=True),
-        "window_influence": FRACTION,
-        "response_up": AT_LEAST_1,
-        "response_size": AT_LEAST_1,
-        "r_pos": POSITIVE,
-        "epochs": AT_LEAST_1,
-        "batch_size": AT_LEAST_1,
-        "lr": POSITIVE,
-        "final_lr": POSITIVE,
-        "focal_gamma": AT_LEAST_0,
-        "max_frame_gap": AT_LEAST_1,
-        "min_box_side": AT_LEAST_0,
-        "max_box_side": POSITIVE,
-        "max_frames": Range(2),  # a sequence needs two frames to track
-        "max_sequences": AT_LEAST_1,
-        "seed": AT_LEAST_0,
-    },
-    ActionEvalConfig: {
-        "split": SPLIT,
-        "clip_frames": AT_LEAST_1,
-        "clip_fps": POSITIVE,
-        "train_clips": AT_LEAST_1,
-        "test_clips": AT_LEAST_1,
-        "image_size": Range(16),
-        "resize": Range(16),
-        "min_area": Range(0, 1, low_open=True),
-        "color_jitter": AT_LEAST_0,
-        "dropout": Range(0, 1, high_open=True),
-        "warmup_epochs": AT_LEAST_0,
-        "epochs": AT_LEAST_0,  # with warmup_epochs, at least one (settings.checks)
-        "batch_size": AT_LEAST_1,
-        "lr": POSITIVE,
-        "lr_decay": POSITIVE,
-        "milestones": AT_LEAST_1,
-        "seed": AT_LEAST_0,
-    },
-    FinetuneEvalConfig: {"clip_test_clips": AT_LEAST_1, "bn_clips": AT_LEAST_1},
-    RetrievalEvalConfig: {
-        "split": SPLIT,
-        **dict.fromkeys(
-            (
-                "frames_per_video",
-                "frame_resize",
-                "frame_crop",
-                "clips_per_video",
-                "clip_length",
-                "clip_resize",
-                "clip_crop",
-                "topk",
-            ),
-            AT_LEAST_1,
-        ),
-    },
     EvalConfig: {"batch_size": AT_LEAST_1, "workers": AT_LEAST_0},
+    **linear_settings.RANGES,
+    **track_settings.RANGES,
+    **action_settings.RANGES,
+    **finetune_settings.RANGES,
+    **retrieval_settings.RANGES,
     WorkflowConfig: {"seeds": AT_LEAST_0},
     MlflowConfig: {"outage_seconds": AT_LEAST_0},
 }
