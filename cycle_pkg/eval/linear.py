@@ -37,7 +37,8 @@ from ..data.imagenet import imagefolder_samples, imagenet100_wnids
 from ..errors import DatasetError
 from ..jobs.mlflow_job import MlflowRun
 from ..reproduction.stats import binomial_se
-from ..settings.config import Config, EvalConfig
+from ..settings.config import Config
+from ..settings.sections import EvalConfig
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features, read_image
 from .linear_settings import LinearEvalConfig

@@ -1,7 +1,7 @@
-"""Checks of the settings beyond their types: each number within its range (config.RANGES), and what
-one setting alone cannot express (a queue that whole batches fill, a neighbour set that leaves
-negatives, ...; each evaluation's own are its settings' ``check``, in cycle_pkg/eval/<task>_settings.py).
-Every message names the keys and what to change."""
+"""Checks of the settings beyond their types and ranges (:mod:`.ranges`): what one setting alone cannot
+express (a queue that whole batches fill, a neighbour set that leaves negatives, ...), section by
+section; each evaluation's own are its settings' ``check`` (``cycle_pkg/eval/<task>_settings.py``).
+:func:`.config.load_config` runs them; every message names the keys and what to change."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import dataclasses
 import re
 
 from ..errors import ConfigError
-from .config import PAPER_GPUS, RANGES, Config, EvalConfig
-from .typed_yaml import check_ranges
+from .sections import PAPER_GPUS, DataConfig, EvalConfig, LossConfig, ModelConfig, PretrainConfig, WorldConfig
 
 # A run's name is one folder under results/ (and a file name of its metrics): these characters, not . or ..
 RUN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -26,11 +25,8 @@ def check_run_name(name: str, where: str) -> str:
     return name
 
 
-def validate(config: Config) -> None:
-    """Raise a ConfigError for settings that are each well-typed but out of range or do not fit together."""
-    model, loss, pretrain = config.model, config.loss, config.pretrain
-    check_ranges(config, RANGES)
-    validate_data(config)
+def check_training(model: ModelConfig, loss: LossConfig, pretrain: PretrainConfig) -> None:
+    """The method's queues, neighbour set and key BatchNorm groups against the batch."""
     if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
         raise ConfigError(
             f"loss.neighbors ({loss.neighbors}) must be smaller than model.cycle_queue ({model.cycle_queue}): "
@@ -54,16 +50,14 @@ def validate(config: Config) -> None:
             f"{what} must be at least 2 and divide pretrain.batch_size ({pretrain.batch_size}): keys are "
             "BatchNorm-ed in groups of that many samples; set model.key_bn_group to such a size"
         )
-    seeds = config.workflow.seeds
+
+
+def check_seeds(seeds: list[int]) -> None:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"workflow.seeds: expected one or more different seeds, e.g. [0, 1, 2], got {seeds}")
-    validate_eval(config.eval)
-    validate_tables(config.workflow.tables)
-    for key in config.baselines:
-        check_run_name(key, "baselines: the key")
 
 
-def validate_tables(tables: list[str]) -> None:
+def check_tables(tables: list[str]) -> None:
     from ..reproduction.paper import (
         paper_tables,  # here: the paper's tables read the evaluations, which read the settings
     )
@@ -73,17 +67,16 @@ def validate_tables(tables: list[str]) -> None:
         raise ConfigError(f"workflow.tables: unknown tables {unknown}; expected some of {', '.join(paper_tables())}")
 
 
-def validate_eval(cfg: EvalConfig) -> None:
-    """Each evaluation's own checks (its settings' ``check``), in the order of its section under ``eval``."""
+def check_eval(cfg: EvalConfig) -> None:
+    """Each evaluation's own checks, in the order of its section under ``eval``."""
     for f in dataclasses.fields(cfg):
         section = getattr(cfg, f.name)
         if dataclasses.is_dataclass(section):
             section.check(f"eval.{f.name}")
 
 
-def validate_data(config: Config) -> None:
-    data, world = config.data, config.world
-    workers = max(1, config.pretrain.workers)
+def check_data(data: DataConfig, world: WorldConfig, pretrain: PretrainConfig) -> None:
+    workers = max(1, pretrain.workers)
     if data.r2v2_format == "shards" and data.shard_streams % workers:
         raise ConfigError(
             f"data.shard_streams ({data.shard_streams}) must be a multiple of pretrain.workers ({workers}) "

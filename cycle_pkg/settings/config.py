@@ -1,254 +1,35 @@
-"""The settings, with the paper's defaults, and what the workflow knows of each of them.
-
-The dataclasses below are the settings of every job (each evaluation's own, its section ``eval.<task>``,
-beside it in ``cycle_pkg/eval/<task>_settings.py``); ``params.yaml`` and the command line change
-them in layers (:mod:`.typed_yaml`), and :mod:`.checks` refuses combinations that do not
-fit. :data:`RANGES` holds the values every number setting may take (the JSON schema of params.yaml
-and the checks read it). :data:`SETTING_FACTS` is the one table of per-setting facts: which settings name a run and
-how, which are the grid's MLflow tags, which the scale's ``grid`` section maps, and which a resumed
-run may change.
-"""
+"""The configuration of every job: its sections (:mod:`.sections`, with the paper's defaults) in one
+:class:`Config`, changed in layers by ``params.yaml`` and the command line (:mod:`.typed_yaml`), each
+number in its range (:mod:`.ranges`) and the settings fitting together (:mod:`.checks`); and the
+JSON schema of a parameter file."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from ..eval import action_settings, finetune_settings, linear_settings, retrieval_settings, track_settings
-from ..eval.action_settings import ActionEvalConfig
-from ..eval.finetune_settings import FinetuneEvalConfig
-from ..eval.linear_settings import LinearEvalConfig
-from ..eval.retrieval_settings import RetrievalEvalConfig
-from ..eval.track_settings import TrackEvalConfig
-from .typed_yaml import (
-    AT_LEAST_0,
-    AT_LEAST_1,
-    FRACTION,
-    POSITIVE,
-    Range,
-    build,
-    check_section,
-    file_schema,
-    read_layers,
+from .checks import check_data, check_eval, check_run_name, check_seeds, check_tables, check_training
+from .ranges import RANGES
+from .sections import (
+    DataConfig,
+    EvalConfig,
+    GridConfig,
+    LossConfig,
+    MlflowConfig,
+    ModelConfig,
+    PretrainConfig,
+    WorkflowConfig,
+    WorldConfig,
 )
-
-LossComponents = Literal["intra_image", "intra_video", "intra_video+cycle", "cycle"]
-
-
-@dataclass
-class WorldConfig:
-    """The synthetic world: seeded datasets in the real on-disk formats."""
-
-    root: str = "resources/synthetic"
-    seed: int = 0
-    classes: int = 12
-    videos: int = 1200  # R2V2-format training videos
-    val_videos: int = 120
-    frame_height: int = 96
-    frame_width: int = 128
-    images_per_class: int = 40  # ImageNet-format training images per class
-    val_images_per_class: int = 10
-    ucf101_motions: int = 2  # UCF101-format action classes = classes x motions
-    ucf101_groups: int = 4  # groups per action class (one scene and instance each); the first 7/25 are test
-    ucf101_clips: int = 2  # clips per group
-    ucf101_frames: int = 32  # frames per clip, at 25 fps
-    got10k_sequences: list[int] = field(default_factory=lambda: [24, 6, 6])  # GOT-10k-format train, val, test
-    got10k_frames: int = 30
-    otb_frames: int = 20  # frames of an OTB-format sequence (those with known quirks keep their real lengths)
-    # an instance's surface pattern repeats this many times across the object, drawn uniformly in [low, high]:
-    # fewer repeats are coarser, a class's pattern easier to see at a small image size
-    pattern_scale: list[float] = field(default_factory=lambda: [2.5, 4.5])
-
-
-VINCE_LISTS = "https://raw.githubusercontent.com/danielgordon10/vince/HEAD/datasets/info_files"  # R2V2's authors'
-
-
-@dataclass
-class DataConfig:
-    """Where the datasets live."""
-
-    r2v2_root: str = "resources/r2v2"
-    r2v2_split: str = "train"
-    imagenet_root: str = "resources/imagenet"
-    r2v2_archives: list[str] = field(default_factory=list)  # tar URLs of an R2V2 mirror, each URL#sha256=<hex>
-    # copy: data.r2v2_root is (or becomes, by `--from` or data.r2v2_archives) a copy of R2V2;
-    # recreate: re-created there from the published id lists and YouTube
-    r2v2_source: Literal["copy", "recreate"] = "copy"
-    r2v2_ids_train: str = f"{VINCE_LISTS}/r2v2_ids_train.txt"  # a path or URL; #sha256=<hex> pins it
-    r2v2_ids_val: str = f"{VINCE_LISTS}/r2v2_ids_val.txt"
-    r2v2_recreate_splits: list[Literal["train", "val"]] = field(default_factory=lambda: ["train", "val"])
-    r2v2_video_url: str = "https://www.youtube.com/watch?v={id}"  # {id}: the id list's video id
-    r2v2_video_format: str = "bv*[height<=?480][ext=mp4]/b[height<=?480]/wv*/w"  # yt-dlp's selector: one stream
-    r2v2_cookies: str | None = None  # a Netscape cookies.txt of a signed-in session, when YouTube asks for one
-    r2v2_downloads_in_flight: int = 8  # videos fetched at once (each deleted once its frames are out)
-    r2v2_subset: bool = False  # train on R2V2-S (the paper's ResNet-18 ablations) instead of the whole split
-    r2v2_subset_videos: int = 109500  # R2V2-S at this scale; the paper's 109.5k videos = 438k frames
-    r2v2_format: Literal["jpeg", "shards"] = "jpeg"  # pretraining reads loose JPEGs or tar shards
-    r2v2_shards: str = "data/shards/r2v2"  # shards of <split> (or <split>-s<count> for R2V2-S) go here
-    shard_videos: int = 2000  # videos per shard
-    shard_short_side: int | None = 256  # frames are resized to this short side when sharded; None keeps them
-    shard_quality: int = 90  # JPEG quality of resized frames
-    shard_streams: int = 8  # sequential readers per process; a multiple of pretrain.workers
-    shard_buffer: int = 1000  # videos in each reader's shuffle buffer
-    ucf101_root: str = "resources/ucf101"
-    ucf101_url: str = "https://www.crcv.ucf.edu/data/UCF101/UCF101.rar"
-    ucf101_splits_url: str = "https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip"
-    otb_root: str = "resources/otb"
-    otb_url: str = "http://cvlab.hanyang.ac.kr/tracker_benchmark/seq/{name}.zip"  # the got10k toolkit's source
-    got10k_root: str = "resources/got10k"
-    downloads: str = "resources/downloads"  # archives are kept here until their dataset is in place
-    download_retries: int = 5
-    download_timeout: float = 60.0  # seconds without data before an attempt counts as failed
-
-
-PAPER_GPUS = 8  # the paper's pretraining ran on 8 GPUs, each BatchNorm-ing its eighth of the keys
-
-
-@dataclass
-class ModelConfig:
-    """Backbone, projection heads and the momentum encoder's queues."""
-
-    backbone: Literal["resnet18", "resnet50"] = "resnet18"
-    head: Literal["linear", "mlp"] = "linear"  # paper: one FC 512x64; authors' code: MLP to 128
-    embed_dim: int = 64
-    momentum: float = 0.999
-    intra_queue: int = 65536
-    cycle_queue: int = 81920
-    # Keys are BatchNorm-ed in shuffled groups of this many samples, in one process or over several;
-    # None = the share of each GPU of the paper's 8 (32 of a batch of 256).
-    key_bn_group: int | None = None
-    # BatchNorm's running averages (used by the frozen evaluations, never by a training step) follow each
-    # batch's statistics with this weight: PyTorch's 0.1, as the authors'; more in runs of a few steps
-    bn_momentum: float = 0.1
-
-    def key_bn_group_size(self, batch_size: int) -> int:
-        """Samples per key BatchNorm group in a (global) batch of ``batch_size``."""
-        return self.key_bn_group if self.key_bn_group is not None else batch_size // PAPER_GPUS
-
-
-@dataclass
-class LossConfig:
-    """The paper's objective (Eq. 1-6) and its ablation switches (Tables 2, 5-8)."""
-
-    components: LossComponents = "intra_video+cycle"
-    lambda_cycle: float = 0.1
-    temperature: float = 0.07
-    nn_temperature: float | None = None  # soft nearest neighbour temperature; None = temperature
-    neighbors: int = 16384  # m, the size of the neighbour set U
-    topk: int | None = None  # Table 7: only the K most similar neighbours form q_hat
-    query_view_in_neighbors: bool = False  # Table 5: a view k_++ of the query joins U
-    kpp_embedding: Literal["view", "query"] = "view"  # k_++ is that view (paper) or the query itself (authors' code)
-
-
-@dataclass
-class MonitorConfig:
-    """The representation monitor inside pretraining (cycle_pkg/pretrain/monitor.py): a weighted kNN classifier
-    (k nearest, votes exp(cos / T), the instance-discrimination literature's) on the query backbone's
-    pooled features of a fixed labelled set, the first images of each class of data.imagenet_root."""
-
-    dataset: Literal["imagenet", "imagenet100"] = "imagenet100"  # every class, or ImageNet-100's
-    bank_per_class: int = 20  # labelled images from train/ that vote
-    queries_per_class: int = 10  # images from val/ that are classified
-    image_size: int | None = None  # centre crop (after a resize to 256/224 of it); None = pretrain.image_size
-    k: int = 200
-    temperature: float = 0.07
-    # The cycle's mechanism (cycle_pkg/pretrain/mechanism.py) is replayed at each look on the frames of the first
-    # `videos` videos of data.r2v2_root's val split (with the synthetic world's latent classes); 0: on the labelled
-    # set, each image its own video (the paper's scale: no classes are known for R2V2's videos)
-    videos: int = 0
-    # At the end of a run, its kNN curve and a t-SNE of the labelled set's features as MLflow artifacts
-    # (a few CPU seconds: scikit-learn's import and the embedding; the small scales leave them out).
-    pictures: bool = True
-
-
-@dataclass
-class PretrainConfig:
-    """The optimisation recipe (MoCo's, with the paper's batch and learning rate)."""
-
-    epochs: int = 200
-    batch_size: int = 256  # global, over all processes
-    lr: float = 0.06
-    # the cosine lr: epoch, set at each epoch's start (MoCo's adjust_learning_rate, the authors'); step: every step
-    lr_schedule: Literal["epoch", "step"] = "epoch"
-    sgd_momentum: float = 0.9
-    weight_decay: float = 1e-4
-    image_size: int = 224
-    workers: int = 8  # data loader processes per training process
-    seed: int = 0
-    checkpoint_every: int = 1000  # steps
-    log_every: int = 50  # steps
-    max_steps: int | None = None  # stop early (benchmarks, smoke runs); None = all epochs
-    amp: bool = True  # bf16 autocast on GPU
-    channels_last: bool = True  # on GPU
-    # Where MoCo v2 runs: "cpu" in the loader workers, "device" in batches on the training device (the
-    # workers only read JPEG bytes); "auto" is "device" on CUDA and "cpu" elsewhere. Both draw the same parameters.
-    augment_on: Literal["auto", "cpu", "device"] = "auto"
-    monitor_every: int = 1000  # steps between the monitor's looks (also at step 0 and the last); 0 = no monitor
-    monitor: MonitorConfig = field(default_factory=MonitorConfig)
-    # A finished run keeps checkpoint.pt (both encoders, queues, optimizer) to continue training
-    # from; false leaves only backbone.pt, what the evaluations read.
-    keep_training_state: bool = True
-    # Under SLURM: checkpoint and requeue the job this many seconds before its time limit (0: only
-    # when SIGUSR1 arrives), so that the limit costs no retry of the workflow.
-    requeue_margin: int = 300
-
-
-@dataclass
-class MlflowConfig:
-    """Where jobs log their MLflow runs; MLFLOW_TRACKING_URI in the environment wins over tracking_uri."""
-
-    enabled: bool = True
-    tracking_uri: str = "sqlite:///mlflow.db"
-    experiment: str = "cycle-contrast"
-    # A tracking server that stops answering during a job is retried this long (training goes on, its
-    # metrics kept to send later); then the job fails, or goes on without MLflow.
-    outage_seconds: float = 600.0
-    on_outage: Literal["fail", "continue"] = "fail"
-
-
-@dataclass
-class EvalConfig:
-    """Downstream evaluations (cycle eval ...): on frozen features, and Table 9's fine-tuning."""
-
-    cache_dir: str = "data/features"  # on-disk feature cache, keyed by weights, data and transform
-    batch_size: int = 256  # images per forward pass when extracting features
-    workers: int = 8
-    linear: LinearEvalConfig = field(default_factory=LinearEvalConfig)
-    track: TrackEvalConfig = field(default_factory=TrackEvalConfig)
-    action: ActionEvalConfig = field(default_factory=ActionEvalConfig)
-    finetune: FinetuneEvalConfig = field(default_factory=FinetuneEvalConfig)
-    retrieval: RetrievalEvalConfig = field(default_factory=RetrievalEvalConfig)
-
-
-@dataclass
-class GridConfig:
-    """The paper's grid values mapped to this scale's sizes (paper value -> value here); values
-    missing from a map are used as they are (the paper scale's maps are empty)."""
-
-    neighbors: dict[int, int] = field(default_factory=dict)
-    topk: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass
-class WorkflowConfig:
-    """What `snakemake` builds at this scale."""
-
-    synthetic: bool = False  # write the synthetic world first: the datasets are its parts
-    tables: list[str] = field(default_factory=list)  # the tables `rule all` builds (e.g. [table8]); empty = all
-    # The backbones whose rows are trained (e.g. [resnet18]); the other rows keep the paper's numbers only. Empty = all
-    backbones: list[Literal["resnet18", "resnet50"]] = field(default_factory=list)
-    # Every grid point is trained once per seed (pretrain.seed) and each run evaluated; with several
-    # seeds the tables show means with 95% intervals.
-    seeds: list[int] = field(default_factory=lambda: [0])
-    # A local run forks its jobs from one process that imported torch, torchvision and MLflow once
-    # (cycle_pkg/jobs/forkserver.py): ~9 CPU s less per job on a CPU core. Runs through a cluster executor never do.
-    fork_server: bool = True
+from .typed_yaml import build, check_ranges, check_section, file_schema, read_layers
 
 
 @dataclass
 class Config:
+    """Every job's settings: the scale they are of, where results go, and the sections."""
+
     scale: str = "paper"
     results: str = "results"
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
@@ -266,157 +47,6 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# The values each number setting may take (of a list: each of its numbers), by settings class; the
-# cross-field checks (a queue of whole batches, top-K within the neighbour set, ...) are in settings.checks,
-# and each evaluation's, with its ranges, beside it (cycle_pkg/eval/<task>_settings.py).
-RANGES: dict[type, dict[str, Range]] = {
-    WorldConfig: {
-        "seed": AT_LEAST_0,
-        "frame_height": Range(16),
-        "frame_width": Range(16),
-        "pattern_scale": POSITIVE,
-        **dict.fromkeys(
-            (
-                "classes",
-                "videos",
-                "val_videos",
-                "images_per_class",
-                "val_images_per_class",
-                "ucf101_motions",
-                "ucf101_groups",
-                "ucf101_clips",
-                "ucf101_frames",
-                "got10k_sequences",
-                "got10k_frames",
-                "otb_frames",
-            ),
-            AT_LEAST_1,
-        ),
-    },
-    DataConfig: {
-        **dict.fromkeys(
-            (
-                "r2v2_downloads_in_flight",
-                "r2v2_subset_videos",
-                "shard_videos",
-                "shard_streams",
-                "shard_buffer",
-                "download_retries",
-            ),
-            AT_LEAST_1,
-        ),
-        "shard_short_side": Range(16),
-        "shard_quality": Range(1, 100),
-        "download_timeout": POSITIVE,
-    },
-    ModelConfig: {
-        "embed_dim": AT_LEAST_1,
-        "momentum": FRACTION,
-        "intra_queue": AT_LEAST_1,
-        "cycle_queue": AT_LEAST_1,
-        "bn_momentum": Range(0, 1, low_open=True),
-    },
-    LossConfig: {
-        "lambda_cycle": AT_LEAST_0,
-        "temperature": POSITIVE,
-        "nn_temperature": POSITIVE,
-        "neighbors": AT_LEAST_1,
-        "topk": AT_LEAST_1,
-    },
-    MonitorConfig: {
-        "bank_per_class": AT_LEAST_1,
-        "queries_per_class": AT_LEAST_1,
-        "image_size": Range(16),
-        "k": AT_LEAST_1,
-        "temperature": POSITIVE,
-        "videos": AT_LEAST_0,
-    },
-    PretrainConfig: {
-        "epochs": AT_LEAST_1,
-        "batch_size": AT_LEAST_1,
-        "lr": POSITIVE,
-        "sgd_momentum": FRACTION,
-        "weight_decay": AT_LEAST_0,
-        "image_size": Range(16),
-        "workers": AT_LEAST_0,
-        "seed": AT_LEAST_0,
-        "checkpoint_every": AT_LEAST_1,
-        "log_every": AT_LEAST_1,
-        "max_steps": AT_LEAST_1,
-        "monitor_every": AT_LEAST_0,  # 0: no monitor
-        "requeue_margin": AT_LEAST_0,
-    },
-    EvalConfig: {"batch_size": AT_LEAST_1, "workers": AT_LEAST_0},
-    **linear_settings.RANGES,
-    **track_settings.RANGES,
-    **action_settings.RANGES,
-    **finetune_settings.RANGES,
-    **retrieval_settings.RANGES,
-    WorkflowConfig: {"seeds": AT_LEAST_0},
-    MlflowConfig: {"outage_seconds": AT_LEAST_0},
-}
-
-
-@dataclass(frozen=True)
-class SettingFacts:
-    """What the workflow knows of one setting (a dotted key) or, for ``resumable``, of a whole
-    section (a key ending in ``.``, e.g. ``eval.``): the most specific entry that has a say decides."""
-
-    key: str
-    # How the setting appears in a run name when it differs from the scale's: a prefix for its
-    # value, or the words for true and false. None: it does not name runs.
-    name: str | tuple[str, str] | None = None
-    tag: str | None = None  # a grid axis: pretraining runs carry the MLflow tag grid.<tag>
-    grid_map: str | None = None  # the field of the scale's `grid` section that maps the paper's values
-    resumable: bool | None = None  # whether a resumed run may change it (it does not change what the run computes)
-
-
-# Run names list their parts in this order, after the backbone (which every name starts with).
-SETTING_FACTS = (
-    SettingFacts("model.backbone", tag="backbone"),
-    SettingFacts("data.r2v2_subset", name=("r2v2s", "r2v2"), resumable=False),
-    SettingFacts("loss.components", name="", tag="components"),
-    SettingFacts("loss.lambda_cycle", name="lambda", tag="lambda"),
-    SettingFacts("loss.neighbors", name="m", tag="neighbors", grid_map="neighbors"),
-    SettingFacts("loss.topk", name="top", tag="topk", grid_map="topk"),
-    SettingFacts("loss.query_view_in_neighbors", name=("kpp", "nokpp"), tag="query_view_in_neighbors"),
-    SettingFacts("loss.kpp_embedding", name="kpp_", tag="kpp_embedding"),
-    SettingFacts("loss.temperature", name="t"),
-    SettingFacts("loss.nn_temperature", name="tnn"),
-    SettingFacts("model.head", name=""),
-    SettingFacts("model.embed_dim", name="d"),
-    SettingFacts("model.momentum", name="mom"),
-    SettingFacts("model.key_bn_group", name="bng"),
-    SettingFacts("model.bn_momentum", name="bnm"),
-    SettingFacts("pretrain.seed", name="seed", tag="seed"),
-    # What a resumed run may change: how it runs, where it logs, and everything outside pretraining...
-    SettingFacts("pretrain.workers", resumable=True),
-    SettingFacts("pretrain.augment_on", resumable=True),
-    SettingFacts("pretrain.checkpoint_every", resumable=True),
-    SettingFacts("pretrain.log_every", resumable=True),
-    SettingFacts("pretrain.max_steps", resumable=True),
-    SettingFacts("pretrain.monitor_every", resumable=True),  # the monitor only looks: training is the same
-    SettingFacts("pretrain.monitor.", resumable=True),
-    SettingFacts("pretrain.keep_training_state", resumable=True),
-    SettingFacts("pretrain.requeue_margin", resumable=True),
-    SettingFacts("mlflow.", resumable=True),
-    SettingFacts("results", resumable=True),
-    SettingFacts("scale", resumable=True),
-    SettingFacts("world.", resumable=True),
-    SettingFacts("data.", resumable=True),
-    SettingFacts("workflow.", resumable=True),
-    SettingFacts("grid.", resumable=True),
-    SettingFacts("baselines.", resumable=True),
-    SettingFacts("eval.", resumable=True),
-    # ...but not the data settings that decide what data a step sees (and data.r2v2_subset above).
-    SettingFacts("data.r2v2_split", resumable=False),
-    SettingFacts("data.r2v2_subset_videos", resumable=False),
-    SettingFacts("data.r2v2_format", resumable=False),
-    SettingFacts("data.shard_streams", resumable=False),
-    SettingFacts("data.shard_buffer", resumable=False),
-)
 
 
 def load_config(
@@ -444,7 +74,13 @@ def json_schema() -> dict[str, Any]:
 
 
 def _checked(config: Config) -> Config:
-    from .checks import validate  # imported here: the checks read this module's classes
-
-    validate(config)
+    """``config``, or a ConfigError for settings that are each well-typed but out of range or do not fit together."""
+    check_ranges(config, RANGES)
+    check_data(config.data, config.world, config.pretrain)
+    check_training(config.model, config.loss, config.pretrain)
+    check_seeds(config.workflow.seeds)
+    check_eval(config.eval)
+    check_tables(config.workflow.tables)
+    for key in config.baselines:
+        check_run_name(key, "baselines: the key")
     return config
