@@ -31,7 +31,7 @@ from cycle_pkg.data.synthetic.scene import background
 from cycle_pkg.data.ucf101 import read_video
 from cycle_pkg.eval.action import TrainClips, colour_transform, crop_transform
 from cycle_pkg.eval.finetune import FinetuneEvalConfig, apply_seeded
-from cycle_pkg.settings.config import WorldConfig
+from cycle_pkg.settings.sections import WorldConfig
 
 
 def write_video(path: Path, seconds: float, noise: float) -> int:

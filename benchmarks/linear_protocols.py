@@ -40,7 +40,8 @@ from cycle_pkg.data.synthetic import generate_world, write_part
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.features import FeatureCache, FrozenBackbone
 from cycle_pkg.eval.linear import linear_probe
-from cycle_pkg.settings.config import LinearEvalConfig, load_config
+from cycle_pkg.eval.linear_settings import LinearEvalConfig
+from cycle_pkg.settings.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,7 +36,7 @@ from cycle_pkg.data.shards import read_index, read_samples, write_shards
 from cycle_pkg.data.stream import ShardPairs, decode_frame, encode_frame
 from cycle_pkg.data.synthetic import latent_classes
 from cycle_pkg.data.synthetic.images import write_r2v2
-from cycle_pkg.settings.config import WorldConfig
+from cycle_pkg.settings.sections import WorldConfig
 
 
 def make_loose_frames(root: Path, videos: int, noise: float) -> None:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from .errors import ConfigError
 from .losses import cycle_loss, info_nce
-from .settings.config import LossConfig, ModelConfig
+from .settings.sections import LossConfig, ModelConfig
 
 
 def build_backbone(name: str, **kwargs) -> tuple[nn.Module, int]:
@@ -139,7 +139,7 @@ class CycleContrast(nn.Module):
     def _enqueue(self, name: str, keys: Tensor) -> None:
         queue, keys = getattr(self, name.replace("_ptr", "_queue")), gather_from_all(keys)
         start = self.pointers[name]
-        queue[start : start + len(keys)] = keys.to(queue.dtype)  # sizes divide (settings.checks.validate)
+        queue[start : start + len(keys)] = keys.to(queue.dtype)  # sizes divide (settings.checks.check_training)
         self.pointers[name] = (start + len(keys)) % len(queue)
 
     def _permutation(self, n: int, device: torch.device) -> Tensor:

@@ -13,7 +13,8 @@ from PIL import Image
 from cycle_pkg.data.synthetic import latent_classes, new_instance, render
 from cycle_pkg.model import CycleContrast, build_backbone
 from cycle_pkg.pretrain.state import save_checkpoint
-from cycle_pkg.settings.config import WorldConfig, load_config
+from cycle_pkg.settings.config import load_config
+from cycle_pkg.settings.sections import WorldConfig
 
 from .conftest import PARAMS
 

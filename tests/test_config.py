@@ -6,16 +6,11 @@ import pytest
 
 from cycle_pkg.cli import main
 from cycle_pkg.errors import ConfigError
-from cycle_pkg.settings.config import (
-    RANGES,
-    SETTING_FACTS,
-    Config,
-    GridConfig,
-    config_from_dict,
-    json_schema,
-    load_config,
-)
+from cycle_pkg.settings.config import Config, config_from_dict, json_schema, load_config
+from cycle_pkg.settings.facts import SETTING_FACTS
 from cycle_pkg.settings.identity import affects_training
+from cycle_pkg.settings.ranges import RANGES
+from cycle_pkg.settings.sections import GridConfig
 from cycle_pkg.settings.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
 
 from .conftest import PARAMS

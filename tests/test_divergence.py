@@ -10,7 +10,7 @@ import torch
 
 from cycle_pkg.eval.divergence import LossHistory, diverged, divergence_flags, divergence_reason
 from cycle_pkg.eval.linear import new_classifier, train_fast
-from cycle_pkg.settings.config import LinearEvalConfig
+from cycle_pkg.eval.linear_settings import LinearEvalConfig
 
 
 def history(*epochs: list[float]) -> LossHistory:

@@ -14,8 +14,9 @@ from cycle_pkg.eval.linear import (
     train_transform,
     view_features,
 )
+from cycle_pkg.eval.linear_settings import LinearEvalConfig
 from cycle_pkg.eval.metrics import topk_accuracy
-from cycle_pkg.settings.config import LinearEvalConfig, load_config
+from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
 

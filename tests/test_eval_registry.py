@@ -53,7 +53,7 @@ def test_the_workflow_reads_the_registry_without_torch():
 def test_every_evaluation_describes_its_protocol_from_its_recorded_settings():
     import dataclasses
 
-    from cycle_pkg.settings.config import EvalConfig
+    from cycle_pkg.settings.sections import EvalConfig
 
     for evaluation in EVALUATIONS.values():
         settings = dataclasses.asdict(getattr(EvalConfig(), evaluation.task))

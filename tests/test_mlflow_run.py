@@ -8,7 +8,7 @@ import pytest
 from cycle_pkg.errors import MlflowUnavailable
 from cycle_pkg.jobs.mlflow_job import DataInput, MlflowRun, listing_digest
 from cycle_pkg.jobs.mlflow_store import EXPERIMENT_KIND, MODEL_TRAINING
-from cycle_pkg.settings.config import MlflowConfig
+from cycle_pkg.settings.sections import MlflowConfig
 
 
 def test_a_resumed_job_reopens_its_run_and_a_lost_run_is_replaced(tmp_path, mlflow_uri):

@@ -14,7 +14,7 @@ from cycle_pkg.jobs.mlflow_store import open_experiment, sqlite_path, with_retri
 # One job's whole use of the run log: open the store, start a run, log, end it.
 JOB = """
 import sys
-from cycle_pkg.settings.config import MlflowConfig
+from cycle_pkg.settings.sections import MlflowConfig
 from cycle_pkg.jobs.mlflow_job import MlflowRun
 run_log = MlflowRun(MlflowConfig(tracking_uri=sys.argv[1]))
 run_log.start(f"job{sys.argv[2]}", None, {"job": sys.argv[2]}, {"cycle.job": "test"})

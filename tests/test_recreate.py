@@ -27,7 +27,7 @@ from cycle_pkg.data.r2v2_recreate import Fetching, recreate
 from cycle_pkg.data.r2v2_recreate.ledger import STATE, Ledger
 from cycle_pkg.data.shards import read_index
 from cycle_pkg.errors import DatasetError
-from cycle_pkg.settings.config import DataConfig
+from cycle_pkg.settings.sections import DataConfig
 
 from .coded_video import read_code, write_coded_video
 from .conftest import PARAMS, ROOT, cycle_command, run_cycle

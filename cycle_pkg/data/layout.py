@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..settings.config import DataConfig
+from ..settings.sections import DataConfig
 
 
 def subset_videos(data: DataConfig) -> int | None:

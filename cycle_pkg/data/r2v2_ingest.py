@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..errors import DatasetError
 from ..jobs.atomic import atomic_dir, write_json_atomic
-from ..settings.config import DataConfig
+from ..settings.sections import DataConfig
 from .archives import extract_archive
 from .download import download, parse_source
 from .r2v2 import frame_relpath, id_list_path, read_id_list

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from ..errors import DatasetError
 from ..jobs.atomic import atomic_file, write_json_atomic
-from ..settings.config import DataConfig
+from ..settings.sections import DataConfig
 from .download import file_digest
 from .layout import shard_dir, subset_videos
 from .r2v2 import Video, frame_relpath, read_videos, subset_rank

@@ -41,7 +41,9 @@ from tqdm import tqdm
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.ucf101 import clip_frames, read_split, read_video
 from ..jobs.mlflow_job import MlflowRun
-from ..settings.config import ActionEvalConfig, Config, EvalConfig
+from ..settings.config import Config
+from ..settings.sections import EvalConfig
+from .action_settings import ActionEvalConfig
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import topk_accuracy

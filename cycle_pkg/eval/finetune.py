@@ -48,7 +48,7 @@ from ..jobs.atomic import write_bytes_atomic
 from ..jobs.attempts import attempts_log
 from ..jobs.mlflow_job import MlflowRun
 from ..jobs.preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
-from ..settings.config import Config, FinetuneEvalConfig
+from ..settings.config import Config
 from .action import (
     COLOUR,
     Epoch,
@@ -66,6 +66,7 @@ from .action import (
 from .checkpoints import Backbone
 from .divergence import LossHistory, divergence_flags
 from .features import eval_device, files_digest, weights_digest
+from .finetune_settings import FinetuneEvalConfig
 from .registry import Evaluate, job_folder
 from .video import Video, VideoClips, VideoReader
 

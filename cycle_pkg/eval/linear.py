@@ -37,9 +37,11 @@ from ..data.imagenet import imagefolder_samples, imagenet100_wnids
 from ..errors import DatasetError
 from ..jobs.mlflow_job import MlflowRun
 from ..reproduction.stats import binomial_se
-from ..settings.config import Config, EvalConfig, LinearEvalConfig
+from ..settings.config import Config
+from ..settings.sections import EvalConfig
 from .divergence import LossHistory, divergence_flags
 from .features import FeatureCache, FrozenBackbone, ImageFiles, files_digest, image_features, read_image
+from .linear_settings import LinearEvalConfig
 from .metrics import topk_accuracy
 from .registry import Evaluate
 

@@ -4,9 +4,12 @@ rules and the paper's tables read.
 An evaluation's name is its metrics folder (``results/eval/<name>/``) and what
 ``paper_tables.yaml`` calls it. Several evaluations may share a ``cycle eval`` task that their
 settings tell apart (the linear probe on ImageNet or ImageNet-100). The task's settings are the
-section ``eval.<task>`` of the configuration; its job is built by a function in the evaluation's
-own module, named here as ``.module:function`` so that reading this list (the Snakefile does, at
-parse time) imports no torch. Adding an evaluation is one entry here plus its module.
+section ``eval.<task>`` of the configuration, defined with its ranges, checks and protocol in words
+in the task's settings module (``<task>_settings.py``); its job is built by a function in the
+evaluation's own module, named here as ``.module:function`` so that reading this list (the Snakefile
+does, at parse time) imports no torch: the settings modules are free of it. Adding an evaluation is
+one entry here plus its modules (a new task's section also joins ``EvalConfig`` and the ranges in
+``cycle_pkg.settings``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..settings.config import RetrievalEvalConfig
 from ..settings.typed_yaml import get_setting, parse_override
+from . import action_settings, finetune_settings, linear_settings, retrieval_settings, track_settings
 
 if TYPE_CHECKING:
     from ..jobs.mlflow_job import MlflowRun
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 # An evaluation's job: the backbone (frozen, unless the evaluation trains it) and the job's MLflow run
 # in, the metrics out.
 Evaluate = Callable[["FrozenBackbone | Backbone", "MlflowRun"], dict[str, Any]]
+# The protocol that produced a metrics file, in words, from its (settings, metrics): the tables' headers.
+Describe = Callable[[dict[str, Any], dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,8 @@ class Evaluation:
     metrics: tuple[str, ...]  # the keys of its metrics file that the tables read
     builder: str  # ".module:function" in cycle_pkg.eval, (config, metrics file) -> Evaluate; reads the datasets
     description: str  # the help of `cycle eval <task>` (joined with the task's other evaluations')
-    # ".module:function" in cycle_pkg.eval, (settings, metrics) of a metrics file -> the protocol that
-    # produced it, in words, for the tables' headers
-    protocol: str | None = None
+    # its settings module's describe (cycle_pkg/eval/<task>_settings.py, torch-free like this list)
+    protocol: Describe | None = None
     # Frozen: the job reads a FrozenBackbone, checked unchanged afterwards. Otherwise it trains the
     # backbone itself (fine-tuning), resumable from its state folder beside the metrics file.
     frozen: bool = True
@@ -58,10 +62,7 @@ class Evaluation:
 
     def describe(self, settings: dict[str, Any], metrics: dict[str, Any]) -> str | None:
         """The protocol that produced a metrics file of this evaluation, in words (None if unknown)."""
-        if self.protocol is None:
-            return None
-        module, function = self.protocol.split(":")
-        return getattr(importlib.import_module(module, __package__), function)(settings, metrics)
+        return None if self.protocol is None else self.protocol(settings, metrics)
 
     def job(self, config: Config, output: Path) -> Evaluate:
         """The evaluation's job on the datasets that ``config`` names, writing beside ``output``."""
@@ -73,26 +74,30 @@ def _by_name(*evaluations: Evaluation) -> dict[str, Evaluation]:
     return {evaluation.name: evaluation for evaluation in evaluations}
 
 
-RETRIEVAL_METRICS = tuple(f"{mode}_top{k}" for mode in ("frame", "clip") for k in RetrievalEvalConfig().topk)
+RETRIEVAL_METRICS = tuple(
+    f"{mode}_top{k}" for mode in ("frame", "clip") for k in retrieval_settings.RetrievalEvalConfig().topk
+)
 # fmt: off
 EVALUATIONS = _by_name(
-    # name, task, settings, datasets, metrics; then the builder and the task's help
+    # name, task, settings, datasets, metrics; then the builder, the task's help and the protocol in words
     Evaluation("linear_imagenet", "linear", ("eval.linear.dataset=imagenet",), ("imagenet",), ("top1", "top5"),
-               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)", ".protocols:linear"),
+               ".linear:linear_evaluation", "linear probe on ImageNet (Tables 3-4)",
+               linear_settings.describe),
     Evaluation("linear_imagenet100", "linear", ("eval.linear.dataset=imagenet100",), ("imagenet",), ("top1", "top5"),
-               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)", ".protocols:linear"),
+               ".linear:linear_evaluation", "linear probe on ImageNet-100 (Tables 5-8)",
+               linear_settings.describe),
     Evaluation("track", "track", (), ("got10k", "otb"), ("precision", "success", "success_rate"),
                ".tracking.evaluate:track_evaluation", "SiamFC on GOT-10k, tested on OTB-2015 (Tables 1-2)",
-               ".protocols:track"),
+               track_settings.describe),
     Evaluation("action", "action", (), ("ucf101",), ("top1", "top5", "clip_top1"),
                ".action:action_evaluation", "UCF101 action recognition on frozen features (Table 10)",
-               ".protocols:action"),
+               action_settings.describe),
     Evaluation("finetune", "finetune", (), ("ucf101",), ("top1", "top5", "clip_top1", "clip_top5"),
                ".finetune:finetune_evaluation", "UCF101 action recognition, the whole network fine-tuned (Table 9)",
-               ".protocols:finetune", frozen=False),
+               finetune_settings.describe, frozen=False),
     Evaluation("retrieval", "retrieval", (), ("ucf101",), RETRIEVAL_METRICS,
                ".retrieval:retrieval_evaluation", "UCF101 frame and clip retrieval (Table 11)",
-               ".protocols:retrieval"),
+               retrieval_settings.describe),
 )
 # fmt: on
 

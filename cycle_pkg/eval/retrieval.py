@@ -22,10 +22,12 @@ from torchvision.transforms import v2
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.ucf101 import centred_clips, linspace_frames, read_split, read_video
 from ..jobs.mlflow_job import MlflowRun
-from ..settings.config import Config, EvalConfig, RetrievalEvalConfig
+from ..settings.config import Config
+from ..settings.sections import EvalConfig
 from .features import FeatureCache, FrozenBackbone, files_digest
 from .metrics import retrieval_chance, retrieval_topk
 from .registry import Evaluate
+from .retrieval_settings import RetrievalEvalConfig
 from .video import Video, VideoClips, VideoReader, clip_features
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MlflowUnavailable
-from ..settings.config import MlflowConfig
+from ..settings.sections import MlflowConfig
 from ..settings.typed_yaml import flatten
 from .mlflow_store import is_unreachable, open_experiment, with_retries
 

@@ -51,8 +51,9 @@ from ..jobs.mlflow_job import DataInput, MlflowRun
 from ..jobs.preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from ..model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
 from ..reproduction.grid import grid_tags
-from ..settings.config import Config, PretrainConfig
+from ..settings.config import Config
 from ..settings.identity import config_differences
+from ..settings.sections import PretrainConfig
 from .monitor import FEATURES, PICTURES, Monitor, build_monitor, is_due
 from .state import (
     BACKBONE,

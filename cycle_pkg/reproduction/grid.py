@@ -5,7 +5,7 @@ A grid point is a set of settings that differ from the scale's (``run`` of a tab
 several tables that name the same settings share one pretraining run, named by :func:`run_name`.
 Neighbour-set sizes and top-K values are given in the paper's units and mapped to the scale's by
 its ``grid`` section. Which settings name a run, tag it and are mapped is said once, in
-:data:`cycle_pkg.settings.config.SETTING_FACTS`.
+:data:`cycle_pkg.settings.facts.SETTING_FACTS`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..settings.config import SETTING_FACTS, Config, load_config
+from ..settings.config import Config, load_config
+from ..settings.facts import SETTING_FACTS
 from ..settings.typed_yaml import get_setting
 from .paper import Row, paper_tables
 

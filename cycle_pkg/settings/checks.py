@@ -1,14 +1,15 @@
-"""Checks of the settings beyond their types: each number within its range (config.RANGES), and what
-one setting alone cannot express (a queue that whole batches fill, a neighbour set that leaves
-negatives, a SiamFC response map with negatives, ...). Every message names the keys and what to change."""
+"""Checks of the settings beyond their types and ranges (:mod:`.ranges`): what one setting alone cannot
+express (a queue that whole batches fill, a neighbour set that leaves negatives, ...), section by
+section; each evaluation's own are its settings' ``check`` (``cycle_pkg/eval/<task>_settings.py``).
+:func:`.config.load_config` runs them; every message names the keys and what to change."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ..errors import ConfigError
-from .config import PAPER_GPUS, RANGES, SIAMFC_STRIDE, Config, EvalConfig
-from .typed_yaml import check_ranges
+from .sections import PAPER_GPUS, DataConfig, EvalConfig, LossConfig, ModelConfig, PretrainConfig, WorldConfig
 
 # A run's name is one folder under results/ (and a file name of its metrics): these characters, not . or ..
 RUN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -24,11 +25,8 @@ def check_run_name(name: str, where: str) -> str:
     return name
 
 
-def validate(config: Config) -> None:
-    """Raise a ConfigError for settings that are each well-typed but out of range or do not fit together."""
-    model, loss, pretrain = config.model, config.loss, config.pretrain
-    check_ranges(config, RANGES)
-    validate_data(config)
+def check_training(model: ModelConfig, loss: LossConfig, pretrain: PretrainConfig) -> None:
+    """The method's queues, neighbour set and key BatchNorm groups against the batch."""
     if loss.components in ("intra_video+cycle", "cycle") and loss.neighbors >= model.cycle_queue:
         raise ConfigError(
             f"loss.neighbors ({loss.neighbors}) must be smaller than model.cycle_queue ({model.cycle_queue}): "
@@ -52,16 +50,14 @@ def validate(config: Config) -> None:
             f"{what} must be at least 2 and divide pretrain.batch_size ({pretrain.batch_size}): keys are "
             "BatchNorm-ed in groups of that many samples; set model.key_bn_group to such a size"
         )
-    seeds = config.workflow.seeds
+
+
+def check_seeds(seeds: list[int]) -> None:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"workflow.seeds: expected one or more different seeds, e.g. [0, 1, 2], got {seeds}")
-    validate_eval(config.eval)
-    validate_tables(config.workflow.tables)
-    for key in config.baselines:
-        check_run_name(key, "baselines: the key")
 
 
-def validate_tables(tables: list[str]) -> None:
+def check_tables(tables: list[str]) -> None:
     from ..reproduction.paper import (
         paper_tables,  # here: the paper's tables read the evaluations, which read the settings
     )
@@ -71,42 +67,16 @@ def validate_tables(tables: list[str]) -> None:
         raise ConfigError(f"workflow.tables: unknown tables {unknown}; expected some of {', '.join(paper_tables())}")
 
 
-def validate_eval(cfg: EvalConfig) -> None:
-    for name, schedule in (("linear", cfg.linear), ("action", cfg.action), ("finetune", cfg.finetune)):
-        if schedule.milestones != sorted(schedule.milestones):
-            raise ConfigError(f"eval.{name}.milestones: expected increasing epochs, got {schedule.milestones}")
-    for name, clips in (("action", cfg.action), ("finetune", cfg.finetune)):
-        if len(clips.color_jitter) != 4:
-            raise ConfigError(f"eval.{name}.color_jitter: expected [brightness, contrast, saturation, hue]")
-        if clips.warmup_epochs + clips.epochs < 1:
-            raise ConfigError(f"eval.{name}: warmup_epochs + epochs must be at least 1")
-    finetune = cfg.finetune
-    if finetune.bn_clips > finetune.batch_size:
-        raise ConfigError(
-            f"eval.finetune.bn_clips ({finetune.bn_clips}) must lie in [1, batch_size={finetune.batch_size}]"
-        )
-    if len(cfg.retrieval.clip_resize) != 2:
-        raise ConfigError("eval.retrieval.clip_resize: expected [height, width]")
-    if not cfg.retrieval.topk:
-        raise ConfigError("eval.retrieval.topk: expected a list of positive integers")
-    track = cfg.track
-    if track.instance_size <= track.exemplar_size or track.scale_num % 2 == 0:
-        raise ConfigError(
-            "eval.track: instance_size must exceed exemplar_size, and scale_num must be odd (a centre scale)"
-        )
-    # The training response map must reach beyond the positive radius, or the loss has no negatives.
-    response = track.training_response_size()
-    if response <= 2 * int(track.r_pos // SIAMFC_STRIDE) + 1:
-        raise ConfigError(
-            f"eval.track: the training response map ({response}x{response} cells of {SIAMFC_STRIDE} px) lies within "
-            f"r_pos={track.r_pos} px of its centre, so every cell is a positive: raise eval.track.instance_size "
-            "(the paper scale has exemplar_size 120, instance_size 255) or lower r_pos"
-        )
+def check_eval(cfg: EvalConfig) -> None:
+    """Each evaluation's own checks, in the order of its section under ``eval``."""
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(section):
+            section.check(f"eval.{f.name}")
 
 
-def validate_data(config: Config) -> None:
-    data, world = config.data, config.world
-    workers = max(1, config.pretrain.workers)
+def check_data(data: DataConfig, world: WorldConfig, pretrain: PretrainConfig) -> None:
+    workers = max(1, pretrain.workers)
     if data.r2v2_format == "shards" and data.shard_streams % workers:
         raise ConfigError(
             f"data.shard_streams ({data.shard_streams}) must be a multiple of pretrain.workers ({workers}) "

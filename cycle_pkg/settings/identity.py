@@ -8,7 +8,8 @@ import hashlib
 import json
 from typing import Any
 
-from .config import SETTING_FACTS, Config
+from .config import Config
+from .facts import SETTING_FACTS
 from .typed_yaml import flatten
 
 

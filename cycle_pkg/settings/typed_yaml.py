@@ -65,6 +65,8 @@ class Range:
 
 
 Ranges = Mapping[type, Mapping[str, Range]]  # dataclass -> field -> range; a subclass inherits its bases'
+# The ranges most number settings take.
+POSITIVE, AT_LEAST_0, AT_LEAST_1, FRACTION = Range(0, low_open=True), Range(0), Range(1), Range(0, 1)
 
 
 def ranges_of(cls: type, ranges: Ranges) -> dict[str, Range]:

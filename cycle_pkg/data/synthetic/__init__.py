@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ...jobs.atomic import atomic_dir, write_text_atomic
-from ...settings.config import WorldConfig
+from ...settings.sections import WorldConfig
 from .got10k import write_got10k
 from .images import class_wnids, write_imagefolder, write_r2v2
 from .scene import latent_classes, new_instance, render, video_frames

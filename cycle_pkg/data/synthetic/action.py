@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ...settings.config import WorldConfig
+from ...settings.sections import WorldConfig
 from .motion import MOTIONS, action_path, draw
 from .scene import LatentClass, background, new_instance
 

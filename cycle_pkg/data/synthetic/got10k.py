@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...settings.config import WorldConfig
+from ...settings.sections import WorldConfig
 from .occlusion import occlusion_of
 from .scene import LatentClass
 from .targets import sequence, write_frames

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ...jobs.atomic import write_text_atomic
-from ...settings.config import WorldConfig
+from ...settings.sections import WorldConfig
 from ..imagenet import imagenet100_wnids
 from ..r2v2 import frame_relpath, latent_classes_path
 from .scene import LatentClass, jpeg_bytes, new_instance, video_frames

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...settings.config import WorldConfig
+from ...settings.sections import WorldConfig
 from ..otb import otb_folders
 from .scene import LatentClass
 from .targets import sequence, write_frames

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...settings.config import SIAMFC_SEARCH_MARGIN
+from ..track_settings import SIAMFC_SEARCH_MARGIN
 
 
 def box_to_center(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

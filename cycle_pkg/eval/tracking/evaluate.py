@@ -16,9 +16,10 @@ from ...data.got10k import got10k_meta, got10k_sequences
 from ...data.otb import otb_sequences
 from ...jobs.atomic import atomic_dir
 from ...jobs.mlflow_job import MlflowRun
-from ...settings.config import Config, TrackEvalConfig
+from ...settings.config import Config
 from ..features import FrozenBackbone
 from ..registry import Evaluate, job_folder
+from ..track_settings import TrackEvalConfig
 from .otb import OTBExperiment
 from .sequences import TrackingSequence, check_sequences
 from .siamfc import SiamFC

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...data.augment import IMAGENET_MEAN, IMAGENET_STD
-from ...settings.config import TrackEvalConfig
 from ..features import FrozenBackbone
+from ..track_settings import TrackEvalConfig
 
 # The authors' head sizes and output scales per backbone.
 HEAD_CHANNELS = {512: 512, 2048: 1024}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from got10k.trackers import Tracker
 from PIL import Image
 
-from ...settings.config import SIAMFC_STRIDE, TrackEvalConfig
+from ..track_settings import SIAMFC_STRIDE, TrackEvalConfig
 from .crops import box_to_center, center_to_box, context_size, crop_and_resize
 from .sequences import image_tensor
 from .siamfc import SiamFC

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ...errors import DatasetError
-from ...settings.config import SIAMFC_STRIDE, TrackEvalConfig
 from ..divergence import LossHistory, divergence_flags
+from ..track_settings import SIAMFC_STRIDE, TrackEvalConfig
 from .crops import logistic_labels, training_pair
 from .sequences import TrackingSequence, load_frame
 from .siamfc import SiamFC, focal_loss
