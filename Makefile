@@ -30,7 +30,7 @@ demo: $(STAMP)
 SCIENCE_RUN ?= local
 science: $(STAMP)
 	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=science && \
-	  $(BIN)/python benchmarks/science_report.py --scale science --started $$started \
+	  $(BIN)/python -m benchmarks.science_report --scale science --started $$started \
 	  --out benchmarks/results/science_$(SCIENCE_RUN)_cpu.json --figure benchmarks/results/science_$(SCIENCE_RUN)_cpu.png
 
 # One pytest worker per core: the workflow tests run beside the rest instead of after it.

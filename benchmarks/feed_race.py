@@ -8,20 +8,19 @@ products, and every batch must give the views of the same batch prepared one at 
 device: the same subsampled pixels and sums, no NaN, no skipped frame. On the CPU the same code
 runs (and cannot race).
 
-    python benchmarks/feed_race.py --device cuda --scale paper --batches 20 --out results.json
+    python -m benchmarks.feed_race --device cuda --scale paper --batches 20 \\
+        --out benchmarks/results/feed_race_paper_cuda.json
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import time
-from pathlib import Path
 
 import torch
-from pretrain_throughput import R2V2_FRAME, ROOT, at_frame_size, r2v2_world, run_facts
 
+from benchmarks.pretrain_throughput import R2V2_FRAME, at_frame_size, r2v2_world
+from benchmarks.record import ROOT, arguments, device_name, write_result
 from cycle_pkg.settings.config import load_config
 
 
@@ -41,7 +40,8 @@ def busy(device: torch.device, size: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--scale", default="paper")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batches", type=int, default=20)
@@ -49,7 +49,6 @@ def main() -> None:
     parser.add_argument("--matrix", type=int, default=4096, help="side of the main stream's matrix products")
     parser.add_argument("--frame-size", nargs=2, type=int, default=R2V2_FRAME, metavar=("HEIGHT", "WIDTH"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
 
     from cycle_pkg.data.feed import DeviceFeed
@@ -79,7 +78,7 @@ def main() -> None:
             if difference > 1e-4 or abs(total - ref_total) > 1e-6 * max(1.0, abs(ref_total)):
                 mismatched.append(f"{step}:{name}")
     result = {
-        **run_facts(device),
+        "device": device_name(device),
         "scale": args.scale,
         "batch": config.pretrain.batch_size,
         "frame_size": list(args.frame_size),
@@ -91,10 +90,7 @@ def main() -> None:
         "max_abs_difference": worst,
         "passed": not mismatched and nans == 0 and skipped == 0 and len(quiet) == args.batches,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out, began)
     if not result["passed"]:
         raise SystemExit("feed_race: the busy run's views differ from the quiet run's (see above)")
 

@@ -1,7 +1,8 @@
 """The fine-tuning protocol's input cost per training clip at the paper's sizes (32 frames at 16 fps,
 224 px) on one CPU thread, and where colour jitter is cheaper: in a loader process or on the device.
 
-    python benchmarks/finetune_clips.py [--seconds 7.2] [--repeats 3] [--device cuda] [--out FILE]
+    python -m benchmarks.finetune_clips [--seconds 7.2] [--repeats 3] [--device cuda] \\
+        [--out benchmarks/results/finetune_clips_cpu.json]
 
 A UCF101-sized video (320 x 240 at 25 fps, UCF101's mean length of 7.2 s by default) is drawn by the
 synthetic world's renderer with sensor noise, so that its MPEG-4 stream has a natural video's size
@@ -14,8 +15,6 @@ the GPU, as the fine-tuning runs it there.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.record import arguments, write_result
 from cycle_pkg.data.synthetic import latent_classes, new_instance
 from cycle_pkg.data.synthetic.action import FPS, write_avi
 from cycle_pkg.data.synthetic.motion import action_path, draw
@@ -57,12 +57,12 @@ def best(repeats: int, work) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--seconds", type=float, default=7.2, help="video length (UCF101's mean: 7.2 s)")
     parser.add_argument("--noise", type=float, default=2.0, help="sensor noise added to the frames (grey levels)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cuda: also time the colour jitter on the GPU")
-    parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cfg = FinetuneEvalConfig()
@@ -86,7 +86,6 @@ def main(argv: list[str] | None = None) -> dict:
             "crop_and_flip": loader,
             "colour_jitter_and_normalize_cpu": on_cpu,
         },
-        "torch": torch.__version__,
     }
     if args.device == "cuda":
         on_gpu = clip.cuda()
@@ -102,10 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     loader_cost = decode + loader
     result["loader_clips_per_second_per_core"] = 1 / loader_cost
     result["loader_clips_per_second_per_core_with_cpu_jitter"] = 1 / (loader_cost + on_cpu)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(result, args.out, began)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The first thing a GPU machine runs: what the CPU cannot check, in this order, each step's results
-# as JSON under $OUT naming the device, the torch version and the commit (sized for under 8 minutes on
-# one H100/H200; not yet timed on one: on 2 shared CPU cores `--device cpu` takes ~2 minutes, world included):
-#   pretrain  the test-scale `cycle pretrain` on CUDA with the device data path: finite loss, 0 skipped frames
+# as JSON under $OUT, <benchmark>_<what>_<device>.json, naming the device, the torch version and the
+# commit (benchmarks/record.py) (sized for under 8 minutes on one H100/H200; not yet timed on one: on 2
+# shared CPU cores `--device cpu` takes ~2 minutes, world included):
+#   pretrain  the test-scale `cycle pretrain` on CUDA with the device data path: finite loss, 0 skipped
+#             frames (benchmarks.pretrain_check)
 #   feed      the training loop's feed (nvJPEG, prefetching on its own stream) against a busy main
-#             stream: the views of a quiet, one-batch-at-a-time run (benchmarks/feed_race.py)
+#             stream: the views of a quiet, one-batch-at-a-time run (benchmarks.feed_race)
 #   model     the model step at batch 32 (an 8-GPU job's share) and 256, R18 and R50, paper settings
 #   pipeline  end to end, both data paths (cpu, device), on frames of R2V2's size, R18 and R50
 #   compile   (only when named) the model step with torch.compile-d encoders against eager, R18
@@ -54,14 +56,15 @@ if [[ -n $MISSING ]]; then
 fi
 if [[ $DEVICE == cuda ]]; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-  MODEL=(--scale paper --device cuda --steps 5 --rounds 3) BATCHES=(32 256)
+  SCALE=paper MODEL=(--scale paper --device cuda --steps 5 --rounds 3) BATCHES=(32 256)
   PIPE=(--scale paper --device cuda --steps 2 --rounds 1 --pipeline-steps ${PIPELINE_STEPS:-30} --batch 256)
   WORKERS=${PIPELINE_WORKERS:-12} FEED=(--scale paper --device cuda --batches 20) VIDEOS=512
 else  # small sizes: test-scale settings, small frames, few steps
-  MODEL=(--scale test --device cpu --steps 1 --rounds 1) BATCHES=(16 32)
+  SCALE=test MODEL=(--scale test --device cpu --steps 1 --rounds 1) BATCHES=(16 32)
   PIPE=(--scale test --device cpu --steps 1 --rounds 1 --pipeline-steps 3 --frame-size 128 228)
   WORKERS=2 FEED=(--scale test --device cpu --batches 3 --frame-size 128 228 --matrix 256) VIDEOS=64
 fi
+THROUGHPUT=$OUT/pretrain_throughput_$SCALE  # the model, pipeline and compile steps' results: ..._<what>_$DEVICE.json
 # The R2V2 videos of the feed and pipeline steps (VIDEOS: 2 batches of 256 an epoch; ~0.1 CPU s a video
 # at R2V2's frame size), written once in a folder named after their frame size and kept for a rerun.
 WORLD=(--set "world.root=$WORK/world-r2v2" --set world.videos=$VIDEOS --set world.val_videos=8
@@ -81,26 +84,13 @@ pretrain() {
   "$PYTHON" -m cycle_pkg.cli pretrain "${sets[@]}" --set "data.r2v2_root=$world/r2v2" \
     --set "data.imagenet_root=$world/imagenet" --set pretrain.augment_on=device --set pretrain.workers=2 \
     --log "$OUT/pretrain_cycle.log" || return 1
-  "$PYTHON" - "$results/pretrain/r18/summary.json" "$OUT/pretrain_$DEVICE.json" "$DEVICE" <<'EOF'
-import json, math, sys
-sys.path.insert(0, "benchmarks")
-import torch
-from pretrain_throughput import run_facts
-summary = json.load(open(sys.argv[1]))
-loss = summary["final_metrics"]["loss"]
-result = {**run_facts(torch.device(sys.argv[3])), "steps": summary["steps"], "run_device": summary["device"],
-          "loss": loss, "skipped_frames": summary["skipped_frames"], "pairs_per_second": summary["pairs_per_second"],
-          "data_wait_fraction": summary["data_wait_fraction"], "peak_memory_mb": summary["peak_memory_mb"]}
-result["passed"] = math.isfinite(loss) and summary["skipped_frames"] == 0 and summary["device"].startswith(sys.argv[3])
-json.dump(result, open(sys.argv[2], "w"), indent=2)
-print(json.dumps(result))
-sys.exit(0 if result["passed"] else 1)
-EOF
+  "$PYTHON" -m benchmarks.pretrain_check "$results/pretrain/r18/summary.json" --device "$DEVICE" \
+    --out "$OUT/pretrain_check_test_$DEVICE.json"
 }
 has pretrain && step pretrain pretrain
 
 # 2. The device feed against a busy main stream.
-has feed && step feed "$PYTHON" benchmarks/feed_race.py "${FEED[@]}" "${WORLD[@]}" --out "$OUT/feed_race_$DEVICE.json"
+has feed && step feed "$PYTHON" -m benchmarks.feed_race "${FEED[@]}" "${WORLD[@]}" --out "$OUT/feed_race_${SCALE}_$DEVICE.json"
 
 # 3. The model step at the per-GPU batch of an 8-GPU job (32: its keys BatchNorm-ed as one group, as
 #    that GPU's share) and at 256 (one process: the paper's groups of 32).
@@ -109,8 +99,8 @@ model() {
     for batch in "${BATCHES[@]}"; do
       local group=()
       [[ $batch == "${BATCHES[0]}" ]] && group=(--set "model.key_bn_group=$batch")
-      "$PYTHON" benchmarks/pretrain_throughput.py "${MODEL[@]}" --batch "$batch" --backbone $backbone "${group[@]}" \
-        --out "$OUT/model_${backbone}_b${batch}_$DEVICE.json" || return 1
+      "$PYTHON" -m benchmarks.pretrain_throughput "${MODEL[@]}" --batch "$batch" --backbone $backbone "${group[@]}" \
+        --out "${THROUGHPUT}_${backbone}_b${batch}_$DEVICE.json" || return 1
     done
   done
 }
@@ -121,8 +111,8 @@ pipeline() {
   local sets=("${WORLD[@]}" --set "data.r2v2_shards=$WORK/shards"
               --set data.shard_videos=$((VIDEOS / 8)) --set data.shard_streams=$WORKERS)
   for backbone in resnet18 resnet50; do
-    "$PYTHON" benchmarks/pretrain_throughput.py "${PIPE[@]}" --backbone $backbone --pipeline \
-      --augment-on cpu device "${sets[@]}" --out "$OUT/pipeline_${backbone}_$DEVICE.json" || return 1
+    "$PYTHON" -m benchmarks.pretrain_throughput "${PIPE[@]}" --backbone $backbone --pipeline \
+      --augment-on cpu device "${sets[@]}" --out "${THROUGHPUT}_pipeline_${backbone}_$DEVICE.json" || return 1
   done
 }
 has pipeline && step pipeline pipeline
@@ -133,34 +123,35 @@ compiled() {
   for batch in "${BATCHES[@]}"; do
     local group=()
     [[ $batch == "${BATCHES[0]}" ]] && group=(--set "model.key_bn_group=$batch")
-    "$PYTHON" benchmarks/pretrain_throughput.py "${MODEL[@]}" --batch "$batch" --backbone resnet18 --compile "${group[@]}" \
-      --out "$OUT/compile_resnet18_b${batch}_$DEVICE.json" || return 1
+    "$PYTHON" -m benchmarks.pretrain_throughput "${MODEL[@]}" --batch "$batch" --backbone resnet18 --compile "${group[@]}" \
+      --out "${THROUGHPUT}_compiled_resnet18_b${batch}_$DEVICE.json" || return 1
   done
 }
 has compile && step compile compiled
 
 # The issue's goals, where the steps ran: R18 end to end (device path) against its model step at the
 # largest batch (>= 0.9), and the smallest batch's per-sample cost against the largest's (<= 1.5).
-"$PYTHON" - "$OUT" "$DEVICE" "${BATCHES[@]}" <<'GOALS' || true
+"$PYTHON" - "$OUT" "$THROUGHPUT" "$DEVICE" "${BATCHES[@]}" <<'GOALS' || true
 import json, sys
 from pathlib import Path
-out, device, small, large = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-def read(name, *keys):
-    path = out / f"{name}_{device}.json"
+from benchmarks.record import write_result
+out, throughput, device, small, large = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+def read(what, *keys):
+    path = Path(f"{throughput}_{what}_{device}.json")
     value = json.loads(path.read_text()) if path.is_file() else None
     for key in keys:
         value = value.get(key) if isinstance(value, dict) else None
     return value
 full = ("model_step", "pairs_per_second", "intra_video+cycle")
-step_large, step_small = read(f"model_resnet18_b{large}", *full), read(f"model_resnet18_b{small}", *full)
+step_large, step_small = read(f"resnet18_b{large}", *full), read(f"resnet18_b{small}", *full)
 end_to_end = read("pipeline_resnet18", "pipeline", "device", "pairs_per_second")
 goals = {
     "r18_end_to_end_over_model_step": end_to_end / step_large if end_to_end and step_large else None,
     "r18_per_sample_cost_small_over_large_batch": step_large / step_small if step_large and step_small else None,
     "batches": [int(small), int(large)],
 }
-(out / f"goals_{device}.json").write_text(json.dumps(goals, indent=2) + "\n")
-print("goals (>= 0.9, <= 1.5):", goals)
+print("goals (>= 0.9, <= 1.5):")
+write_result(goals, out / f"gpu_check_goals_{device}.json", None, command="bash benchmarks/gpu_check.sh (its goals)")
 GOALS
 echo "results in $OUT; failed steps: ${FAILED[*]:-none}"
 [[ ${#FAILED[@]} -eq 0 ]]

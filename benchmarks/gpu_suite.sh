@@ -4,6 +4,7 @@
 # reader needs a missing package is reported as not run).
 #   OUT=/path/for/results bash benchmarks/gpu_suite.sh [step ...]
 # Steps (default: all): pretrain model pipeline decode eval separation science
+# Results: <benchmark>_<what>_<device>.json (benchmarks/record.py), the evaluations' eval_<task>_test_cuda.json.
 # The device data path needs kornia: where it is missing, WHEELS=/folder/with/kornia/wheels installs it offline.
 # A first run on a GPU machine: benchmarks/gpu_check.sh (the checks of the GPU path, in minutes).
 set -euo pipefail
@@ -31,8 +32,8 @@ fi
 #    peak memory, and the cycle loss's extra step time as a ratio against intra-video alone.
 if has model; then
   for backbone in resnet18 resnet50; do
-    python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --backbone $backbone \
-      --steps 5 --rounds 5 --out "$OUT/paper_${backbone}_cuda.json"
+    python3 -m benchmarks.pretrain_throughput --scale paper --device cuda --batch 256 --backbone $backbone \
+      --steps 5 --rounds 5 --out "$OUT/pretrain_throughput_paper_${backbone}_cuda.json"
   done
 fi
 
@@ -47,15 +48,15 @@ if has pipeline; then
   python3 -m cycle_pkg.cli world --scale demo "${DEMO[@]}"
   python3 -m cycle_pkg.cli data r2v2-shards --scale paper "${DEMO[@]}" > /dev/null
   for backbone in resnet18 resnet50; do
-    python3 benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256 --backbone $backbone \
+    python3 -m benchmarks.pretrain_throughput --scale paper --device cuda --batch 256 --backbone $backbone \
       --steps 2 --rounds 1 --pipeline --pipeline-steps ${PIPELINE_STEPS:-40} --augment-on cpu device "${DEMO[@]}" \
-      --out "$OUT/paper_pipeline_${backbone}_cuda.json"
+      --out "$OUT/pretrain_throughput_paper_pipeline_${backbone}_cuda.json"
   done
 fi
 
 # 4. Frame decoding from shards on the CPU and with nvJPEG on the GPU.
 if has decode; then
-  python3 benchmarks/shard_decode.py --device cuda --out "$OUT/shard_decode_cuda.json"
+  python3 -m benchmarks.shard_decode --device cuda --out "$OUT/shard_decode_cuda.json"
 fi
 
 # 5. The CUDA path of every evaluation on the test-scale pretraining checkpoint.
@@ -66,28 +67,31 @@ if has eval; then
   for task in linear retrieval action track; do
     needs=${NEEDS[$task]}
     if ! module "$needs"; then echo "cuda eval $task: not run ($needs is not installed)"; continue; fi
-    python3 -m cycle_pkg.cli eval $task "${EVAL[@]}" --output "$OUT/eval_${task}_cuda.json" \
-      --log "$OUT/eval_${task}_cuda.log" 2> "$OUT/eval_${task}_cuda.stderr"
-    python3 -c "import json; r=json.load(open('$OUT/eval_${task}_cuda.json')); print('cuda eval $task:', {k: v for k, v in r['metrics'].items() if isinstance(v, (int, float))})"
+    python3 -m cycle_pkg.cli eval $task "${EVAL[@]}" --output "$OUT/eval_${task}_test_cuda.json" \
+      --log "$OUT/eval_${task}_test_cuda.log" 2> "$OUT/eval_${task}_test_cuda.stderr"
+    python3 -c "import json; r=json.load(open('$OUT/eval_${task}_test_cuda.json')); print('cuda eval $task:', {k: v for k, v in r['metrics'].items() if isinstance(v, (int, float))})"
   done
 fi
 
-# 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
-#    demo epochs (default 400: 10000 steps, tests/test_separation.py's budget), on the demo world with
-#    384 UCF101 test queries, with a backbone trained on the world's latent classes beside them.
-# The sizes of the separation results (the demo scale's 64 px before it moved to 32; tests/test_separation.py reads them too)
+# The world of the separation and science steps: the demo world with 384 UCF101 test queries, at the sizes
+# of the separation results (the demo scale's 64 px before it moved to 32; tests/test_separation.py reads them too).
 MEASURED_SIZES=()
 while IFS= read -r setting; do MEASURED_SIZES+=(--set "$setting"); done < benchmarks/separation_sizes.txt
+QUERIES=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
+         --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
+         --set data.r2v2_format=jpeg --set pretrain.workers=12 "${MEASURED_SIZES[@]}")
+for name in imagenet ucf101; do QUERIES+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
+if has separation || has science; then python3 -m cycle_pkg.cli world --scale demo "${QUERIES[@]}" --jobs 8; fi
+
+# 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
+#    demo epochs (default 400: 10000 steps, tests/test_separation.py's budget), on that world, with a
+#    backbone trained on the world's latent classes beside them.
 if has separation; then
-  SEP=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
-       --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
-       --set data.r2v2_format=jpeg --set pretrain.workers=12 "${MEASURED_SIZES[@]}")
-  for name in imagenet ucf101; do SEP+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
-  python3 -m cycle_pkg.cli world --scale demo "${SEP[@]}" --jobs 8
   EPOCHS=${SEPARATION_EPOCHS:-400}
-  python3 benchmarks/pretrained_vs_random.py --scale demo --epochs "$EPOCHS" --supervised-epochs 20 "${SEP[@]}" \
-    --output "$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json" > "$OUT/pretrained_vs_random_cuda.log" 2>&1
-  python3 -c "import json; r=json.load(open('$OUT/pretrained_vs_random_demo_cuda_${EPOCHS}ep.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"
+  RESULT=$OUT/pretrained_vs_random_demo_${EPOCHS}ep_cuda
+  python3 -m benchmarks.pretrained_vs_random --scale demo --epochs "$EPOCHS" --supervised-epochs 20 "${QUERIES[@]}" \
+    --out "$RESULT.json" > "$RESULT.log" 2>&1
+  python3 -c "import json; r=json.load(open('$RESULT.json')); print('pretrained - random:', r['pretrained_minus_random'], 'supervised - random:', r['supervised_minus_random'])"
 fi
 
 # 7. Table 4's loss settings (intra-image, intra-video, intra-video + cycle) over 3 seeds, each pretrained
@@ -95,14 +99,9 @@ fi
 #    world, evaluated with the linear probe and retrieval: means with 95% intervals, and whether they fall
 #    in the paper's order. SCIENCE_WORKDIR keeps the runs, so that an interrupted step resumes.
 if has science; then
-  SCI=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
-       --set data.r2v2_root=/tmp/world-demo/r2v2 --set data.r2v2_subset=false
-       --set data.r2v2_format=jpeg --set pretrain.workers=12 "${MEASURED_SIZES[@]}")
-  for name in imagenet ucf101; do SCI+=(--set "data.${name}_root=/tmp/world-demo/$name"); done
-  python3 -m cycle_pkg.cli world --scale demo "${SCI[@]}" --jobs 8
   EPOCHS=${SCIENCE_EPOCHS:-400}
-  python3 benchmarks/table4_seeds.py --scale demo --epochs "$EPOCHS" --seeds 0 1 2 "${SCI[@]}" \
-    --workdir "${SCIENCE_WORKDIR:-/tmp/table4}" --output "$OUT/table4_seeds_demo_cuda_${EPOCHS}ep.json" \
-    > "$OUT/table4_seeds_cuda.log" 2>&1
-  python3 -c "import json; r=json.load(open('$OUT/table4_seeds_demo_cuda_${EPOCHS}ep.json')); print('table 4 (mean, ci95):', r['mean_ci95']); print('in the paper order:', r['in_the_papers_order'])"
+  RESULT=$OUT/table4_seeds_demo_${EPOCHS}ep_cuda
+  python3 -m benchmarks.table4_seeds --scale demo --epochs "$EPOCHS" --seeds 0 1 2 "${QUERIES[@]}" \
+    --workdir "${SCIENCE_WORKDIR:-/tmp/table4}" --out "$RESULT.json" > "$RESULT.log" 2>&1
+  python3 -c "import json; r=json.load(open('$RESULT.json')); print('table 4 (mean, ci95):', r['mean_ci95']); print('in the paper order:', r['in_the_papers_order'])"
 fi

@@ -10,10 +10,11 @@ with a warm cache (a repeated probe of the same checkpoint). The output: per pro
 spread of top-1 / top-5 and the time, the fast protocols' differences from MoCo's and speed-ups.
 
 Examples:
-    python benchmarks/linear_protocols.py --scale demo --views 1 5 10 --seeds 0 1 2
-    python benchmarks/linear_protocols.py --scale demo --checkpoint results/pretrain/r18/backbone.pt
-    python benchmarks/linear_protocols.py --scale demo --supervised-epochs 2 --views 2 5 10 --seeds 0 1
-    python benchmarks/linear_protocols.py --scale demo --checkpoint supervised.pth --images-per-class 160 \
+    python -m benchmarks.linear_protocols --scale demo --views 1 5 10 --seeds 0 1 2
+    python -m benchmarks.linear_protocols --scale demo --checkpoint results/pretrain/r18/backbone.pt \\
+        --out benchmarks/results/linear_protocols_demo_r18_cpu.json
+    python -m benchmarks.linear_protocols --scale demo --supervised-epochs 2 --views 2 5 10 --seeds 0 1
+    python -m benchmarks.linear_protocols --scale demo --checkpoint supervised.pth --images-per-class 160 \\
         --val-images-per-class 50 --views 5 8 10 --seeds 0 1 2
 
 ``--images-per-class`` draws a larger ImageNet-format set of the world's classes (the world's generator,
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import statistics
 import tempfile
@@ -33,8 +33,9 @@ import time
 from pathlib import Path
 
 import torch
-from supervised_reference import train_for
 
+from benchmarks.record import ROOT, arguments, save_result, write_result
+from benchmarks.supervised_reference import train_for
 from cycle_pkg.data.imagenet import imagefolder_samples
 from cycle_pkg.data.synthetic import generate_world, write_part
 from cycle_pkg.eval.checkpoints import load_backbone
@@ -42,8 +43,6 @@ from cycle_pkg.eval.features import FeatureCache, FrozenBackbone
 from cycle_pkg.eval.linear import linear_probe
 from cycle_pkg.eval.linear_settings import LinearEvalConfig
 from cycle_pkg.settings.config import load_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed_probe(frozen, train, val, classes, cfg, eval_cfg, cache) -> dict:
@@ -69,14 +68,15 @@ def summary_of(runs: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--checkpoint", default="random", help="checkpoint file, or 'random'")
     parser.add_argument(
         "--supervised-epochs",
         type=int,
-        help="probe a backbone trained this many epochs on the world's latent classes (supervised_reference.py)",
+        help="probe a backbone trained this many epochs on the world's latent classes (supervised_reference)",
     )
     parser.add_argument("--supervised-weights", help="keep that backbone's weights here (default: a scratch folder)")
     parser.add_argument("--epochs", type=int, help="epochs of both protocols (default: the scale's)")
@@ -87,15 +87,14 @@ def main() -> None:
     parser.add_argument("--images-per-class", type=int, help="world ImageNet images a class (a scratch set)")
     parser.add_argument("--val-images-per-class", type=int, help="its validation images a class")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--output", help="write the results here as JSON")
     args = parser.parse_args()
     if args.val_images_per_class and not args.images_per_class:
         parser.error("--val-images-per-class sizes the set --images-per-class draws: give both")
     with tempfile.TemporaryDirectory() as scratch:
-        compare(args, Path(scratch))
+        compare(args, Path(scratch), began)
 
 
-def compare(args: argparse.Namespace, scratch: Path) -> None:
+def compare(args: argparse.Namespace, scratch: Path, began: float) -> None:
     """Run every protocol for each seed, writing the summary as each run finishes."""
     config = load_config(args.params, args.scale, args.overrides)
     cfg = config.eval.linear
@@ -166,11 +165,6 @@ def compare(args: argparse.Namespace, scratch: Path) -> None:
             "fast_against_moco": comparison,
         }
 
-    def write(summary: dict) -> None:
-        if args.output:
-            Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.output).write_text(json.dumps(summary, indent=2) + "\n")
-
     runs: dict[str, list[dict]] = {"moco": []}
     for views in args.views:
         runs[f"fast_{views}"], runs[f"fast_{views}_warm"] = [], []
@@ -181,15 +175,13 @@ def compare(args: argparse.Namespace, scratch: Path) -> None:
                 for name in (f"fast_{views}", f"fast_{views}_warm"):  # the features computed, then cached
                     result = timed_probe(frozen, train, val, len(classes), fast, config.eval, FeatureCache(cache_dir))
                     runs[name].append({"seed": seed, **result})
-                    write(summary_so_far())
+                    save_result(summary_so_far(), args.out, began)
         moco = dataclasses.replace(cfg, protocol="moco", seed=seed)
         result = timed_probe(frozen, train, val, len(classes), moco, config.eval, FeatureCache(None))
         runs["moco"].append({"seed": seed, **result})
-        write(summary_so_far())
+        save_result(summary_so_far(), args.out, began)
 
-    summary = summary_so_far()
-    print(json.dumps({k: v for k, v in summary.items() if k != "protocols"}, indent=2))
-    write(summary)
+    write_result(summary_so_far(), args.out, began, unprinted=["protocols"])
 
 
 if __name__ == "__main__":

@@ -10,30 +10,24 @@ synthetic world at the small scales); otherwise random images of its size and co
 The pictures that come after a run (t-SNE embedding, kNN curve) are timed once, imports included.
 
 Examples:
-    python benchmarks/monitor_cost.py --scale demo
-    python benchmarks/monitor_cost.py --scale paper --steps 2 --look-images 512   # on CPU: a ratio
+    python -m benchmarks.monitor_cost --scale demo --out benchmarks/results/monitor_cost_demo_cpu.json
+    python -m benchmarks.monitor_cost --scale paper --steps 2 --look-images 512   # on CPU: a ratio
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from benchmarks.pretrain_throughput import build, sync, train_step
+from benchmarks.record import ROOT, arguments, device_name, write_result
 from cycle_pkg.errors import DatasetError
 from cycle_pkg.pretrain.monitor import LabelledSet, Monitor, is_due, load_labelled_set
 from cycle_pkg.settings.config import Config, load_config
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pretrain_throughput import build, sync, train_step  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def training_steps(config: Config) -> int:
@@ -137,7 +131,8 @@ def pictures_seconds(points: int, width: int, classes: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backbone", default="resnet18")
@@ -145,7 +140,6 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed looks")
     parser.add_argument("--look-images", type=int, help="time this many images of a random set and extrapolate")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -160,8 +154,7 @@ def main() -> None:
     width = 512 if args.backbone == "resnet18" else 2048
     result = {
         "scale": args.scale,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
-        "torch": torch.__version__,
+        "device": device_name(device),
         "backbone": args.backbone,
         "batch": p.batch_size,
         "image_size": p.image_size,
@@ -177,10 +170,7 @@ def main() -> None:
         "monitor_fraction": looks * look / (total * step),
         "pictures_seconds": pictures_seconds(images, width, len(labelled.classes)),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out, began)
 
 
 if __name__ == "__main__":

@@ -12,22 +12,22 @@ scale: `snakemake --cores 2 results/data/imagenet.json` and the shards' index, w
 `snakemake -n` names).
 
 Example (demo scale, the monitor as params.yaml sets it, and with pictures):
-    python benchmarks/monitor_run_cost.py --scale demo --rounds 2 \\
+    python -m benchmarks.monitor_run_cost --scale demo --rounds 2 \\
         --variant on= --variant pictures=pretrain.monitor.pictures=true
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.record import ROOT, arguments, write_result
 
 
 def variant(text: str) -> tuple[str, list[str]]:
@@ -64,12 +64,12 @@ def run_job(scale: str, sets: list[str], results: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variant", action="append", type=variant, default=[], metavar="NAME=KEY=VALUE,...")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
 
     variants = {"off": ["pretrain.monitor_every=0"], **dict(args.variant or [("on", [])])}
@@ -90,10 +90,7 @@ def main() -> None:
         "median": medians,
         "cpu_cost_over_off": {name: m["cpu_seconds"] / off - 1 for name, m in medians.items() if name != "off"},
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out, began)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,16 @@ Two measurements, each in one process so that ratios compare like with like:
   sampling, soft nearest neighbour and backward classification over the cycle queue).
 
 Examples:
-    python benchmarks/pretrain_throughput.py --scale demo --pipeline --augment-on cpu device
-    python benchmarks/pretrain_throughput.py --scale paper --device cuda --batch 256
+    python -m benchmarks.pretrain_throughput --scale demo --pipeline --augment-on cpu device
+    python -m benchmarks.pretrain_throughput --scale paper --device cuda --batch 256 \\
+        --out benchmarks/results/pretrain_throughput_paper_resnet18_cuda.json
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import resource
 import statistics
 import time
@@ -30,20 +29,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.record import ROOT, arguments, device_name, write_result
 from cycle_pkg.model import CycleContrast
 from cycle_pkg.settings.config import Config, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 R2V2_FRAME = (256, 456)  # R2V2's frames: a short side of 256 px, from 16:9 videos
-
-
-def run_facts(device: torch.device) -> dict:
-    """What a result was measured on: the device, torch and the commit."""
-    from cycle_pkg.jobs.mlflow_job import git_commit
-
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu x{torch.get_num_threads()}"
-    # COMMIT: what gpu_check.sh was given, for a copy of the working tree without its .git
-    return {"device": name, "torch": torch.__version__, "commit": os.environ.get("COMMIT") or git_commit()}
 
 
 def sync(device: torch.device) -> None:
@@ -199,7 +189,8 @@ def pipeline_throughput(config: Config, device: torch.device, steps: int, augmen
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, help="batch size (default: the scale's)")
@@ -218,7 +209,6 @@ def main() -> None:
         help="the pipeline's data paths, each measured in this run (cpu: loader workers; device: the training device)",
     )  # fmt: skip
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -230,7 +220,7 @@ def main() -> None:
     config = load_config(ROOT / "params.yaml", args.scale, overrides)
     batch = config.pretrain.batch_size
     result = {
-        **run_facts(device),
+        "device": device_name(device),
         "scale": args.scale,
         "backbone": args.backbone,
         "batch": batch,
@@ -249,10 +239,7 @@ def main() -> None:
         if len(args.augment_on) == 2:
             rates = {path: r["pairs_per_second"] for path, r in result["pipeline"].items()}
             result["pipeline"]["device_over_cpu"] = rates["device"] / rates["cpu"]
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out, began)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ download, by seeking to the key frame before each one (what ``cycle data r2v2 --
 against decoding the video from its start up to the last listed frame, then cutting borders,
 resizing and JPEG-encoding them; measured in one run.
 
-    python benchmarks/r2v2_recreate.py [--frames 3000] [--listed 1199,1349,1499,1649] [--out FILE]
+    python -m benchmarks.r2v2_recreate [--frames 3000] [--listed 1199,1349,1499,1649] \\
+        [--out benchmarks/results/r2v2_recreate_cpu.json]
 
 The video is what yt-dlp's default format fetches from YouTube for a 16:9 video (the stream of at
 most 480 px height): H.264 at 854 x 480, 30 frames/s, a key frame every 150 frames (5 s), B-frames,
@@ -14,8 +15,6 @@ several times in alternation; the best time counts. Network time is not part of 
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.record import arguments, write_result
 from cycle_pkg.data.r2v2_recreate.frames import frame_jpegs, read_frames
 
 R2V2_VIDEOS = 696_082 + 55_631  # train and val
@@ -69,13 +69,13 @@ def best_of(repeats: int, *calls) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--frames", type=int, default=3000, help="length of the video (100 s at 30 frames/s)")
     parser.add_argument("--listed", default="1199,1349,1499,1649", help="the video's listed frame numbers")
     parser.add_argument("--size", default="854x480")
     parser.add_argument("--gop", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     listed = [int(n) for n in args.listed.split(",")]
     width, height = (int(v) for v in args.size.split("x"))
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "from_start": (start + post) * R2V2_VIDEOS / 3600,
             },
         }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(result, args.out, began)
 
 
 if __name__ == "__main__":

@@ -5,24 +5,17 @@ cycle's mechanism at the last look of each run. Written as JSON (with the comman
 the machine, torch's version and the commit) and as a figure: the three settings with their
 intervals beside the paper's, the paired steps, the mechanism.
 
-    python benchmarks/science_report.py --scale science --out benchmarks/results/science_run1_cpu.json \
+    python -m benchmarks.science_report --scale science --out benchmarks/results/science_run1_cpu.json \\
         --figure benchmarks/results/science_run1_cpu.png --started "$(date +%s)"   # `make science` does
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from cycle_pkg.jobs.atomic import write_text_atomic
+from benchmarks.record import arguments, write_result
 from cycle_pkg.jobs.plots import pyplot, save_png
 from cycle_pkg.pretrain.monitor import MECHANISM
 from cycle_pkg.reproduction.grid import Grid
@@ -154,17 +147,11 @@ def figure(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
     return save_png(fig, path)
 
 
-def git_commit() -> str:
-    found = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
-    return found.stdout.strip() or "unknown"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = arguments(__doc__, required=True)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--scale", default="science")
-    parser.add_argument("--out", required=True, help="the result's JSON")
-    parser.add_argument("--figure", help="the figure's PNG")
+    parser.add_argument("--figure", help="the figure's PNG (beside the result: its name, ending .png)")
     parser.add_argument("--started", type=float, help="when the run started (seconds since the epoch)")
     parser.add_argument("--command", default="make science", help="the command that produced the metrics")
     args = parser.parse_args()
@@ -174,11 +161,6 @@ def main() -> None:
     rows = rows_of(grid, config.results)
     result = {
         "what": "Table 4's ResNet-18 rows on the synthetic world over seeds (docs/science.md)",
-        "command": args.command,
-        "wall_seconds": None if args.started is None else round(time.time() - args.started),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": platform.machine()},
-        "torch": torch.__version__,
-        "commit": git_commit(),
         "scale": args.scale,
         "seeds": grid.seeds,
         "rows": rows,
@@ -186,7 +168,7 @@ def main() -> None:
         if all(r["step_over_row_above"] and r["step_over_row_above"]["verdict"] == "shown" for r in rows[1:])
         else "not shown",
     }
-    write_text_atomic(args.out, json.dumps(result, indent=1) + "\n")
+    write_result(result, args.out, args.started, command=args.command, unprinted=["rows"])
     if args.figure:
         seeds = ", ".join(map(str, grid.seeds))
         figure(

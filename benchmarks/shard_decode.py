@@ -1,7 +1,8 @@
 """Pretraining input throughput: R2V2 frames decoded (and augmented) per second and per core, read
 from shards of pre-resized frames vs from the original loose JPEGs, measured in one run.
 
-    python benchmarks/shard_decode.py [--videos 150] [--short-side 256] [--device cuda]
+    python -m benchmarks.shard_decode [--videos 150] [--short-side 256] [--device cuda] \\
+        [--out benchmarks/results/shard_decode_cuda.json]
 
 The loose frames are R2V2-sized (480 x 360, the largest R2V2 frames) synthetic-world frames with
 mild sensor noise, so that their JPEGs have natural images' sizes rather than those of flat
@@ -15,9 +16,7 @@ in one pass by batch_augment) is timed on the same CPU thread beside them. With
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ import torch
 from PIL import Image
 from torchvision.io import decode_jpeg, read_file
 
+from benchmarks.record import arguments, write_result
 from cycle_pkg.data.augment import moco_v2
 from cycle_pkg.data.batch_augment import decode_and_augment
 from cycle_pkg.data.pairs import PairMaker, VideoPairs
@@ -52,14 +52,14 @@ def make_loose_frames(root: Path, videos: int, noise: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--videos", type=int, default=150)
     parser.add_argument("--short-side", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=224, help="augmentation output (the paper's 224)")
     parser.add_argument("--noise", type=float, default=8.0, help="sensor noise added to the frames (grey levels)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="cuda: also time GPU decoding")
-    parser.add_argument("--out", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -140,14 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
             "ratio_decode": rates["shard_decode"] / rates["loose_decode"],
             "ratio_decode_augment": rates["shard_decode_augment"] / rates["loose_decode_augment"],
             "ratio_batched_augment": rates["shard_decode_augment_batched"] / rates["shard_decode_augment"],
-            "torch": torch.__version__,
         }
         if args.device.startswith("cuda"):
             result["gpu"] = gpu_decode(files, index, args.device, args.repeats)
-    print(json.dumps(result, indent=2))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return write_result(result, args.out, began)
 
 
 def gpu_decode(files: list[Path], index, device: str, repeats: int, batch: int = 128) -> dict:

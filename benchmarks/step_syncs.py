@@ -10,9 +10,10 @@ The op count is the aten ops a step dispatches (each one a kernel launch and its
 dispatcher overhead on a GPU). The step time ratio is measured on the CPU at the chosen scale.
 
 Each code version runs in processes of its own (the baseline's ``cycle_pkg`` exported with
-``git archive``), alternating rounds, with this checkout's params.yaml.
+``git archive``, and run from that folder, so that it is the ``cycle_pkg`` imported), alternating
+rounds, with this checkout's params.yaml and benchmarks.
 
-    python benchmarks/step_syncs.py --baseline main --scale demo --out benchmarks/results/step_syncs_demo_cpu.json
+    python -m benchmarks.step_syncs --baseline main --scale demo --out benchmarks/results/step_syncs_demo_cpu.json
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.record import ROOT, arguments, write_result
+
 VALUE_READS = {"item", "__int__", "__float__", "__bool__", "__index__", "tolist", "nonzero"}
 COPIES = {"to", "cuda"}
 
@@ -107,9 +109,11 @@ def measure(scale: str, steps: int) -> dict:
 
 
 def child(package_root: Path, scale: str, steps: int, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(package_root), "OMP_NUM_THREADS": str(threads)}
-    command = [sys.executable, __file__, "--child", "--scale", scale, "--steps", str(steps)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    """:func:`measure` in a process that imports the ``cycle_pkg`` of ``package_root``: run from there
+    (``-m`` puts the working directory first on the path), the benchmarks found in this checkout."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package_root), str(ROOT)]), "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "benchmarks.step_syncs", "--child", "--scale", scale, "--steps", str(steps)]
+    result = subprocess.run(command, cwd=package_root, env=env, capture_output=True, text=True, check=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     if Path(measured["package"]) != package_root / "cycle_pkg":
         raise RuntimeError(f"the child imported {measured['package']}, not {package_root / 'cycle_pkg'}")
@@ -121,14 +125,14 @@ def commit(rev: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    began = time.time()
+    parser = arguments(__doc__)
     parser.add_argument("--baseline", default="main", help="the git revision to compare against")
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each measuring process")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(args.scale, args.steps)))
@@ -147,7 +151,6 @@ def main() -> None:
     result = {
         "scale": args.scale,
         "device": f"cpu, {args.threads} thread(s) a process",
-        "torch": torch.__version__,
         "commits": {"baseline": f"{args.baseline} ({commit(args.baseline)})", "this": commit("HEAD")},
     }
     for name, measured in runs.items():
@@ -164,10 +167,7 @@ def main() -> None:
     result["aten_ops_ratio_this_over_baseline"] = (
         result["this"]["aten_ops_per_step"] / result["baseline"]["aten_ops_per_step"]
     )
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    write_result(result, args.out, began)
 
 
 if __name__ == "__main__":

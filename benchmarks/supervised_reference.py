@@ -7,15 +7,14 @@ a random backbone is shown to tell representations apart. The weights are saved 
 format (classifier included), which `cycle eval --format torchvision` reads.
 
 Example (the world's R2V2 frames at the scale's pretraining size; 44 s an epoch on 2 CPU cores at the demo's):
-    python benchmarks/supervised_reference.py --scale demo --epochs 10 --output supervised.pth
-    python benchmarks/supervised_reference.py --scale science --set world.pattern_scale=[1.0,2.0] --output s.pth
+    python -m benchmarks.supervised_reference --scale demo --epochs 10 --weights supervised.pth \\
+        --out benchmarks/results/supervised_reference_demo_10ep_cpu.json
+    python -m benchmarks.supervised_reference --scale science --set world.pattern_scale=[1.0,2.0] --weights s.pth
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.transforms import v2
 
+from benchmarks.record import ROOT, arguments, write_result
 from cycle_pkg.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from cycle_pkg.data.r2v2 import frame_relpath, read_videos
 from cycle_pkg.data.synthetic import generate_world
@@ -101,17 +101,18 @@ def train_for(config: Config, epochs: int, output: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default=str(Path(__file__).resolve().parents[1] / "params.yaml"))
+    began = time.time()
+    parser = arguments(__doc__)
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", default="demo")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--output", required=True, help="where to write the weights (torchvision's format)")
+    parser.add_argument("--weights", required=True, help="where to write the weights (torchvision's format)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     config = load_config(args.params, args.scale, args.overrides)
     generate_world(config.world)
-    result = train_for(config, args.epochs, Path(args.output))
-    print(json.dumps({"epochs": args.epochs, **result}))
+    result = train_for(config, args.epochs, Path(args.weights))
+    write_result({"scale": args.scale, "overrides": args.overrides, "epochs": args.epochs, **result}, args.out, began)
 
 
 if __name__ == "__main__":

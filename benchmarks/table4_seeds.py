@@ -7,23 +7,30 @@ Every step is the real command line (MLflow off). ``--workdir`` keeps the runs, 
 interrupted comparison resumes each pretraining where it stopped.
 
 Examples (after `cycle world --scale demo`):
-    python benchmarks/table4_seeds.py --scale demo --epochs 400 --seeds 0 1 2 --workdir /tmp/table4  # a GPU
-    python benchmarks/table4_seeds.py --scale test --epochs 1 --seeds 0 1 --set data.r2v2_format=jpeg  # runs
+    python -m benchmarks.table4_seeds --scale demo --epochs 400 --seeds 0 1 2 --workdir /tmp/table4 \\
+        --out benchmarks/results/table4_seeds_demo_400ep_cuda.json  # a GPU
+    python -m benchmarks.table4_seeds --scale test --epochs 1 --seeds 0 1 --set data.r2v2_format=jpeg  # runs
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import itertools
-import json
 import math
 import statistics
-import tempfile
-from pathlib import Path
+import time
 
-from pretrained_vs_random import HEADLINES, ROOT, TASKS, cycle
 from scipy import stats
+
+from benchmarks.pretrained_vs_random import (
+    HEADLINES,
+    evaluate,
+    options,
+    pretrain,
+    run_settings,
+    runs_arguments,
+    workdir,
+)
+from benchmarks.record import write_result
 
 SETTINGS = ("intra_image", "intra_video", "intra_video+cycle")  # Table 4's rows, in the paper's order
 
@@ -37,44 +44,22 @@ def interval(values: list[float]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
-    parser.add_argument("--scale", default="demo")
-    parser.add_argument("--epochs", type=int, required=True, help="pretraining epochs of every run")
+    began = time.time()
+    parser = runs_arguments(__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--output", help="write the results here as JSON")
-    parser.add_argument("--workdir", help="keep the runs and evaluations here (default: a scratch folder)")
     args = parser.parse_args()
 
-    if args.workdir:
-        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[int, dict[str, float]]] = {setting: {} for setting in args.settings}
-    with contextlib.nullcontext(args.workdir) if args.workdir else tempfile.TemporaryDirectory() as scratch:
+    with workdir(args.workdir) as scratch:
         for setting in args.settings:
             for seed in args.seeds:
-                sets = [
-                    *args.overrides,
-                    f"results={scratch}",
-                    f"eval.cache_dir={scratch}/features",
-                    "mlflow.enabled=false",
-                    f"pretrain.epochs={args.epochs}",
-                    f"loss.components={setting}",
-                    f"pretrain.seed={seed}",
-                ]
-                common = ["--params", args.params, "--scale", args.scale, *(a for s in sets for a in ("--set", s))]
+                sets = run_settings(args, scratch, f"loss.components={setting}", f"pretrain.seed={seed}")
+                common = options(args, sets)
                 run = f"{setting.replace('+', '-')}-seed{seed}"
-                cycle("pretrain", *common, "--run", run)
-                checkpoint = Path(scratch) / "pretrain" / run / "backbone.pt"
-                summary = json.loads((checkpoint.parent / "summary.json").read_text())
+                checkpoint, summary = pretrain(common, scratch, run)
                 metrics = {"loss": summary["final_metrics"].get("loss"), "train_seconds": summary["train_seconds"]}
-                for task in TASKS:
-                    output = Path(scratch) / f"{run}-{task}.json"
-                    cycle("eval", task, *common, "--checkpoint", str(checkpoint), "--output", str(output))
-                    found = json.loads(output.read_text())["metrics"]
-                    metrics.update({k: v for k, v in found.items() if k in HEADLINES})
-                runs[setting][seed] = metrics
+                runs[setting][seed] = {**metrics, **evaluate(common, scratch, run, [str(checkpoint)])}
 
     measured = [k for k in HEADLINES if k in runs[args.settings[0]][args.seeds[0]]]
     summary = {
@@ -94,9 +79,7 @@ def main() -> None:
         "mean_ci95": summary,
         "in_the_papers_order": ordered,  # means increase down Table 4's rows (intervals may still overlap)
     }
-    print(json.dumps(results, indent=2))
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    write_result(results, args.out, began)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmarks import step_syncs
 from cycle_pkg.errors import ConfigError
 from cycle_pkg.losses import cycle_loss, info_nce
 from cycle_pkg.model import CycleContrast, build_backbone, build_head
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, ROOT
+from .conftest import PARAMS
 
 BATCH = 16
 
@@ -259,12 +260,7 @@ def test_training_steps_are_mocos_algorithm():
 
 def step_counts():
     """benchmarks/step_syncs.py's counters of host waits and aten ops."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("step_syncs", ROOT / "benchmarks" / "step_syncs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.HostWaits(), module.OpCount()
+    return step_syncs.HostWaits(), step_syncs.OpCount()
 
 
 def test_a_step_never_makes_the_host_wait_for_the_device():

@@ -1,26 +1,17 @@
 """benchmarks/pretrain_throughput.py's pipeline measurement: the world it reads (R2V2's frame size, in
 a folder of its own, kept) and the training loop's own feed."""
 
-import importlib.util
-
 import torch
 
+from benchmarks import pretrain_throughput as bench
 from cycle_pkg.data import synthetic
 from cycle_pkg.pretrain.loop import Runtime, device_feed
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, ROOT
-
-
-def benchmark():
-    spec = importlib.util.spec_from_file_location("pretrain_throughput", ROOT / "benchmarks" / "pretrain_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import PARAMS
 
 
 def test_the_pipeline_reads_frames_of_r2v2s_size_from_a_world_of_its_own():
-    bench = benchmark()
     config = bench.at_frame_size(load_config(PARAMS, "demo"), *bench.R2V2_FRAME)
     assert (config.world.frame_height, config.world.frame_width) == (256, 456)
     assert config.world.root == "resources/synthetic-256x456"  # the demo's world is never rewritten
@@ -29,7 +20,6 @@ def test_the_pipeline_reads_frames_of_r2v2s_size_from_a_world_of_its_own():
 
 
 def test_an_existing_world_is_reused(world, tmp_path, monkeypatch):
-    bench = benchmark()
     written = []
     monkeypatch.setattr(synthetic, "write_part", lambda part, settings: written.append(part))
     bench.r2v2_world(load_config(PARAMS, "test", [f"world.root={world}"]).world)  # the whole world, complete

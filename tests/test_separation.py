@@ -34,7 +34,7 @@ EPOCHS = 400
 # setting a line; benchmarks/gpu_suite.sh's separation and science steps pin the same.
 MEASURED_SIZES = (ROOT / "benchmarks" / "separation_sizes.txt").read_text().splitlines()
 # Required gains in points: a third to a half of those measured on 2 CPU cores (27.5, 44.2, 14.3,
-# 30.0, 10.4, 26.6; benchmarks/results/pretrained_vs_random_demo_cpu_400ep.json).
+# 30.0, 10.4, 26.6; benchmarks/results/pretrained_vs_random_demo_400ep_cpu.json).
 MIN_GAIN = {"top1": 10, "top5": 15, "frame_top1": 5, "frame_top5": 10, "clip_top1": 5, "clip_top5": 10}
 
 
@@ -47,9 +47,8 @@ def test_pretrained_backbone_beats_random_on_the_linear_probe_and_retrieval(tmp_
     options = [a for s in sets for a in ("--set", s)]
     subprocess.run(cycle_command("world", "--params", str(PARAMS), "--scale", "demo", *options), check=True)
     output = tmp_path / "separation.json"
-    benchmark = ROOT / "benchmarks" / "pretrained_vs_random.py"
-    run = ["--params", str(PARAMS), "--scale", "demo", "--epochs", str(EPOCHS), *options, "--output", str(output)]
-    subprocess.run([sys.executable, str(benchmark), *run], check=True)
+    run = ["--params", str(PARAMS), "--scale", "demo", "--epochs", str(EPOCHS), *options, "--out", str(output)]
+    subprocess.run([sys.executable, "-m", "benchmarks.pretrained_vs_random", *run], cwd=ROOT, check=True)
     results = json.loads(output.read_text())
     demo = load_config(PARAMS, "demo", sets)
     assert results["steps"] == EPOCHS * (demo.world.videos // demo.pretrain.batch_size)

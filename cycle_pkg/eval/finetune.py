@@ -17,22 +17,17 @@ reports); test clips are Resize(256) + CenterCrop(224). The authors' per-epoch t
 monitors their run (the final model is the last one) and is left out.
 
 Every random draw comes from (seed, epoch, position in the epoch): the run checkpoints every epoch
-and on SIGTERM / SIGUSR1 / SIGINT after the current step, and a resumed run computes what an
-uninterrupted one does. Colour jitter and normalisation run on the training device (on a GPU,
-jittering 32 frames at 224 px costs a loader process half a second per clip, more than decoding).
+and on SIGTERM / SIGUSR1 / SIGINT after the current step (:mod:`.finetune_state`), and a resumed run
+computes what an uninterrupted one does. Colour jitter and normalisation run on the training device
+(on a GPU, jittering 32 frames at 224 px costs a loader process half a second per clip, more than
+decoding).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import io
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +39,11 @@ from tqdm import tqdm
 
 from ..data.ucf101 import read_split, read_video
 from ..errors import ConfigError, Preempted
-from ..jobs.atomic import write_bytes_atomic
 from ..jobs.attempts import attempts_log
 from ..jobs.mlflow_job import MlflowRun
 from ..jobs.preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from ..settings.config import Config
+from . import finetune_state
 from .action import (
     COLOUR,
     Epoch,
@@ -65,14 +60,13 @@ from .action import (
 )
 from .checkpoints import Backbone
 from .divergence import LossHistory, divergence_flags
-from .features import eval_device, files_digest, weights_digest
+from .features import eval_device
 from .finetune_settings import FinetuneEvalConfig
+from .finetune_state import STATE
 from .registry import Evaluate, job_folder
 from .video import Video, VideoClips, VideoReader
 
 log = logging.getLogger(__name__)
-FORMAT = "cycle_pkg.finetune/1"
-STATE = "checkpoint.pt"
 DROPOUT = COLOUR + 1  # the purpose key of a step's dropout draws, after action's clip draws
 
 
@@ -90,23 +84,6 @@ class ClipClassifier(nn.Module):
         """(clips, frames, 3, H, W) -> logits (clips, classes)."""
         pooled = self.backbone(clips.flatten(0, 1).contiguous(memory_format=self.memory_format))
         return self.fc(self.dropout(pooled.unflatten(0, clips.shape[:2]).mean(dim=1)))
-
-
-@dataclass
-class Progress:
-    """How far a run got: epochs of the schedule finished, steps into the next one (with its running
-    sums), the loss of the very first step (at the initial weights), each finished epoch's mean
-    training loss and clip accuracy, and the training time."""
-
-    epoch: int = 0
-    step: int = 0
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    first_loss: float = math.nan
-    losses: list[float] = field(default_factory=list)
-    accuracies: list[float] = field(default_factory=list)
-    train_seconds: float = 0.0
 
 
 def steps_per_epoch(cfg: FinetuneEvalConfig, videos: int) -> int:
@@ -145,9 +122,7 @@ class Finetuning:
         self.cuda = device.type == "cuda"
         self.plan = schedule(cfg)
         self.steps = steps_per_epoch(cfg, len(train))
-        settings = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-        identity = f"{settings}\n{weights_digest(net)}\n{files_digest([p for p, _ in train], [c for _, c in train])}"
-        self.fingerprint = hashlib.blake2b(f"{identity}\n{classes}".encode(), digest_size=16).hexdigest()
+        self.fingerprint = finetune_state.fingerprint(cfg, net, train, classes)
         torch.manual_seed(cfg.seed)  # the classifier's initialisation
         self.model = ClipClassifier(net, width, classes, cfg.dropout).to(device)
         if self.cuda:
@@ -156,7 +131,7 @@ class Finetuning:
             torch.backends.cudnn.benchmark = True
         self.colour, self.normalize = colour_transform(cfg), normalize()
         self.path = Path(state_dir) / STATE
-        self.progress, self.saved_optimizer = self.restore()
+        self.progress, self.saved_optimizer = finetune_state.restore(self.path, self.fingerprint, self.model)
         self.optimizer: torch.optim.Optimizer | None = None
         self.flag = PreemptionFlag(WITH_INTERRUPT)
         self.session_start = time.perf_counter()
@@ -164,37 +139,13 @@ class Finetuning:
     def autocast(self) -> torch.autocast:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda and self.cfg.amp)
 
-    def restore(self) -> tuple[Progress, dict[str, Any] | None]:
-        """The saved progress and optimizer state of this run, the model's weights loaded; a state file
-        of other settings, another backbone or other data is set aside and the run starts afresh."""
-        if not self.path.is_file():
-            return Progress(), None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT or state.get("fingerprint") != self.fingerprint:
-            aside = self.path.with_name(f"{self.path.stem}.replaced-{time.strftime('%Y%m%d-%H%M%S')}.pt")
-            log.warning("%s holds another fine-tuning (settings, backbone or data); moved to %s", self.path, aside)
-            self.path.rename(aside)
-            return Progress(), None
-        self.model.load_state_dict(state["model"])
-        progress = Progress(**state["progress"])
-        log.info("resuming the fine-tuning from epoch %d, step %d (%s)", progress.epoch + 1, progress.step, self.path)
-        return progress, state["optimizer"]
-
     def save(self) -> None:
+        """The state file, with this session's training time added (no optimizer once the run is done)."""
         now = time.perf_counter()
         self.progress.train_seconds += now - self.session_start
         self.session_start = now
         done = self.progress.epoch == len(self.plan)
-        state = {
-            "format": FORMAT,
-            "fingerprint": self.fingerprint,
-            "progress": dataclasses.asdict(self.progress),
-            "model": self.model.state_dict(),
-            "optimizer": None if done or self.optimizer is None else self.optimizer.state_dict(),
-        }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        write_bytes_atomic(self.path, buffer.getvalue())
+        finetune_state.save(self.path, self.fingerprint, self.progress, self.model, None if done else self.optimizer)
 
     def optimizer_for(self, epoch: Epoch) -> torch.optim.Optimizer:
         """Each phase starts with a fresh Adam: over the classifier in the warm-up, over everything then;

@@ -10,14 +10,13 @@ stays the job's process: it forwards signals to the child and exits with the chi
 death as that signal), so Snakemake, `kill` and a job's log see no difference; a client whose own process
 dies takes its child with it (SIGTERM, so that a pretraining checkpoints). A client that finds no server
 runs the command itself. The server imports only what starts no thread pool, CUDA context or MLflow
-store, and its children get the job's thread counts, temporary directory and fresh random seeds.
+store, and its children get the job's thread counts, temporary directory and fresh random seeds
+(:mod:`.forkserver_child`: how a child becomes the job's process).
 """
 
 from __future__ import annotations
 
-import atexit
 import importlib
-import io
 import json
 import logging
 import os
@@ -32,8 +31,9 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
+
+from .forkserver_child import FORWARDED, run_job
 
 ENV = "CYCLE_FORKSERVER"
 # Imported before any fork: the third-party packages the jobs spend their start-up on (MLflow's sqlite
@@ -44,7 +44,6 @@ PRELOAD = (
     "cycle_pkg.cli", "cycle_pkg.pretrain.loop", "cycle_pkg.eval.runner",
 )  # fmt: skip
 TARGET = "cycle_pkg.cli:run"
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _HEADER = struct.Struct("!I")
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ def _start_job(listener: socket.socket, children: dict[int, socket.socket], targ
     if pid == 0:
         for end in (*inherited, *children.values()):  # the server's and the other jobs' connections
             end.close()
-        _child(request, fds, conn, target)
+        run_job(request, fds, conn, target)
     for fd in fds:
         os.close(fd)
     children[pid] = conn
@@ -221,109 +220,6 @@ def _report_ended(children: dict[int, socket.socket]) -> None:
         except OSError:
             pass
         conn.close()
-
-
-# The child: becomes the job's process.
-
-
-def _child(request: dict, fds: list[int], conn: socket.socket, target: str) -> None:
-    code, dying_of = 1, None
-    try:
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, *FORWARDED):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python sets it up: KeyboardInterrupt
-        _become(request, fds)
-        _stop_with_client(conn)
-        module, function = target.split(":")
-        code = getattr(importlib.import_module(module), function)(sys.argv[1:])
-    except SystemExit as err:
-        code = _exit_code(err.code)
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        dying_of = signal.SIGINT  # as Python ends on an uncaught KeyboardInterrupt
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            atexit._run_exitfuncs()  # what a process's own end runs: logging's flush, MLflow's end of run
-        finally:
-            _flush()
-            if dying_of is not None:
-                signal.signal(dying_of, signal.SIG_DFL)
-                os.kill(os.getpid(), dying_of)
-            os._exit(code)
-
-
-def _become(request: dict, fds: list[int]) -> None:
-    """The job's streams, directory, environment and umask, and the state a new process would have."""
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.umask(request["umask"])
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED"))
-    sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding=sys.stdin.encoding)
-    sys.stdout = io.TextIOWrapper(
-        io.FileIO(1, "w", closefd=False),
-        encoding=sys.stdout.encoding,
-        line_buffering=os.isatty(1),
-        write_through=unbuffered,
-    )
-    sys.stderr = io.TextIOWrapper(
-        io.FileIO(2, "w", closefd=False),
-        encoding=sys.stderr.encoding,
-        errors="backslashreplace",
-        line_buffering=True,
-    )
-    sys.argv = list(request["argv"])
-    logging.root.handlers.clear()  # the server's; a `cycle` command sets up its own
-    logging.root.setLevel(logging.WARNING)
-    tempfile.tempdir = None  # TMPDIR is the job's
-    threads = os.environ.get("OMP_NUM_THREADS", "")
-    if threads.isdigit() and int(threads) > 0:  # torch and BLAS read it at their import, in the server
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(int(threads))
-        if "numpy" in sys.modules:
-            import threadpoolctl
-
-            threadpoolctl.threadpool_limits(int(threads))
-    if "numpy.random" in sys.modules:  # its global generator, seeded from the OS in a new process
-        sys.modules["numpy.random"].seed()
-
-
-def _stop_with_client(conn: socket.socket) -> None:
-    """SIGTERM this process when its client's end of the connection closes (the client died)."""
-
-    def watch() -> None:
-        try:
-            while conn.recv(1):
-                pass
-        except OSError:
-            pass
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="fork-server-client", daemon=True).start()
-
-
-def _exit_code(code: object) -> int:
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
-def _flush() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 # Starting and stopping it around a Snakemake run.
