@@ -12,6 +12,7 @@ import mlflow
 import pytest
 import torch
 
+from cycle_pkg.data.pretrain_input import augments_on_device
 from cycle_pkg.pretrain import loop
 from cycle_pkg.pretrain.monitor import FEATURES, PICTURES, load_features
 from cycle_pkg.pretrain.state import load_checkpoint
@@ -281,7 +282,7 @@ def test_augment_on_auto_is_the_device_path_on_cuda_only():
         choice: load_config(PARAMS, "test", [f"pretrain.augment_on={choice}"]) for choice in ("auto", "cpu", "device")
     }
     on = {
-        (choice, kind): loop.augments_on_device(config, torch.device(kind))
+        (choice, kind): augments_on_device(config, torch.device(kind))
         for choice, config in choose.items()
         for kind in ("cpu", "cuda")
     }

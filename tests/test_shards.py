@@ -10,11 +10,12 @@ import webdataset
 from PIL import Image
 
 from cycle_pkg.data import shards as shards_module
+from cycle_pkg.data.pretrain_input import pretrain_input
 from cycle_pkg.data.r2v2 import read_id_list, select_subset, subset_rank
 from cycle_pkg.data.shards import read_index, read_samples, shard_dir, write_shards
 from cycle_pkg.errors import ConfigError, DatasetError
 from cycle_pkg.pretrain import loop
-from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, pretrain
+from cycle_pkg.pretrain.loop import Runtime, build_loader, pretrain
 from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
@@ -167,7 +168,7 @@ def test_damaged_shards_are_named(sharded, tmp_path):
 
 
 def batches(config, start, total, rank=0, world=1):
-    dataset = build_dataset(config)
+    dataset = pretrain_input(config, torch.device("cpu")).dataset
     loader = build_loader(dataset, config, Runtime(rank, world, torch.device("cpu")), start, total)
     return dict(zip(range(start, total), loader, strict=True))
 

@@ -35,21 +35,17 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..data.augment import moco_v2
 from ..data.feed import DeviceFeed
-from ..data.jpeg import read_jpeg
-from ..data.layout import shard_dir, subset_videos
-from ..data.pairs import PairMaker, StepSampler, VideoPairs, read_rgb
-from ..data.r2v2 import load_videos
-from ..data.shards import read_index
-from ..data.stream import ShardPairs, decode_frame, encode_frame
+from ..data.pairs import StepSampler, VideoPairs
+from ..data.pretrain_input import images_format, pretrain_input
+from ..data.stream import ShardPairs
 from ..errors import ConfigError, NonFiniteLoss, Preempted
 from ..jobs import slurm
 from ..jobs.atomic import stale_temporaries, write_json_atomic, write_text_atomic
 from ..jobs.attempts import attempts_log
 from ..jobs.mlflow_job import MlflowRun
 from ..jobs.preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
-from ..model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
+from ..model import CycleContrast, uses_cycle, uses_intra
 from ..reproduction.grid import grid_tags
 from ..settings.config import Config, PretrainConfig
 from ..settings.identity import config_differences
@@ -73,7 +69,6 @@ NO_BUFFER_SYNC = (
     if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
     else {"broadcast_buffers": False}
 )
-CPU = torch.device("cpu")
 # Steps between the processes' agreeing on a preemption: each agreement is a collective the host waits
 # for, and a step of 32 images a GPU takes milliseconds; SLURM allows a stopping job ~30 s or more
 PREEMPTION_EVERY = 10
@@ -165,33 +160,6 @@ def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def augments_on_device(config: Config, device: torch.device) -> bool:
-    """Whether MoCo v2 runs on the training device (pretrain.augment_on; "auto": on CUDA)."""
-    choice = config.pretrain.augment_on
-    return device.type == "cuda" if choice == "auto" else choice == "device"
-
-
-def build_dataset(config: Config, device: torch.device = CPU) -> VideoPairs | ShardPairs:
-    """Loose JPEGs in the R2V2 layout, or shards (data.r2v2_format), of the split or of R2V2-S; its
-    items are augmented views, or JPEG bytes and parameters when MoCo v2 runs on ``device``."""
-    data = config.data
-    encoded = augments_on_device(config, device)
-    views = dict(
-        same_frame=uses_same_frame_positive(config.loss),
-        query_view=config.loss.query_view_in_neighbors,
-        seed=config.pretrain.seed,
-        encoded=encoded,
-    )
-    log.info("MoCo v2 %s", f"in batches on {device}" if encoded else "in the loader workers")
-    if data.r2v2_format == "shards":
-        index = read_index(shard_dir(data), data.r2v2_split, subset_videos(data))
-        reader = encode_frame if encoded else decode_frame
-        maker = PairMaker(moco_v2(config.pretrain.image_size), reader=reader, **views)
-        return ShardPairs(index, maker, data.shard_streams, data.shard_buffer, config.pretrain.seed)
-    videos = load_videos(data.r2v2_root, data.r2v2_split, subset_videos(data))
-    return VideoPairs(videos, moco_v2(config.pretrain.image_size), reader=read_jpeg if encoded else read_rgb, **views)
 
 
 def check_queues_fit_epoch(config: Config, keys_per_epoch: int) -> None:
@@ -288,15 +256,15 @@ def _pretrain(config: Config, run: str, run_dir: Path, runtime: Runtime, extra_t
     """Restore, build, start the MLflow run, train, summarise (in the manner of MoCo's main_worker)."""
     checkpoint_path = run_dir / CHECKPOINT
     state = restore(run_dir, config, runtime)
-    dataset = build_dataset(config, runtime.device)
-    steps_per_epoch, total_steps = plan_steps(config, len(dataset))
-    loader = build_loader(dataset, config, runtime, state["step"] if state else 0, total_steps)
+    data = pretrain_input(config, runtime.device)  # the dataset and its feed: the data path, chosen once
+    steps_per_epoch, total_steps = plan_steps(config, len(data.dataset))
+    loader = build_loader(data.dataset, config, runtime, state["step"] if state else 0, total_steps)
     training = build_training(config, run, runtime, steps_per_epoch, total_steps, state)
     attach_monitor(training, runtime, state)
     if runtime.is_main and not (run_dir / CONFIG).is_file():
         write_json_atomic(run_dir / CONFIG, config.to_dict())
     mlflow_run = start_mlflow_run(training, run_dir, runtime, extra_tags)
-    last_metrics = train_steps(training, loader, runtime, mlflow_run, checkpoint_path)
+    last_metrics = train_steps(training, data.feed, loader, runtime, mlflow_run, checkpoint_path)
     summary = summarize(training, runtime, run_dir, mlflow_run.run_id, last_metrics)
     if runtime.is_main:
         if training.monitor is not None:
@@ -391,18 +359,6 @@ class Training:
             "counters": self.counters,
             "monitor": None if self.monitor is None else self.monitor.state_dict(),
         }
-
-
-def images_format(config: Config, device: torch.device) -> torch.memory_format:
-    """channels_last on CUDA (pretrain.channels_last): the layout of the model's weights and images."""
-    return torch.channels_last if device.type == "cuda" and config.pretrain.channels_last else torch.contiguous_format
-
-
-def device_feed(loader: DataLoader, config: Config, runtime: Runtime) -> DeviceFeed:
-    """The views of each step (the query, its positive and Table 5's k_++) on the training device, in
-    the model's layout; prepared ahead on a stream of their own on CUDA."""
-    cuda = runtime.device.type == "cuda"
-    return DeviceFeed(loader, runtime.device, config.pretrain.image_size, images_format(config, runtime.device), cuda)
 
 
 def build_training(
@@ -562,7 +518,12 @@ def save(training: Training, checkpoint_path: Path, runtime: Runtime) -> None:
 
 
 def train_steps(
-    training: Training, loader: DataLoader, runtime: Runtime, mlflow_run: MlflowRun, checkpoint_path: Path
+    training: Training,
+    feed: DeviceFeed,
+    loader: DataLoader,
+    runtime: Runtime,
+    mlflow_run: MlflowRun,
+    checkpoint_path: Path,
 ) -> dict[str, float]:
     """The step loop, from the restored step to the last (in the manner of MoCo's train): the
     monitor's looks when due, a checkpoint every ``checkpoint_every`` steps, at the end and on
@@ -575,13 +536,13 @@ def train_steps(
     window = MetricsWindow(p.batch_size)
     cuda = runtime.device.type == "cuda"
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and p.amp)
-    feed = iter(device_feed(loader, training.config, runtime))
+    step_views = feed.views(loader)
     try:
         training.model.train()
         monitored = training.monitor is not None
         if monitored and training.step == 0:
             look(training, window, mlflow_run, progress)  # the initialisation: where the curve starts
-        for views, skipped in window.batches(feed):
+        for views, skipped in window.batches(step_views):
             lr = learning_rate(training.config, training.step, training.steps_per_epoch, training.total_steps)
             window.add(train_step(training, views, lr, autocast))
             training.counters["skipped_frames"] += skipped
@@ -604,7 +565,7 @@ def train_steps(
         mlflow_run.end("KILLED" if isinstance(err, (Preempted, KeyboardInterrupt)) else "FAILED")
         raise
     finally:
-        feed.close()  # ends the feed's thread
+        step_views.close()  # ends the feed's thread
         progress.close()
         preemption.restore()
     if training.step < training.total_steps:
