@@ -54,7 +54,8 @@ def main() -> None:
 
     from cycle_pkg.data.feed import DeviceFeed
     from cycle_pkg.data.pretrain_input import pretrain_input
-    from cycle_pkg.pretrain.loop import Runtime, build_loader
+    from cycle_pkg.pretrain.loader import build_loader
+    from cycle_pkg.pretrain.runtime import Runtime
 
     device = torch.device(args.device)
     overrides = ["mlflow.enabled=false", "pretrain.augment_on=device", *args.overrides]

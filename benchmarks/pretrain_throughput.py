@@ -163,7 +163,8 @@ def pipeline_throughput(config: Config, device: torch.device, steps: int, augmen
     the time the step waited for its batch (data_wait_fraction)."""
     from cycle_pkg.data.pretrain_input import pretrain_input
     from cycle_pkg.data.shards import shard_r2v2
-    from cycle_pkg.pretrain.loop import Runtime, build_loader
+    from cycle_pkg.pretrain.loader import build_loader
+    from cycle_pkg.pretrain.runtime import Runtime
 
     config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, augment_on=augment_on))
     r2v2_world(config.world)
