@@ -52,7 +52,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from cycle_pkg.data.feed import DeviceFeed
-    from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, device_feed, images_format
+    from cycle_pkg.data.pretrain_input import pretrain_input
+    from cycle_pkg.pretrain.loader import build_loader
+    from cycle_pkg.pretrain.runtime import Runtime
 
     device = torch.device(args.device)
     overrides = ["mlflow.enabled=false", "pretrain.augment_on=device", *args.overrides]
@@ -62,12 +64,15 @@ def main() -> None:
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, r2v2_format="jpeg"))
     r2v2_world(config.world)
     runtime = Runtime(0, 1, device)
-    loader = build_loader(build_dataset(config, device), config, runtime, 0, args.batches)
+    data = pretrain_input(config, device)
+    loader = build_loader(data.dataset, config, runtime, 0, args.batches)
     # the reference: one batch at a time, nothing else queued
-    quiet_feed = DeviceFeed(loader, device, config.pretrain.image_size, images_format(config, device), prefetch=False)
-    quiet = [fingerprint(views) for views, _ in quiet_feed]
+    quiet_feed = DeviceFeed(
+        device, config.pretrain.image_size, encoded=data.feed.encoded, memory_format=data.feed.memory_format
+    )
+    quiet = [fingerprint(views) for views, _ in quiet_feed.views(loader)]
     started, mismatched, nans, skipped, worst = time.perf_counter(), [], 0, 0, 0.0
-    for step, (views, lost) in enumerate(device_feed(loader, config, runtime)):
+    for step, (views, lost) in enumerate(data.feed.views(loader)):
         busy(device, args.matrix)
         skipped += lost
         for name, (pixels, total, nan) in fingerprint(views).items():

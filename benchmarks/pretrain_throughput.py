@@ -151,8 +151,10 @@ def pipeline_throughput(config: Config, device: torch.device, steps: int, augmen
     `cycle pretrain` (shards or loose JPEGs, as data.r2v2_format says; augmentation in the loader
     workers or on ``device``, as ``augment_on`` says); the CPU cores it keeps busy, and the share of
     the time the step waited for its batch (data_wait_fraction)."""
+    from cycle_pkg.data.pretrain_input import pretrain_input
     from cycle_pkg.data.shards import shard_r2v2
-    from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, device_feed
+    from cycle_pkg.pretrain.loader import build_loader
+    from cycle_pkg.pretrain.runtime import Runtime
 
     config = dataclasses.replace(config, pretrain=dataclasses.replace(config.pretrain, augment_on=augment_on))
     r2v2_world(config.world)
@@ -162,8 +164,9 @@ def pipeline_throughput(config: Config, device: torch.device, steps: int, augmen
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     runtime = Runtime(0, 1, device)
-    loader = build_loader(build_dataset(config, device), config, runtime, 0, steps + 5)
-    feed = device_feed(loader, config, runtime)
+    data = pretrain_input(config, device)
+    loader = build_loader(data.dataset, config, runtime, 0, steps + 5)
+    feed = data.feed.views(loader)
     model, optimizer = build(config, config.loss.components, device)
     waited, batches = 0.0, iter(feed)
     for index in range(steps + 5):

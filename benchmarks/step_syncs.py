@@ -80,7 +80,9 @@ class OpCount(TorchDispatchMode):
 def measure(scale: str, steps: int) -> dict:
     """In a child: a training step of ``cycle_pkg`` on importable here, counted once, then timed."""
     import cycle_pkg
-    from cycle_pkg.pretrain.loop import Runtime, build_training, train_step
+    from cycle_pkg.pretrain.runtime import Runtime
+    from cycle_pkg.pretrain.steps import train_step
+    from cycle_pkg.pretrain.training import build_training
     from cycle_pkg.settings.config import load_config
 
     device = torch.device("cpu")

@@ -28,7 +28,7 @@ from cycle_pkg.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from cycle_pkg.data.r2v2 import frame_relpath, read_videos
 from cycle_pkg.data.synthetic import generate_world
 from cycle_pkg.eval.features import read_image
-from cycle_pkg.pretrain.loop import cosine_lr
+from cycle_pkg.pretrain.schedule import cosine_lr
 from cycle_pkg.settings.config import Config, load_config
 
 LABELS = "latent_classes_train.csv"

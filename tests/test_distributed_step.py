@@ -14,8 +14,10 @@ from torch import nn
 
 from cycle_pkg.jobs.preemption import REQUEUE, PreemptionFlag
 from cycle_pkg.model import gather_from_all
-from cycle_pkg.pretrain import loop
-from cycle_pkg.pretrain.loop import Runtime, build_training, train_step
+from cycle_pkg.pretrain import runtime
+from cycle_pkg.pretrain.runtime import Runtime
+from cycle_pkg.pretrain.steps import train_step
+from cycle_pkg.pretrain.training import build_training
 from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
@@ -88,13 +90,13 @@ def test_several_processes_agree_on_a_preemption_every_few_steps(monkeypatch):
     flag = PreemptionFlag(signals=())
     flag.requested = REQUEUE
     agreed = []
-    monkeypatch.setattr(loop.dist, "all_reduce", lambda tensor, op: agreed.append(float(tensor)))
+    monkeypatch.setattr(runtime.dist, "all_reduce", lambda tensor, op: agreed.append(float(tensor)))
     answers = [
-        loop.preemption_agreed(flag, Runtime(1, 2, CPU), step) for step in range(1, 2 * loop.PREEMPTION_EVERY + 1)
+        runtime.preemption_agreed(flag, Runtime(1, 2, CPU), step) for step in range(1, 2 * runtime.PREEMPTION_EVERY + 1)
     ]
     assert agreed == [REQUEUE, REQUEUE]
     assert [step for step, answer in enumerate(answers, 1) if answer] == [
-        loop.PREEMPTION_EVERY,
-        2 * loop.PREEMPTION_EVERY,
+        runtime.PREEMPTION_EVERY,
+        2 * runtime.PREEMPTION_EVERY,
     ]
-    assert loop.preemption_agreed(flag, Runtime(0, 1, CPU), 3) == REQUEUE  # alone: at once, for nothing
+    assert runtime.preemption_agreed(flag, Runtime(0, 1, CPU), 3) == REQUEUE  # alone: at once, for nothing

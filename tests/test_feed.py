@@ -30,8 +30,9 @@ def stream(index, encoded, start, total, workers=0, **views):
     return DataLoader(pairs, batch_size=None, num_workers=workers)
 
 
-def steps(loader, start, prefetch=False):
-    return {start + k: views for k, (views, _) in enumerate(DeviceFeed(loader, CPU, 32, prefetch=prefetch))}
+def steps(loader, start, prefetch=False, encoded=True):
+    feed = DeviceFeed(CPU, 32, encoded=encoded, prefetch=prefetch)
+    return {start + k: views for k, (views, _) in enumerate(feed.views(loader))}
 
 
 def test_resumed_device_path_repeats_the_uninterrupted_steps(index):
@@ -44,7 +45,7 @@ def test_resumed_device_path_repeats_the_uninterrupted_steps(index):
 
 
 def test_device_and_cpu_paths_draw_the_same_views(index):
-    cpu = steps(stream(index, False, 0, 3), 0)
+    cpu = steps(stream(index, False, 0, 3), 0, encoded=False)
     device = steps(stream(index, True, 0, 3), 0)
     for step in range(3):
         assert device[step]["query"].shape == (BATCH, 3, 32, 32)
@@ -60,7 +61,7 @@ def test_feed_prefetch_gives_the_same_views_and_stops_cleanly(index):
     for step in plain:
         assert set(ahead[step]) == {"query", "positive", "query_view"}
         assert all(torch.equal(plain[step][k], ahead[step][k]) for k in plain[step])
-    for _ in DeviceFeed(loader, CPU, 32, prefetch=True):
+    for _ in DeviceFeed(CPU, 32, encoded=True, prefetch=True).views(loader):
         break  # the feed's thread ends with the loop
 
 
@@ -70,7 +71,7 @@ def test_feed_raises_the_loaders_error():
         raise RuntimeError("shard went away")
 
     with pytest.raises(RuntimeError, match="shard went away"):
-        list(DeviceFeed(broken(), CPU, 32, prefetch=True))
+        list(DeviceFeed(CPU, 32, encoded=True, prefetch=True).views(broken()))
 
 
 def test_the_feed_stops_once_too_many_frames_of_its_window_do_not_decode(monkeypatch):
@@ -80,7 +81,7 @@ def test_the_feed_stops_once_too_many_frames_of_its_window_do_not_decode(monkeyp
 
     monkeypatch.setattr(feed_module, "decode_and_augment", lambda batch, device, size: ({}, 10))
     batch = {"jpeg": torch.zeros(1), "frame_names": [f"{k}.jpg" for k in range(100)], "skipped": torch.zeros(1)}
-    feed = DeviceFeed([batch] * 30, CPU, 32)
     with pytest.raises(DatasetError, match="frames do not decode"):
-        list(feed)  # 10% of the frames, above the 5% allowed
-    assert [skipped for _, skipped in DeviceFeed([batch], CPU, 32)] == [10]  # one batch: within the window
+        list(DeviceFeed(CPU, 32, encoded=True).views([batch] * 30))  # 10% of the frames, above the 5% allowed
+    one = DeviceFeed(CPU, 32, encoded=True).views([batch])
+    assert [skipped for _, skipped in one] == [10]  # one batch: within the window

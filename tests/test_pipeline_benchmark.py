@@ -5,7 +5,7 @@ import torch
 
 from benchmarks import pretrain_throughput as bench
 from cycle_pkg.data import synthetic
-from cycle_pkg.pretrain.loop import Runtime, device_feed
+from cycle_pkg.data.pretrain_input import device_feed
 from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
@@ -34,7 +34,7 @@ def test_an_existing_world_is_reused(world, tmp_path, monkeypatch):
 def test_the_training_loops_feed_puts_views_in_the_models_layout_on_cuda():
     """What the pipeline benchmark measures with: channels_last and prefetching on CUDA (built, not run)."""
     config = load_config(PARAMS, "paper")
-    feed = device_feed([], config, Runtime(0, 1, torch.device("cuda")))
+    feed = device_feed(config, torch.device("cuda"), encoded=True)
     assert feed.memory_format == torch.channels_last and feed.prefetch and feed.image_size == 224
-    on_cpu = device_feed([], config, Runtime(0, 1, torch.device("cpu")))
+    on_cpu = device_feed(config, torch.device("cpu"), encoded=False)
     assert on_cpu.memory_format == torch.contiguous_format and not on_cpu.prefetch

@@ -12,8 +12,9 @@ import mlflow
 import pytest
 import torch
 
+from cycle_pkg.data.pretrain_input import augments_on_device
 from cycle_pkg.jobs.mlflow_job import DataInput, listing_digest
-from cycle_pkg.pretrain import loop
+from cycle_pkg.pretrain import loop, mlflow_log, schedule
 from cycle_pkg.pretrain.monitor import FEATURES, PICTURES, load_features
 from cycle_pkg.pretrain.state import load_checkpoint
 from cycle_pkg.settings.config import load_config
@@ -38,11 +39,11 @@ def test_cosine_lr_is_set_once_an_epoch_as_the_authors_or_every_step():
     10099 of 20000 at 0.03 (1 + cos(pi 10099 / 20000)) = 0.03 (1 - 0.01555026)."""
     paper = load_config(PARAMS, "paper")
     assert paper.pretrain.lr_schedule == "epoch"
-    per_epoch = [loop.learning_rate(paper, step, 100, 20_000) for step in (9_999, 10_000, 10_099)]
+    per_epoch = [schedule.learning_rate(paper, step, 100, 20_000) for step in (9_999, 10_000, 10_099)]
     assert per_epoch == pytest.approx([0.03 * 1.0157073, 0.03, 0.03], abs=1e-9)
     every_step = load_config(PARAMS, "paper", ["pretrain.lr_schedule=step"])
-    assert loop.learning_rate(every_step, 10_000, 100, 20_000) == pytest.approx(0.03, abs=1e-12)
-    assert loop.learning_rate(every_step, 10_099, 100, 20_000) == pytest.approx(0.03 * (1 - 0.01555026), abs=1e-9)
+    assert schedule.learning_rate(every_step, 10_000, 100, 20_000) == pytest.approx(0.03, abs=1e-12)
+    assert schedule.learning_rate(every_step, 10_099, 100, 20_000) == pytest.approx(0.03 * (1 - 0.01555026), abs=1e-9)
 
 
 def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlflow_uri):
@@ -99,9 +100,9 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
 def test_pretraining_names_the_r2v2_it_reads_as_its_mlflow_dataset():
     shards = load_config(PARAMS, "test", ["data.r2v2_format=shards", "data.r2v2_shards=/data/shards"])
     expected = DataInput("r2v2/train-s96 shards", "/data/shards/train-s96", "training", manifest="index.json")
-    assert loop.pretrain_inputs(shards) == [expected]  # digested by the index, which has every shard's sha256
+    assert mlflow_log.pretrain_inputs(shards) == [expected]  # digested by the index, which has every shard's sha256
     jpeg = load_config(PARAMS, "test", ["data.r2v2_subset=false", "data.r2v2_root=/data/r2v2"])
-    assert loop.pretrain_inputs(jpeg) == [DataInput("r2v2/train", "/data/r2v2", "training")]
+    assert mlflow_log.pretrain_inputs(jpeg) == [DataInput("r2v2/train", "/data/r2v2", "training")]
 
 
 def test_killed_run_resumes_to_identical_weights(world, tmp_path):
@@ -276,17 +277,17 @@ def test_device_data_path_resumes_to_the_same_weights(world, tmp_path, monkeypat
     config = load_config(PARAMS, "test", [*sets, "pretrain.max_steps=4", "pretrain.checkpoint_every=2"])
     whole = loop.pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 4 and whole["skipped_frames"] == 0 and whole["final_metrics"]["loss"] > 0
-    original = loop.cosine_lr
+    original = schedule.cosine_lr
 
     def crash_at_step_3(base, step, total):
         if step == 3:
             raise RuntimeError("simulated crash")
         return original(base, step, total)
 
-    monkeypatch.setattr(loop, "cosine_lr", crash_at_step_3)
+    monkeypatch.setattr(schedule, "cosine_lr", crash_at_step_3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         loop.pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 2
-    monkeypatch.setattr(loop, "cosine_lr", original)
+    monkeypatch.setattr(schedule, "cosine_lr", original)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 2
     loop.pretrain(config, "resumed", tmp_path / "resumed")
     assert_same_weights(weights(tmp_path / "resumed"), weights(tmp_path / "whole"))
@@ -297,7 +298,7 @@ def test_augment_on_auto_is_the_device_path_on_cuda_only():
         choice: load_config(PARAMS, "test", [f"pretrain.augment_on={choice}"]) for choice in ("auto", "cpu", "device")
     }
     on = {
-        (choice, kind): loop.augments_on_device(config, torch.device(kind))
+        (choice, kind): augments_on_device(config, torch.device(kind))
         for choice, config in choose.items()
         for kind in ("cpu", "cuda")
     }

@@ -10,11 +10,14 @@ import webdataset
 from PIL import Image
 
 from cycle_pkg.data import shards as shards_module
+from cycle_pkg.data.pretrain_input import pretrain_input
 from cycle_pkg.data.r2v2 import read_id_list, select_subset, subset_rank
 from cycle_pkg.data.shards import read_index, read_samples, shard_dir, write_shards
 from cycle_pkg.errors import ConfigError, DatasetError
-from cycle_pkg.pretrain import loop
-from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, pretrain
+from cycle_pkg.pretrain import schedule
+from cycle_pkg.pretrain.loader import build_loader
+from cycle_pkg.pretrain.loop import pretrain
+from cycle_pkg.pretrain.runtime import Runtime
 from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS
@@ -167,7 +170,7 @@ def test_damaged_shards_are_named(sharded, tmp_path):
 
 
 def batches(config, start, total, rank=0, world=1):
-    dataset = build_dataset(config)
+    dataset = pretrain_input(config, torch.device("cpu")).dataset
     loader = build_loader(dataset, config, Runtime(rank, world, torch.device("cpu")), start, total)
     return dict(zip(range(start, total), loader, strict=True))
 
@@ -250,17 +253,17 @@ def test_pretraining_on_shards_resumes_to_the_same_weights(
     whole = pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 6 and whole["skipped_frames"] == 0
 
-    original = loop.cosine_lr
+    original = schedule.cosine_lr
 
     def crash_at_step_5(base, step, total):
         if step == 5:
             raise RuntimeError("simulated crash")
         return original(base, step, total)
 
-    monkeypatch.setattr(loop, "cosine_lr", crash_at_step_5)
+    monkeypatch.setattr(schedule, "cosine_lr", crash_at_step_5)
     with pytest.raises(RuntimeError, match="simulated crash"):
         pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 4
-    monkeypatch.setattr(loop, "cosine_lr", original)
+    monkeypatch.setattr(schedule, "cosine_lr", original)
     resumed = pretrain(config, "resumed", tmp_path / "resumed")
     assert resumed["steps"] == 6
     weights = [

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 
 from cycle_pkg.jobs import slurm
-from cycle_pkg.pretrain.loop import PREEMPTION_EVERY
+from cycle_pkg.pretrain.runtime import PREEMPTION_EVERY
 from cycle_pkg.pretrain.state import load_checkpoint
 
 from .conftest import pretrain_args, run_cycle

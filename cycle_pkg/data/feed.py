@@ -1,11 +1,13 @@
 """The loader's batches as the training step takes them: views on the training device.
 
-A batch of the CPU-worker path holds augmented views, which are copied over. A batch of the device
-path (``pairs.collate_encoded``) holds JPEG bytes and parameters, which are decoded and augmented
-on the device here (``batch_augment.decode_and_augment``). With ``prefetch`` a thread prepares the next
-batches while the training step runs (on CUDA, on a stream of its own: the step's stream waits for
-each batch's event, not the host), so that neither reading the loader nor the host's share of
-decoding holds the step up. The views, and their order, are the same either way.
+A feed serves one data path, which ``pretrain_input`` chose together with the dataset (``encoded``),
+never guessed from a batch. A batch of the CPU-worker path holds augmented views, which are copied
+over. A batch of the device path (``pairs.collate_encoded``) holds JPEG bytes and parameters, which
+are decoded and augmented on the device here (``batch_augment.decode_and_augment``). With
+``prefetch`` a thread prepares the next batches while the training step runs (on CUDA, on a stream of
+its own: the step's stream waits for each batch's event, not the host), so that neither reading the
+loader nor the host's share of decoding holds the step up. The views, and their order, are the same
+either way.
 """
 
 from __future__ import annotations
@@ -28,23 +30,26 @@ END = object()
 
 
 class DeviceFeed:
-    """Iterate ``(views, skipped)``: the batch's views on ``device`` and the frames it skipped."""
+    """Iterate a loader's batches as ``(views, skipped)``: the batch's views on ``device`` and the frames
+    it skipped. ``encoded``: the batches hold JPEG bytes and parameters (the device path), decoded and
+    augmented here; otherwise augmented views, copied over."""
 
     def __init__(
         self,
-        loader: Iterable[dict[str, Any]],
         device: torch.device,
         image_size: int,
+        *,
+        encoded: bool,
         memory_format: torch.memory_format = torch.contiguous_format,
         prefetch: bool = False,
     ):
-        self.loader, self.device, self.image_size = loader, device, image_size
+        self.device, self.image_size, self.encoded = device, image_size, encoded
         self.memory_format, self.prefetch = memory_format, prefetch
         self.unreadable = UnreadableWindow()
 
     def prepare(self, batch: dict[str, Any]) -> tuple[dict[str, Tensor], int]:
         skipped = int(batch["skipped"].sum())
-        if "jpeg" in batch:
+        if self.encoded:
             views, unreadable = decode_and_augment(batch, self.device, self.image_size)
             self.unreadable.add(len(batch["frame_names"]), unreadable)
             skipped += unreadable
@@ -52,14 +57,15 @@ class DeviceFeed:
             views = {name: batch[name].to(self.device, non_blocking=True) for name in VIEWS if name in batch}
         return {name: view.contiguous(memory_format=self.memory_format) for name, view in views.items()}, skipped
 
-    def __iter__(self) -> Iterator[tuple[dict[str, Tensor], int]]:
+    def views(self, loader: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Tensor], int]]:
+        """Each of ``loader``'s batches prepared, in order."""
         if not self.prefetch:
-            for batch in self.loader:
+            for batch in loader:
                 yield self.prepare(batch)
             return
-        yield from self._prefetched()
+        yield from self._prefetched(loader)
 
-    def _prefetched(self) -> Iterator[tuple[dict[str, Tensor], int]]:
+    def _prefetched(self, loader: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Tensor], int]]:
         cuda = self.device.type == "cuda"
         ready: queue.Queue = queue.Queue(maxsize=PREFETCH)
         stop = threading.Event()
@@ -76,7 +82,7 @@ class DeviceFeed:
                     torch.cuda.set_device(self.device)  # a thread starts on device 0, not on this rank's
                 stream = torch.cuda.Stream(self.device) if cuda else None
                 with torch.cuda.stream(stream) if cuda else contextlib.nullcontext():
-                    for batch in self.loader:
+                    for batch in loader:
                         views, skipped = self.prepare(batch)
                         event = torch.cuda.Event() if cuda else None
                         if event is not None:

@@ -2,7 +2,7 @@
 profile's ``--signal=USR1@300``), SIGTERM (scancel, preemption, torchrun's shutdown) and, for a job
 run by hand, SIGINT (Ctrl-C). The job acts on them between steps; its loader processes ignore them
 until it has saved and shuts them down. A job may also ask to stop once a deadline passes (a SLURM
-job's time limit near: :func:`cycle_pkg.pretrain.loop.time_limit_deadline`)."""
+job's time limit near: :func:`cycle_pkg.pretrain.runtime.time_limit_deadline`)."""
 
 from __future__ import annotations
 
