@@ -27,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cycle_pkg.jobs import layout
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -49,7 +51,7 @@ def run_job(scale: str, sets: list[str], results: Path) -> dict[str, float]:
     stderr = process.stderr.read() if process.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
-    summary = json.loads((results / "pretrain" / "bench" / "summary.json").read_text())
+    summary = json.loads(layout.summary_path(results, "bench").read_text())
     monitor = summary["monitor"] or {}
     pictures = [line for line in (results / "bench.log").read_text().splitlines() if "monitor pictures drawn" in line]
     return {

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from supervised_reference import train_for
 
+from cycle_pkg.jobs import layout
 from cycle_pkg.settings.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +63,8 @@ def main() -> None:
         ]
         common = ["--params", args.params, "--scale", args.scale, *(a for s in sets for a in ("--set", s))]
         cycle("pretrain", *common, "--run", "probe")
-        checkpoint = Path(scratch) / "pretrain" / "probe" / "backbone.pt"
-        summary = json.loads((checkpoint.parent / "summary.json").read_text())
+        checkpoint = layout.backbone_path(scratch, "probe")
+        summary = json.loads(layout.summary_path(scratch, "probe").read_text())
         backbones = {"pretrained": [str(checkpoint)], "random": ["random"]}  # random: model.backbone
         supervised = {}
         if args.supervised_epochs:

@@ -25,6 +25,8 @@ from pathlib import Path
 from pretrained_vs_random import HEADLINES, ROOT, TASKS, cycle
 from scipy import stats
 
+from cycle_pkg.jobs import layout
+
 SETTINGS = ("intra_image", "intra_video", "intra_video+cycle")  # Table 4's rows, in the paper's order
 
 
@@ -66,8 +68,8 @@ def main() -> None:
                 common = ["--params", args.params, "--scale", args.scale, *(a for s in sets for a in ("--set", s))]
                 run = f"{setting.replace('+', '-')}-seed{seed}"
                 cycle("pretrain", *common, "--run", run)
-                checkpoint = Path(scratch) / "pretrain" / run / "backbone.pt"
-                summary = json.loads((checkpoint.parent / "summary.json").read_text())
+                checkpoint = layout.backbone_path(scratch, run)
+                summary = json.loads(layout.summary_path(scratch, run).read_text())
                 metrics = {"loss": summary["final_metrics"].get("loss"), "train_seconds": summary["train_seconds"]}
                 for task in TASKS:
                     output = Path(scratch) / f"{run}-{task}.json"

@@ -46,6 +46,7 @@ from ..data.ucf101 import read_split, read_video
 from ..errors import ConfigError, Preempted
 from ..jobs.atomic import write_bytes_atomic
 from ..jobs.attempts import attempts_log
+from ..jobs.layout import job_folder
 from ..jobs.mlflow_job import MlflowRun
 from ..jobs.preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from ..settings.config import Config, FinetuneEvalConfig
@@ -66,7 +67,7 @@ from .action import (
 from .checkpoints import Backbone
 from .divergence import LossHistory, divergence_flags
 from .features import eval_device, files_digest, weights_digest
-from .registry import Evaluate, job_folder
+from .registry import Evaluate
 from .video import Video, VideoClips, VideoReader
 
 log = logging.getLogger(__name__)

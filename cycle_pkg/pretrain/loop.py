@@ -47,6 +47,8 @@ from ..errors import ConfigError, NonFiniteLoss, Preempted
 from ..jobs import slurm
 from ..jobs.atomic import stale_temporaries, write_json_atomic, write_text_atomic
 from ..jobs.attempts import attempts_log
+from ..jobs.layout import MLFLOW_RUN_ID as RUN_ID
+from ..jobs.layout import SUMMARY
 from ..jobs.mlflow_job import MlflowRun
 from ..jobs.preemption import REQUEUE, WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from ..model import CycleContrast, uses_cycle, uses_intra, uses_same_frame_positive
@@ -77,7 +79,6 @@ CPU = torch.device("cpu")
 # Steps between the processes' agreeing on a preemption: each agreement is a collective the host waits
 # for, and a step of 32 images a GPU takes milliseconds; SLURM allows a stopping job ~30 s or more
 PREEMPTION_EVERY = 10
-SUMMARY = "summary.json"
 # What a run counts over its sessions (kept in checkpoints): frames it skipped, seconds of training
 # steps (the monitor's looks excluded) and, within those, seconds its steps waited for the loader;
 # the SLURM requeues of its job.
@@ -85,7 +86,6 @@ MONITOR_BUDGET = 0.05  # of the training time, which the monitor's looks should 
 COUNTERS = {"skipped_frames": 0, "train_seconds": 0.0, "data_wait_seconds": 0.0, "requeues": 0}
 CONFIG = "config.json"  # the settings of a run, written when it starts
 T = TypeVar("T")
-RUN_ID = "mlflow_run_id"
 RUN_FILES = (CHECKPOINT, BACKBONE, SUMMARY, CONFIG, RUN_ID)  # what a run writes (atomically) into its folder
 
 

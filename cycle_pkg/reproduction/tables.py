@@ -26,6 +26,7 @@ from ..errors import DatasetError
 from ..eval.divergence import diverged
 from ..eval.registry import EVALUATIONS
 from ..jobs.atomic import write_text_atomic
+from ..jobs.layout import metrics_path, summary_path
 from ..jobs.plots import pyplot, save_png
 from ..pretrain.monitor_figures import no_curves_figure, table_knn_figure
 from ..settings.config import Config
@@ -39,10 +40,6 @@ CHANCE_LEVEL = 0.05
 # Frames tracked per sequence (after the first, whose box is given) below which OTB's precision and success
 # measure the initialisation more than the tracker: a few frames leave no room to drift (95-100% for any model)
 MIN_TRACKED_FRAMES = 10
-
-
-def metrics_path(results: str | Path, evaluation: str, model: str) -> Path:
-    return Path(results) / "eval" / evaluation / f"{model}.json"
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -370,7 +367,7 @@ def knn_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Pa
 
 
 def run_summary(results: str | Path, run: str) -> dict[str, Any]:
-    path = Path(results) / "pretrain" / run / "summary.json"
+    path = summary_path(results, run)
     if not path.is_file():
         raise DatasetError(f"{path}: pretraining summary missing; run `cycle pretrain --run {run}` (snakemake does)")
     return json.loads(path.read_text())
