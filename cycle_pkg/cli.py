@@ -91,9 +91,10 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
+    from .reproduction.figures import ablation_figure, knn_figure
     from .reproduction.grid import Grid
     from .reproduction.paper import paper_tables
-    from .reproduction.tables import ablation_figure, knn_figure, write_table
+    from .reproduction.tables import write_table
 
     setup_logging(args.log)
     config = _config(args)
