@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from benchmarks.record import ROOT, arguments, write_result
+from cycle_pkg.jobs import layout
 
 
 def variant(text: str) -> tuple[str, list[str]]:
@@ -49,7 +50,7 @@ def run_job(scale: str, sets: list[str], results: Path) -> dict[str, float]:
     stderr = process.stderr.read() if process.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{stderr[-3000:]}")
-    summary = json.loads((results / "pretrain" / "bench" / "summary.json").read_text())
+    summary = json.loads(layout.summary_path(results, "bench").read_text())
     monitor = summary["monitor"] or {}
     pictures = [line for line in (results / "bench.log").read_text().splitlines() if "monitor pictures drawn" in line]
     return {

@@ -135,11 +135,12 @@ def at_frame_size(config: Config, height: int, width: int) -> Config:
 
 def r2v2_world(world) -> None:
     """The world's R2V2 videos (all that the pipeline reads), written unless they exist with these settings."""
+    from cycle_pkg.data.layout import WORLD_STAMP
     from cycle_pkg.data.synthetic import GENERATOR_VERSION, write_part
 
     root = Path(world.root)
     settings = json.dumps({"generator": GENERATOR_VERSION, **dataclasses.asdict(world)}, sort_keys=True)
-    if any((root / name).is_file() and (root / name).read_text() == settings for name in ("world.json", "r2v2.json")):
+    if any((root / name).is_file() and (root / name).read_text() == settings for name in (WORLD_STAMP, "r2v2.json")):
         return
     root.mkdir(parents=True, exist_ok=True)
     write_part("r2v2", world)

@@ -31,6 +31,7 @@ from typing import Any
 
 from benchmarks.record import ROOT, arguments, write_result
 from benchmarks.supervised_reference import train_for
+from cycle_pkg.jobs import layout
 from cycle_pkg.settings.config import load_config
 
 TASKS = ("linear", "retrieval")
@@ -80,8 +81,7 @@ def options(args: argparse.Namespace, sets: list[str]) -> list[str]:
 def pretrain(common: list[str], scratch: str, run: str) -> tuple[Path, dict[str, Any]]:
     """`cycle pretrain` of ``run``: its backbone's file and its summary."""
     cycle("pretrain", *common, "--run", run)
-    checkpoint = Path(scratch) / "pretrain" / run / "backbone.pt"
-    return checkpoint, json.loads((checkpoint.parent / "summary.json").read_text())
+    return layout.backbone_path(scratch, run), json.loads(layout.summary_path(scratch, run).read_text())
 
 
 def evaluate(common: list[str], scratch: str, name: str, checkpoint: list[str]) -> dict[str, float]:

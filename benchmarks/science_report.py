@@ -18,10 +18,11 @@ from typing import Any
 from benchmarks.record import arguments, write_result
 from cycle_pkg.jobs.plots import pyplot, save_png
 from cycle_pkg.pretrain.monitor import MECHANISM
+from cycle_pkg.reproduction.figures import run_summary
 from cycle_pkg.reproduction.grid import Grid
 from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.reproduction.stats import t_interval
-from cycle_pkg.reproduction.tables import run_summary, table_frame
+from cycle_pkg.reproduction.tables import table_frame
 from cycle_pkg.settings.config import load_config
 
 TABLE, METRIC = "table4", "top1"

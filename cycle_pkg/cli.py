@@ -18,7 +18,7 @@ import yaml
 from .data import commands as data_commands
 from .errors import CheckpointError, ConfigError, DatasetError, MlflowUnavailable, Preempted, RunLocked
 from .eval import registry
-from .jobs import attempts, forkserver, lock
+from .jobs import attempts, forkserver, layout, lock
 from .reproduction.grid import run_name
 from .settings.checks import check_run_name
 from .settings.config import Config, load_config
@@ -91,9 +91,10 @@ def cmd_config(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
+    from .reproduction.figures import ablation_figure, knn_figure
     from .reproduction.grid import Grid
     from .reproduction.paper import paper_tables
-    from .reproduction.tables import ablation_figure, knn_figure, write_table
+    from .reproduction.tables import write_table
 
     setup_logging(args.log)
     config = _config(args)
@@ -106,7 +107,7 @@ def cmd_table(args: argparse.Namespace) -> None:
             raise ConfigError(f"{args.table} is not an ablation table: it has no figure")
         ablation_figure(table, grid, config, args.figure)
     else:
-        write_table(table, grid, config, args.out_dir or Path(config.results) / "tables")
+        write_table(table, grid, config, args.out_dir or layout.tables_dir(config.results))
         if args.knn_figure:
             knn_figure(table, grid, config, args.knn_figure)
 
@@ -141,8 +142,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     config = _config(args)
     reference = load_config(args.params, args.scale) if Path(args.params).is_file() else Config()
     run = given or check_run_name(run_name(config, reference), "the derived run name")
-    run_dir = Path(args.run_dir or Path(config.results) / "pretrain" / run)
-    setup_logging(args.log or f"logs/pretrain/{run}.log")
+    run_dir = Path(args.run_dir or layout.run_dir(config.results, run))
+    setup_logging(args.log or str(layout.pretrain_log(run)))
     if any(parse_override(text)[0] == ["data", "r2v2_shards"] for text in args.overrides):
         data_commands.warn_unread_shards(config)
     tags = dict(_key_value(t) for t in args.tags)
@@ -168,10 +169,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     check_backbone_override(args.overrides, backbone)
     run = given or check_run_name(runner.default_run_name(backbone), f"{args.checkpoint}: the run name taken from it")
     evaluation = registry.evaluation_of(args.task, config)
-    setup_logging(args.log or f"logs/eval/{evaluation.name}/{run}.log")
-    output = Path(args.output or Path(config.results) / "eval" / evaluation.name / f"{run}.json")
+    setup_logging(args.log or str(layout.eval_log(evaluation.name, run)))
+    output = Path(args.output or layout.metrics_path(config.results, evaluation.name, run))
     tags = dict(_key_value(t) for t in args.tags)
-    with lock.hold(registry.job_folder(output)):  # a fine-tuning's state is in it
+    with lock.hold(layout.job_folder(output)):  # a fine-tuning's state is in it
         evaluate = evaluation.job(config, output)
         runner.run_evaluation(evaluation, config, backbone, run, output, evaluate, extra_tags=tags)
 
@@ -194,7 +195,7 @@ def cmd_data(args: argparse.Namespace) -> None:
     (the workflow's data rules declare these reports as their outputs)."""
     from .jobs.atomic import write_json_atomic
 
-    setup_logging(args.log or f"logs/data/{args.dataset}.log")
+    setup_logging(args.log or str(layout.data_log(args.dataset)))
     options = list(inspect.signature(args.prepare).parameters)[1:]
     summary = args.prepare(_config(args), **{name: getattr(args, name) for name in options})
     if summary is not None:
@@ -212,7 +213,7 @@ def _add_data_commands(commands: argparse._SubParsersAction) -> None:
         added to the parser it returns are the function's parameters after the config, by name."""
         parser = datasets.add_parser(name, help=help)
         _add_config_arguments(parser)
-        _add_log_argument(parser, f"logs/data/{name}.log")
+        _add_log_argument(parser, str(layout.data_log(name)))
         if name != "r2v2":
             parser.add_argument("--report", help="also write the summary to this JSON file")
         parser.set_defaults(func=cmd_data, prepare=function)
@@ -255,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     table = commands.add_parser("table", help="write one of the paper's tables (or its figure) from the metrics")
     _add_config_arguments(table)
     table.add_argument("table", help="table1 ... table11")
-    table.add_argument("--out-dir", help="where tableN.md and tableN.csv go (default: <results>/tables)")
+    table.add_argument(
+        "--out-dir", help=f"where tableN.md and tableN.csv go (default: {layout.tables_dir('<results>')})"
+    )
     table.add_argument("--figure", help="write the ablation figure (tables 5-8) to this PNG instead")
     table.add_argument("--knn-figure", help="also draw the kNN monitor curves of the table's runs to this PNG")
     _add_log_argument(table)
@@ -279,8 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--run", help="run name: letters, digits, -_. (default: derived from how the settings differ from the scale's)"
     )
-    train.add_argument("--run-dir", help="run folder (default: <results>/pretrain/<run>)")
-    _add_log_argument(train, "logs/pretrain/<run>.log")
+    train.add_argument("--run-dir", help=f"run folder (default: {layout.run_dir('<results>', '<run>')})")
+    _add_log_argument(train, str(layout.pretrain_log("<run>")))
     _add_tag_argument(train)
     train.add_argument(
         "--restart-on-change",
@@ -304,8 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
         job.add_argument(
             "--run", help="run name: letters, digits, -_. (default: the pretraining run's, or the file's stem)"
         )
-        job.add_argument("--output", help="metrics file (default: <results>/eval/<evaluation>/<run>.json)")
-        _add_log_argument(job, "logs/eval/<evaluation>/<run>.log")
+        job.add_argument(
+            "--output", help=f"metrics file (default: {layout.metrics_path('<results>', '<evaluation>', '<run>')})"
+        )
+        _add_log_argument(job, str(layout.eval_log("<evaluation>", "<run>")))
         _add_tag_argument(job)
         job.set_defaults(func=cmd_eval)
     _add_data_commands(commands)

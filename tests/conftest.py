@@ -165,7 +165,7 @@ def saved_figures(monkeypatch) -> list:
     """The figures that :func:`cycle_pkg.jobs.plots.save_png` writes in the test, as they were written."""
     from cycle_pkg.jobs import plots
     from cycle_pkg.pretrain import monitor_figures
-    from cycle_pkg.reproduction import tables
+    from cycle_pkg.reproduction import figures as table_figures
 
     figures, save_png = [], plots.save_png
 
@@ -173,7 +173,7 @@ def saved_figures(monkeypatch) -> list:
         figures.append(figure)
         return save_png(figure, path, **kwargs)
 
-    for module in (monitor_figures, tables):
+    for module in (monitor_figures, table_figures):
         monkeypatch.setattr(module, "save_png", keep)
     return figures
 

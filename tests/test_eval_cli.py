@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from cycle_pkg.cli import main
+from cycle_pkg.jobs.layout import metrics_path
 from cycle_pkg.reproduction.paper import paper_tables
-from cycle_pkg.reproduction.tables import metric_value, metrics_path, read_metrics
+from cycle_pkg.reproduction.tables import metric_value, read_metrics
 
 from .conftest import PARAMS, run_cycle_here
 from .eval_helpers import moco_state, write_our_checkpoint

@@ -44,8 +44,9 @@ def test_every_table_reads_an_evaluation_and_metrics_it_writes():
 
 
 def test_the_workflow_reads_the_registry_without_torch():
-    """The Snakefile imports the registry and the grid at parse time, for every job."""
-    code = "import sys, cycle_pkg.eval.registry, cycle_pkg.reproduction.grid; print('torch' in sys.modules)"
+    """The Snakefile imports the registry, the grid and the layouts at parse time, for every job."""
+    modules = "cycle_pkg.eval.registry, cycle_pkg.reproduction.grid, cycle_pkg.jobs.layout, cycle_pkg.data.layout"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 

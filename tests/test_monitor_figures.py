@@ -4,13 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cycle_pkg.pretrain.monitor_figures import (
-    embed_2d,
-    embedding_figure,
-    knn_curve_figure,
-    mean_curve,
-    table_knn_figure,
-)
+from cycle_pkg.pretrain.monitor_figures import embed_2d, embedding_figure, knn_curve_figure
+from cycle_pkg.reproduction.figures import mean_curve, table_knn_figure
 from cycle_pkg.reproduction.stats import t_interval
 
 from .conftest import legend_overlaps

@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from cycle_pkg.eval.registry import EVALUATIONS
+from cycle_pkg.jobs.layout import metrics_path
+from cycle_pkg.reproduction.figures import ablation_figure, knn_figure
 from cycle_pkg.reproduction.grid import Grid
 from cycle_pkg.reproduction.paper import paper_tables
-from cycle_pkg.reproduction.tables import ablation_figure, knn_figure, mark, metrics_path, seeds_mark, write_table
+from cycle_pkg.reproduction.tables import mark, seeds_mark, write_table
 from cycle_pkg.settings.config import load_config
 
 from .conftest import PARAMS, legend_overlaps

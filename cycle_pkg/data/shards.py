@@ -34,12 +34,11 @@ from ..errors import DatasetError
 from ..jobs.atomic import atomic_file, write_json_atomic
 from ..settings.sections import DataConfig
 from .download import file_digest
-from .layout import shard_dir, subset_videos
+from .layout import SHARD_INDEX, shard_dir, subset_videos
 from .r2v2 import Video, frame_relpath, read_videos, subset_rank
 
 log = logging.getLogger(__name__)
 FORMAT = "cycle_pkg.r2v2-shards/2"  # /1 wrote the whole split in id-list order
-INDEX = "index.json"
 PARTIAL = ".partial"
 REBUILD = "delete the folder and run `cycle data r2v2-shards` again"
 
@@ -151,7 +150,7 @@ def write_shards(
         "short_side": short_side,
         "quality": quality,
     }
-    index_path, partial = out / INDEX, out / PARTIAL
+    index_path, partial = out / SHARD_INDEX, out / PARTIAL
     if index_path.is_file():
         index = json.loads(index_path.read_text())
         if {k: index.get(k) for k in settings} == settings:
@@ -242,7 +241,7 @@ def read_index(folder: str | Path, split: str | None = None, subset: int | None 
     """The index of a complete shard folder, checked against the files and, when given, the split
     and subset the caller expects."""
     folder = Path(folder)
-    path = folder / INDEX
+    path = folder / SHARD_INDEX
     if not path.is_file():
         raise DatasetError(
             f"{path} not found: the shards are missing or unfinished. Run `cycle data r2v2-shards` "

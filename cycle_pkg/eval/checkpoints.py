@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from ..jobs.layout import MLFLOW_RUN_ID, SUMMARY
 from ..model import build_backbone
 from ..pretrain.state import BACKBONE_FORMAT, QUERY_BACKBONE
 from ..pretrain.state import FORMAT as PRETRAIN_FORMAT
@@ -145,7 +146,7 @@ def infer_arch(path: Path, weights: dict[str, Tensor]) -> str:
 def _pretrain_link(path: Path, state: dict[str, Any]) -> tuple[str | None, str | None]:
     """Our checkpoint's run name and the MLflow run id its run folder recorded."""
     run_id = None
-    summary, id_file = path.parent / "summary.json", path.parent / "mlflow_run_id"
+    summary, id_file = path.parent / SUMMARY, path.parent / MLFLOW_RUN_ID
     if summary.is_file():
         run_id = json.loads(summary.read_text()).get("mlflow_run_id")
     elif id_file.is_file():

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from ..data.ucf101 import read_split, read_video
 from ..errors import ConfigError, Preempted
 from ..jobs.attempts import attempts_log
+from ..jobs.layout import job_folder
 from ..jobs.mlflow_job import MlflowRun
 from ..jobs.preemption import WITH_INTERRUPT, PreemptionFlag, ignore_in_worker
 from ..settings.config import Config
@@ -63,7 +64,7 @@ from .divergence import LossHistory, divergence_flags
 from .features import eval_device
 from .finetune_settings import FinetuneEvalConfig
 from .finetune_state import STATE
-from .registry import Evaluate, job_folder
+from .registry import Evaluate
 from .video import Video, VideoClips, VideoReader
 
 log = logging.getLogger(__name__)

@@ -102,12 +102,6 @@ EVALUATIONS = _by_name(
 # fmt: on
 
 
-def job_folder(output: Path) -> Path:
-    """Where a job keeps what it writes beside its metrics file ``<name>.json``: ``<name>/`` (the OTB
-    reports and plots, a fine-tuning's state)."""
-    return output.with_suffix("")
-
-
 def tasks() -> dict[str, str]:
     """The `cycle eval` tasks and their help, in the registry's order."""
     helps: dict[str, list[str]] = {}

@@ -21,12 +21,13 @@ from typing import Any
 from ..data.download import file_digest
 from ..errors import Preempted
 from ..jobs.atomic import write_json_atomic, write_text_atomic
+from ..jobs.layout import MLFLOW_RUN_ID, job_folder
 from ..jobs.mlflow_job import DataInput, MlflowRun
 from ..settings.config import Config
 from .checkpoints import RANDOM, Backbone
 from .divergence import diverged
 from .features import FrozenBackbone
-from .registry import Evaluate, Evaluation, job_folder
+from .registry import Evaluate, Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def run_evaluation(
     tags.update(extra_tags or {})
     mlflow_run = MlflowRun(config.mlflow)
     params = {task: settings, "batch_size": config.eval.batch_size, "checkpoint": backbone.source}
-    run_id_file = job_folder(Path(output)) / "mlflow_run_id"
+    run_id_file = job_folder(output) / MLFLOW_RUN_ID
     resumed = run_id_file.read_text().strip() if run_id_file.is_file() else None
     if evaluation.frozen:  # starts afresh: the run of an earlier attempt that a kill left RUNNING ends KILLED
         mlflow_run.close_if_running(resumed, "KILLED")

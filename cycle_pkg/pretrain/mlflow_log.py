@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..data.layout import shard_dir, subset_videos
-from ..data.shards import INDEX
+from ..data.layout import SHARD_INDEX, shard_dir, subset_videos
 from ..jobs import slurm
 from ..jobs.atomic import write_text_atomic
+from ..jobs.layout import MLFLOW_RUN_ID
 from ..jobs.mlflow_job import DataInput, MlflowRun
 from ..reproduction.grid import grid_tags
 from ..settings.config import Config
-from .run_folder import RUN_ID
 from .runtime import Runtime
 from .training import Training
 
@@ -28,7 +27,7 @@ def pretrain_inputs(config: Config) -> list[DataInput]:
     data, subset = config.data, subset_videos(config.data)
     name = f"r2v2/{data.r2v2_split}" + (f"-s{subset}" if subset is not None else "")
     if data.r2v2_format == "shards":
-        return [DataInput(f"{name} shards", str(shard_dir(data)), "training", manifest=INDEX)]
+        return [DataInput(f"{name} shards", str(shard_dir(data)), "training", manifest=SHARD_INDEX)]
     return [DataInput(name, data.r2v2_root, "training")]
 
 
@@ -36,7 +35,7 @@ def start_mlflow_run(training: Training, run_dir: Path, runtime: Runtime, extra_
     """The run's MLflow run (rank 0 only), reopened when the job resumes: its id is kept in the run folder."""
     config, run = training.config, training.run
     mlflow_run = MlflowRun(config.mlflow, active=runtime.is_main)
-    run_id_file = run_dir / RUN_ID
+    run_id_file = run_dir / MLFLOW_RUN_ID
     previous_run_id = run_id_file.read_text().strip() if run_id_file.is_file() else None
     requeues = {"slurm.requeues": str(training.counters["requeues"])} if slurm.job_id() else {}
     tags = {**pretrain_tags(config, run), **requeues, **extra_tags}

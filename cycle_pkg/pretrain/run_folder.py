@@ -13,16 +13,15 @@ import torch.distributed as dist
 
 from ..errors import ConfigError
 from ..jobs.atomic import stale_temporaries
+from ..jobs.layout import MLFLOW_RUN_ID, SUMMARY
 from ..settings.config import Config
 from ..settings.identity import config_differences
 from .runtime import Runtime
 from .state import BACKBONE, CHECKPOINT, make_current, newest_readable
 
 log = logging.getLogger(__name__)
-SUMMARY = "summary.json"
 CONFIG = "config.json"  # the settings of a run, written when it starts
-RUN_ID = "mlflow_run_id"
-RUN_FILES = (CHECKPOINT, BACKBONE, SUMMARY, CONFIG, RUN_ID)  # what a run writes (atomically) into its folder
+RUN_FILES = (CHECKPOINT, BACKBONE, SUMMARY, CONFIG, MLFLOW_RUN_ID)  # what a run writes (atomically) into its folder
 
 
 def saved_config(run_dir: Path) -> dict[str, Any] | None:

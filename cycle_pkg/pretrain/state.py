@@ -21,6 +21,7 @@ import torch
 
 from ..errors import CheckpointError
 from ..jobs.atomic import atomic_file, write_bytes_atomic
+from ..jobs.layout import BACKBONE
 from ..settings.config import Config
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ FORMAT = "cycle_pkg.pretrain/1"
 BACKBONE_FORMAT = "cycle_pkg.backbone/1"
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.previous.pt"
-BACKBONE = "backbone.pt"
 QUERY_BACKBONE = "encoder_q.backbone."  # the trunk the evaluations read, in the model's state dict
 
 

@@ -1,5 +1,4 @@
-"""Metrics files -> the paper's tables, our numbers beside the paper's, the ablation figures and
-the monitor's kNN curves of each table's runs.
+"""Metrics files -> the paper's tables, our numbers beside the paper's (their figures: figures.py).
 
 Each table is written as Markdown (for people) and CSV (for programs), atomically, with a header
 that says which scale and which data produced our numbers (at the demo and test scales they come
@@ -26,8 +25,7 @@ from ..errors import DatasetError
 from ..eval.divergence import diverged
 from ..eval.registry import EVALUATIONS
 from ..jobs.atomic import write_text_atomic
-from ..jobs.plots import legend_below, pyplot, save_png
-from ..pretrain.monitor_figures import no_curves_figure, table_knn_figure
+from ..jobs.layout import metrics_path
 from ..settings.config import Config
 from .grid import Grid
 from .paper import Table, metric_key, paper_tables
@@ -39,10 +37,6 @@ CHANCE_LEVEL = 0.05
 # Frames tracked per sequence (after the first, whose box is given) below which OTB's precision and success
 # measure the initialisation more than the tracker: a few frames leave no room to drift (95-100% for any model)
 MIN_TRACKED_FRAMES = 10
-
-
-def metrics_path(results: str | Path, evaluation: str, model: str) -> Path:
-    return Path(results) / "eval" / evaluation / f"{model}.json"
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -299,87 +293,6 @@ def write_table(table: Table, grid: Grid, config: Config, out_dir: str | Path) -
     write_text_atomic(md, markdown(table, frame, grid, config))
     write_text_atomic(csv, frame.to_csv(index=False))
     return md, csv
-
-
-def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Path:
-    """Ours and the paper's accuracy against the swept setting (Tables 5-8), in the paper's units;
-    with several seeds ours is the mean with its 95% interval as error bars. Marked numbers are
-    drawn apart, off the curve."""
-    plt = pyplot()
-    frame = table_frame(table, grid, config.results)
-    seeded = len(grid.seeds) > 1
-    key = table.curve["x"]
-    points = [
-        (row.run.get(key, paper_default(key)), i)
-        for i, row in enumerate(table.rows)
-        if row.run is not None and row.on_curve
-    ]
-    metrics = list(table.metrics)
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for axis, metric in zip(axes[0], metrics, strict=True):
-        shown = sorted((x, i) for x, i in points if table.rows[i].paper.get(metric) is not None)
-        paper = [(x, frame.loc[i, f"{metric}_paper"]) for x, i in shown]
-        ours = [(x, i) for x, i in shown if not _missing(frame.loc[i, f"{metric}_ours"])]
-        marked = [(x, frame.loc[i, f"{metric}_ours"]) for x, i in ours if frame.loc[i, f"{metric}_mark"]]
-        ours = [(x, i) for x, i in ours if not frame.loc[i, f"{metric}_mark"]]
-        if ours:
-            xs = [x for x, _ in ours]
-            ys = [frame.loc[i, f"{metric}_ours"] for _, i in ours]
-            label = f"ours ({config.scale})"
-            if seeded:
-                low = [y - frame.loc[i, f"{metric}_low"] for y, (_, i) in zip(ys, ours, strict=True)]
-                high = [frame.loc[i, f"{metric}_high"] - y for y, (_, i) in zip(ys, ours, strict=True)]
-                yerr = [[0.0 if _missing(v) else v for v in low], [0.0 if _missing(v) else v for v in high]]
-                axis.errorbar(xs, ys, yerr=yerr, fmt="o-", capsize=3, label=f"{label}, mean, 95% CI")
-            else:
-                axis.plot(xs, ys, "o-", label=label)
-        if paper:
-            axis.plot(*zip(*paper, strict=True), "s--", label="paper")
-        if marked:  # off the curve: these numbers do not measure the representation
-            axis.plot(*zip(*marked, strict=True), "rx", label="ours, marked in the table (diverged / chance)")
-        axis.set_xlabel(table.curve["label"] + " (paper's units)")
-        axis.set_ylabel(table.metrics[metric])
-        if table.curve.get("log_x"):
-            axis.set_xscale("log", base=2)
-        axis.grid(alpha=0.3)
-    legend_below(figure, axes[0])
-    seeds = f"; {len(grid.seeds)} seeds" if seeded else ""
-    figure.suptitle(f"Table {table.number}: {table.caption}{seeds}", fontsize=9)
-    return save_png(figure, path)
-
-
-def knn_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Path:
-    """The monitor's kNN top-1 curves of the table's pretraining runs on one plot, a curve per row
-    (the mean over its seeds, with a 95% band when there are several)."""
-    runs: dict[str, list[dict[str, Any]]] = {}
-    seen = False
-    for index, row in enumerate(table.rows):
-        models = [m for m in grid.models_of(table.name, index) if m in grid.runs]
-        if not models:
-            continue
-        seen = True
-        curves = [c for c in (run_summary(config.results, m).get("monitor") for m in models) if c]
-        label = " ".join(part for part in (row.section, row.method, row.backbone) if part) + f" ({models[0]})"
-        if curves and not any(existing == curves for existing in runs.values()):  # a run two rows share: once
-            runs[label] = curves
-    title = f"Table {table.number}: the representation monitor ({config.scale})"
-    if not runs:  # the workflow still expects the figure: it says why it has no curve
-        why = "pretrain.monitor_every is 0 for its runs" if seen else "no pretraining run of ours fills its rows"
-        return no_curves_figure(f"{title}: no monitor curve ({why})", path)
-    return table_knn_figure(runs, title, path)
-
-
-def run_summary(results: str | Path, run: str) -> dict[str, Any]:
-    path = Path(results) / "pretrain" / run / "summary.json"
-    if not path.is_file():
-        raise DatasetError(f"{path}: pretraining summary missing; run `cycle pretrain --run {run}` (snakemake does)")
-    return json.loads(path.read_text())
-
-
-def paper_default(key: str) -> Any:
-    """The paper's value of a swept setting, for the rows that keep it (e.g. lambda = 0.1)."""
-    section, name = key.split(".")
-    return getattr(getattr(Config(), section), name)
 
 
 def table_names() -> list[str]:

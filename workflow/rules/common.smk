@@ -2,8 +2,10 @@
 
 params.yaml is read by the `cycle` package itself (layered and validated as for any `cycle`
 command); Snakemake's own copy of it is only validated here and asked for the scale, which
-`--config scale=...` (the SLURM profile: paper) may change. The grid (cycle_pkg/reproduction/grid.py)
-and the evaluations (cycle_pkg/eval/registry.py) come from the package too.
+`--config scale=...` (the SLURM profile: paper) may change. The grid (cycle_pkg/reproduction/grid.py),
+the evaluations (cycle_pkg/eval/registry.py) and every path (the results layout,
+cycle_pkg/jobs/layout.py; the shards' and the synthetic world's, cycle_pkg/data/layout.py) come from
+the package too: a rule's output is where the job it runs writes.
 """
 
 import re
@@ -13,12 +15,12 @@ import os
 import shlex
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 from snakemake.utils import validate
 
-from cycle_pkg.data.layout import shard_dir
+from cycle_pkg.data.layout import SHARD_INDEX, shard_dir, shard_index, world_stamp
 from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets
+from cycle_pkg.jobs import layout
 from cycle_pkg.pretrain.summary import stopped_early
 from cycle_pkg.reproduction.grid import Grid
 from cycle_pkg.reproduction.paper import paper_tables
@@ -40,7 +42,7 @@ TABLES = {name: t for name, t in paper_tables().items() if not CFG.workflow.tabl
 PYTHON = shlex.quote(sys.executable)
 CYCLE = f"{PYTHON} -m cycle_pkg.cli"
 SCALE_ARGS = f"--params {shlex.quote(PARAMS)} --scale {shlex.quote(SCALE)}"
-MLFLOW_MARKER = f"{RESULTS}/mlflow/experiment.json"
+MLFLOW_MARKER = str(layout.mlflow_marker(RESULTS))
 OTB_PLOTS = ("precision", "success")  # the got10k toolkit's two OTB plots
 ENV = "../envs/cycle.yaml"  # used with --sdm conda
 
@@ -54,7 +56,7 @@ def start_fork_server():
     if CFG.workflow.fork_server and workflow.local_exec:
         from cycle_pkg.jobs import forkserver
 
-        server = forkserver.Server(Path("logs/fork-server.log"))
+        server = forkserver.Server(layout.FORK_SERVER_LOG)
         os.environ[forkserver.ENV] = server.path
         FORK_SERVERS.append(server)
 
@@ -78,7 +80,7 @@ def alternatives(names):
 
 
 def data_report(dataset):
-    return f"{RESULTS}/data/{dataset}.json"
+    return str(layout.data_report(RESULTS, dataset))
 
 
 @functools.cache  # the DAG asks for a run's settings once per rule that reads them
@@ -86,19 +88,15 @@ def run_config(run):
     return load_config(PARAMS, SCALE, GRID.runs[run])
 
 
-def shard_index(data):
-    return str(shard_dir(data) / "index.json")
-
-
 def table_outputs():
-    return [f"{RESULTS}/tables/{name}.{ext}" for name in TABLES for ext in ("md", "csv")]
+    return [str(layout.table_path(RESULTS, name, ext)) for name in TABLES for ext in ("md", "csv")]
 
 
 def figure_outputs():
     """The ablation curves, and the OTB precision and success plots of every model a tracking table shows."""
-    curves = [f"{RESULTS}/figures/{name}.png" for name, table in TABLES.items() if table.curve]
+    curves = [str(layout.ablation_figure_path(RESULTS, name)) for name, table in TABLES.items() if table.curve]
     trackers = {m for t in TABLES.values() if t.evaluation == "track" for m in table_models(t)}
-    plots = [f"{RESULTS}/figures/otb/{m}-{kind}.png" for m in sorted(trackers) for kind in OTB_PLOTS]
+    plots = [str(layout.otb_figure_path(RESULTS, m, kind)) for m in sorted(trackers) for kind in OTB_PLOTS]
     return curves + plots
 
 
@@ -123,7 +121,7 @@ def data_outputs():
 
 def pretrain_data(run):
     data = run_config(run).data
-    return shard_index(data) if data.r2v2_format == "shards" else data_report("r2v2")
+    return str(shard_index(data)) if data.r2v2_format == "shards" else data_report("r2v2")
 
 
 def monitor_data(run):
@@ -157,7 +155,7 @@ EVAL_MODELS = alternatives([*GRID.runs, *(BASELINE_PREFIX + key for key in CFG.b
 def pretrain_summary(run):
     """A run's summary.json, the workflow's sign that the run is complete: one that a run stopped early
     (pretrain.max_steps, e.g. by hand) wrote is refused rather than taken for the finished run."""
-    path = Path(RESULTS) / "pretrain" / run / "summary.json"
+    path = layout.summary_path(RESULTS, run)
     if path.is_file() and (early := stopped_early(json.loads(path.read_text()))):
         raise ValueError(
             f"{path}: {early}. Continue it with its `cycle pretrain` command without the limit, or delete "
@@ -169,7 +167,7 @@ def pretrain_summary(run):
 def checkpoint_of(model):
     if model.startswith(BASELINE_PREFIX):
         return CFG.baselines[model.removeprefix(BASELINE_PREFIX)]
-    return f"{RESULTS}/pretrain/{model}/backbone.pt"
+    return str(layout.backbone_path(RESULTS, model))
 
 
 def model_input(wildcards):
@@ -191,7 +189,7 @@ def eval_tags(rule):
 
 def table_metrics(wildcards):
     table = TABLES[wildcards.table]
-    return sorted(f"{RESULTS}/eval/{table.evaluation}/{model}.json" for model in table_models(table))
+    return sorted(str(layout.metrics_path(RESULTS, table.evaluation, model)) for model in table_models(table))
 
 
 def table_runs(wildcards):

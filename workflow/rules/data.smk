@@ -2,7 +2,7 @@
 R2V2 (and R2V2-S) shards. Each rule's output is its dataset's summary report."""
 
 
-DATASET_INPUTS = [str(Path(CFG.world.root) / "world.json")] if CFG.workflow.synthetic else []
+DATASET_INPUTS = [str(world_stamp(CFG.world.root))] if CFG.workflow.synthetic else []
 SHARD_VARIANTS = {shard_dir(replace(CFG.data, r2v2_subset=subset)).name: subset for subset in (True, False)}
 
 
@@ -12,7 +12,7 @@ if CFG.workflow.synthetic:
         output:
             DATASET_INPUTS[0],
         log:
-            "logs/data/world.log",
+            str(layout.data_log("world")),
         threads: 2
         conda:
             ENV
@@ -29,7 +29,7 @@ rule r2v2:
     output:
         data_report("r2v2"),
     log:
-        "logs/data/r2v2.log",
+        str(layout.data_log("r2v2")),
     conda:
         ENV
     shell:
@@ -40,11 +40,11 @@ rule r2v2_shards:
     input:
         data_report("r2v2"),
     output:
-        f"{CFG.data.r2v2_shards}/{{variant}}/index.json",
+        str(shard_dir(CFG.data).with_name("{variant}") / SHARD_INDEX),
     wildcard_constraints:
         variant=alternatives(SHARD_VARIANTS),
     log:
-        "logs/data/r2v2-shards-{variant}.log",
+        str(layout.data_log("r2v2-shards-{variant}")),
     threads: 2
     params:
         subset=lambda w: str(SHARD_VARIANTS[w.variant]).lower(),
@@ -62,7 +62,7 @@ rule dataset:
     wildcard_constraints:
         dataset=alternatives(evaluation_datasets()),
     log:
-        "logs/data/{dataset}.log",
+        str(layout.data_log("{dataset}")),
     conda:
         ENV
     shell:
@@ -77,7 +77,7 @@ rule mlflow_experiment:
     output:
         MLFLOW_MARKER,
     log:
-        "logs/mlflow-init.log",
+        str(layout.MLFLOW_INIT_LOG),
     conda:
         ENV
     shell:

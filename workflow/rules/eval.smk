@@ -8,12 +8,12 @@ rule evaluate:
     input:
         unpack(eval_inputs),
     output:
-        f"{RESULTS}/eval/{{evaluation}}/{{model}}.json",
+        str(layout.metrics_path(RESULTS, "{evaluation}", "{model}")),
     wildcard_constraints:
         evaluation=alternatives(name for name, e in EVALUATIONS.items() if e.frozen),
         model=EVAL_MODELS,
     log:
-        "logs/eval/{evaluation}/{model}.log",
+        str(layout.eval_log("{evaluation}", "{model}")),
     threads: 1
     resources:
         gpu=0,

@@ -10,11 +10,11 @@ rule pretrain:
         monitor=lambda w: monitor_data(w.run),
         mlflow=MLFLOW_MARKER,
     output:
-        f"{RESULTS}/pretrain/{{run}}/summary.json",
+        str(layout.summary_path(RESULTS, "{run}")),
     wildcard_constraints:
         run=alternatives(GRID.runs),
     log:
-        "logs/pretrain/{run}.log",
+        str(layout.pretrain_log("{run}")),
     threads: 1
     resources:
         gpu=0,

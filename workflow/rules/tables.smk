@@ -7,13 +7,17 @@ rule table:
         metrics=table_metrics,
         runs=table_runs,
     output:
-        md=f"{RESULTS}/tables/{{table}}.md",
-        csv=report(f"{RESULTS}/tables/{{table}}.csv", category="Tables", labels={"table": "{table}"}),
-        knn=report(f"{RESULTS}/figures/knn/{{table}}.png", category="Representation monitor", labels={"table": "{table}"}),
+        md=str(layout.table_path(RESULTS, "{table}", "md")),
+        csv=report(str(layout.table_path(RESULTS, "{table}", "csv")), category="Tables", labels={"table": "{table}"}),
+        knn=report(
+            str(layout.knn_figure_path(RESULTS, "{table}")),
+            category="Representation monitor",
+            labels={"table": "{table}"},
+        ),
     wildcard_constraints:
         table=alternatives(TABLES),
     log:
-        "logs/tables/{table}.log",
+        str(layout.table_log("{table}")),
     conda:
         ENV
     shell:
@@ -24,11 +28,11 @@ rule ablation_figure:
     input:
         table_metrics,
     output:
-        report(f"{RESULTS}/figures/{{table}}.png", category="Ablations", labels={"table": "{table}"}),
+        report(str(layout.ablation_figure_path(RESULTS, "{table}")), category="Ablations", labels={"table": "{table}"}),
     wildcard_constraints:
         table=alternatives(name for name, table in TABLES.items() if table.curve),
     log:
-        "logs/tables/{table}-figure.log",
+        str(layout.table_log("{table}-figure")),
     conda:
         ENV
     shell:
@@ -41,20 +45,20 @@ localrules:
 
 rule otb_plot:
     input:
-        f"{RESULTS}/eval/track/{{model}}.json",
+        str(layout.metrics_path(RESULTS, "track", "{model}")),
     output:
         report(
-            f"{RESULTS}/figures/otb/{{model}}-{{kind}}.png",
+            str(layout.otb_figure_path(RESULTS, "{model}", "{kind}")),
             category="Tracking (OTB-2015)",
             labels={"model": "{model}", "plot": "{kind}"},
         ),
     wildcard_constraints:
         kind=alternatives(OTB_PLOTS),
     log:
-        "logs/tables/otb-{model}-{kind}.log",
+        str(layout.table_log("otb-{model}-{kind}")),
     params:
         # the got10k toolkit's plot, written beside the metrics by `cycle eval track`
-        plot=lambda w: f"{RESULTS}/eval/track/{w.model}/reports/OTB2015/SiamFC/{w.kind}_plots.png",
+        plot=lambda w: str(layout.otb_plot(layout.eval_job_dir(RESULTS, "track", w.model), w.kind)),
     conda:
         ENV
     shell:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ...jobs.atomic import atomic_dir, write_text_atomic
 from ...settings.sections import WorldConfig
+from ..layout import world_stamp
 from .got10k import write_got10k
 from .images import class_wnids, write_imagefolder, write_r2v2
 from .scene import latent_classes, new_instance, render, video_frames
@@ -64,7 +65,7 @@ def generate_world(world: WorldConfig, force: bool = False, jobs: int = 1) -> Pa
     """Write the synthetic world under ``world.root`` (one folder per dataset, see PARTS), with
     ``jobs`` processes; a complete world with the same settings is kept as it is."""
     root = Path(world.root)
-    stamp = root / "world.json"
+    stamp = world_stamp(root)
     settings = json.dumps({"generator": GENERATOR_VERSION, **dataclasses.asdict(world)}, sort_keys=True)
     if not force and stamp.is_file() and stamp.read_text() == settings:
         return root

@@ -15,10 +15,11 @@ import torch
 from ...data.got10k import got10k_meta, got10k_sequences
 from ...data.otb import otb_sequences
 from ...jobs.atomic import atomic_dir
+from ...jobs.layout import OTB_REPORTS, OTB_RESULTS, OTB_TRACKER, job_folder
 from ...jobs.mlflow_job import MlflowRun
 from ...settings.config import Config
 from ..features import FrozenBackbone
-from ..registry import Evaluate, job_folder
+from ..registry import Evaluate
 from ..track_settings import TrackEvalConfig
 from .otb import OTBExperiment
 from .sequences import TrackingSequence, check_sequences
@@ -27,7 +28,6 @@ from .tracker import SiamFCTracker
 from .train import train_siamfc
 
 log = logging.getLogger(__name__)
-TRACKER_NAME = "SiamFC"
 
 
 def evaluate_tracking(
@@ -52,10 +52,10 @@ def evaluate_tracking(
     torch.manual_seed(cfg.seed)  # the head's initialisation
     net = SiamFC(backbone, cfg)
     training = train_siamfc(net, train, cfg, workers, on_epoch, covers)
-    tracker = SiamFCTracker(net, cfg, name=TRACKER_NAME)
+    tracker = SiamFCTracker(net, cfg, name=OTB_TRACKER)
     folder = Path(folder)
     with atomic_dir(folder) as staging:
-        experiment = OTBExperiment(test, staging / "results", staging / "reports")
+        experiment = OTBExperiment(test, staging / OTB_RESULTS, staging / OTB_REPORTS)
         experiment.run(tracker)
         overall = experiment.performance(tracker.name)["overall"]
         plots = [folder / p.relative_to(staging) for p in experiment.plot_files(tracker.name)]
