@@ -18,7 +18,7 @@ from cycle_pkg.settings.config import (
 from cycle_pkg.settings.identity import affects_training
 from cycle_pkg.settings.typed_yaml import flatten, get_setting, load_yaml, load_yaml_file
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 
 def write(tmp_path, text):

@@ -15,7 +15,7 @@ from cycle_pkg.data.synthetic.scene import LatentClass, render_with_mask
 from cycle_pkg.errors import ConfigError, DatasetError
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 
 def tree_digest(root: Path) -> str:

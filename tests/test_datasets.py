@@ -16,7 +16,7 @@ from cycle_pkg.errors import DatasetError
 from cycle_pkg.eval.tracking.train import visible
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 WORLD = load_config(PARAMS, "test").world
 

@@ -18,7 +18,7 @@ from cycle_pkg.pretrain import loop
 from cycle_pkg.pretrain.loop import Runtime, build_training, train_step
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 STEPS, PER_PROCESS, SIZE = 3, 8, 32
 CPU = torch.device("cpu")

@@ -11,8 +11,8 @@ from cycle_pkg.data.archives import extract_archive
 from cycle_pkg.data.download import download, parse_source
 from cycle_pkg.errors import ConfigError, DatasetError
 
-from .http_server import serve
-from .rar4 import write_stored_rar
+from .helpers.http_server import serve
+from .helpers.rar4 import write_stored_rar
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 

@@ -13,7 +13,7 @@ from cycle_pkg.errors import CheckpointError
 from cycle_pkg.eval.checkpoints import AGAIN, load_backbone
 from cycle_pkg.model import build_backbone
 
-from .eval_helpers import moco_state, write_our_checkpoint
+from .helpers.eval_inputs import moco_state, write_our_checkpoint
 
 
 def same_weights(net, weights):

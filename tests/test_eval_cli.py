@@ -11,8 +11,8 @@ from cycle_pkg.cli import main
 from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.reproduction.tables import metric_value, metrics_path, read_metrics
 
-from .conftest import PARAMS, run_cycle_here
-from .eval_helpers import moco_state, write_our_checkpoint
+from .helpers import PARAMS, run_cycle_here
+from .helpers.eval_inputs import moco_state, write_our_checkpoint
 
 
 def eval_args(task, world, tmp_path, checkpoint, *overrides):

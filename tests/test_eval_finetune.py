@@ -14,7 +14,7 @@ from cycle_pkg.eval.action import clip_accuracy, schedule, video_accuracy
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.finetune import STATE, ClipClassifier, FinetuneEvalConfig, Finetuning, finetune
 
-from .eval_helpers import draw_video
+from .helpers.eval_inputs import draw_video
 
 CLASSES = 3
 # CPU sizes: 2-frame clips at 32 px, one warm-up and two main epochs.

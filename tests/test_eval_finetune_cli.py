@@ -21,8 +21,8 @@ from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.reproduction.tables import write_table
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, cycle_command, run_cycle_here
-from .eval_helpers import moco_state, write_our_checkpoint
+from .helpers import PARAMS, cycle_command, run_cycle_here
+from .helpers.eval_inputs import moco_state, write_our_checkpoint
 from .test_eval_cli import eval_args
 
 

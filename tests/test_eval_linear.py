@@ -17,7 +17,7 @@ from cycle_pkg.eval.linear import (
 from cycle_pkg.eval.metrics import topk_accuracy
 from cycle_pkg.settings.config import LinearEvalConfig, load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 
 def test_paper_scale_is_mocos_protocol():

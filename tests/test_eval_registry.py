@@ -11,7 +11,7 @@ from cycle_pkg.eval.registry import EVALUATIONS, evaluation_datasets, evaluation
 from cycle_pkg.reproduction.paper import Row, Table, _check_evaluation, paper_tables
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 
 def test_a_task_and_its_settings_select_one_evaluation():

@@ -18,8 +18,8 @@ from cycle_pkg.eval.tracking.siamfc import SiamFC, focal_loss
 from cycle_pkg.eval.tracking.train import TrainingPairs, choose_pair, valid_frames, visible
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
-from .eval_helpers import draw_sequence
+from .helpers import PARAMS
+from .helpers.eval_inputs import draw_sequence
 
 
 def test_boxes_convert_between_one_based_corners_and_centres():

@@ -15,8 +15,8 @@ from cycle_pkg.eval.retrieval import RetrievalClips, RetrievalFrames, retrieval
 from cycle_pkg.eval.video import VideoClips
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
-from .eval_helpers import draw_video
+from .helpers import PARAMS
+from .helpers.eval_inputs import draw_video
 
 CLASSES = 6
 

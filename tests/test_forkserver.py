@@ -42,7 +42,7 @@ def server(tmp_path):
             "--preload",
             "numpy.random",
             "--target",
-            "tests.forkserver_jobs:run",
+            "tests.helpers.forkserver_jobs:run",
         ],
         cwd=ROOT,
         stderr=open(tmp_path / "server.log", "w"),

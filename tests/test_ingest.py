@@ -16,9 +16,9 @@ from cycle_pkg.data.ucf101 import prepare_ucf101, read_split
 from cycle_pkg.errors import DatasetError
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, run_cycle
-from .http_server import serve
-from .rar4 import write_stored_rar
+from .helpers import PARAMS, run_cycle
+from .helpers.http_server import serve
+from .helpers.rar4 import write_stored_rar
 
 
 def sha256(path) -> str:

@@ -93,8 +93,8 @@ def test_a_dead_tracking_server_at_the_start_is_a_clear_error_in_seconds(tmp_pat
     the 30-40 minutes of MLflow's and the job's retries."""
     from cycle_pkg.jobs import mlflow_store
 
-    from .conftest import PARAMS, run_cycle_here
-    from .mlflow_server import free_port
+    from .helpers import PARAMS, run_cycle_here
+    from .helpers.mlflow_server import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -10,8 +10,8 @@ import pytest
 
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, cycle_command, pretrain_args
-from .mlflow_server import MlflowServer
+from .helpers import PARAMS, cycle_command, pretrain_args
+from .helpers.mlflow_server import MlflowServer
 
 
 def wait_for(condition, what: str, timeout: float = 300) -> None:

@@ -10,7 +10,7 @@ from cycle_pkg.losses import cycle_loss, info_nce
 from cycle_pkg.model import CycleContrast, build_backbone, build_head
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, ROOT
+from .helpers import PARAMS, ROOT
 
 BATCH = 16
 

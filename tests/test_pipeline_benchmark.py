@@ -9,7 +9,7 @@ from cycle_pkg.data import synthetic
 from cycle_pkg.pretrain.loop import Runtime, device_feed
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, ROOT
+from .helpers import PARAMS, ROOT
 
 
 def benchmark():

@@ -17,7 +17,7 @@ from cycle_pkg.pretrain.monitor import FEATURES, PICTURES, load_features
 from cycle_pkg.pretrain.state import load_checkpoint
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
+from .helpers import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
 
 
 def weights(run_dir):

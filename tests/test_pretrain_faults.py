@@ -20,7 +20,7 @@ from cycle_pkg.losses import info_nce
 from cycle_pkg.model import build_backbone
 from cycle_pkg.pretrain.state import load_checkpoint
 
-from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle_here
+from .helpers import PARAMS, cycle_command, pretrain_args, run_cycle_here
 
 NO_MLFLOW = "mlflow.enabled=false"
 

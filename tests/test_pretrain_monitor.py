@@ -8,7 +8,7 @@ import torch
 from cycle_pkg.pretrain.monitor import MECHANISM
 from cycle_pkg.pretrain.state import load_checkpoint
 
-from .conftest import pretrain_args, run_cycle_here
+from .helpers import pretrain_args, run_cycle_here
 
 
 def test_the_monitor_does_not_change_the_training_trajectory(world, tmp_path):

@@ -29,9 +29,9 @@ from cycle_pkg.data.shards import read_index
 from cycle_pkg.errors import DatasetError
 from cycle_pkg.settings.config import DataConfig
 
-from .coded_video import read_code, write_coded_video
-from .conftest import PARAMS, ROOT, cycle_command, run_cycle
-from .http_server import serve
+from .helpers import PARAMS, ROOT, cycle_command, run_cycle
+from .helpers.coded_video import read_code, write_coded_video
+from .helpers.http_server import serve
 
 FORMAT = DataConfig().r2v2_video_format
 

@@ -16,7 +16,7 @@ from cycle_pkg.data.r2v2_recreate.ledger import Ledger, Record, stage_frames
 from cycle_pkg.data.r2v2_recreate.recreate import Fetching, recreate
 from cycle_pkg.errors import ConfigError, DatasetError
 
-from .coded_video import read_code, write_coded_video
+from .helpers.coded_video import read_code, write_coded_video
 from .test_recreate import FORMAT
 
 

@@ -13,7 +13,7 @@ import pytest
 from cycle_pkg.jobs import lock as run_lock
 from cycle_pkg.jobs import slurm
 
-from .conftest import PARAMS, cycle_command, pretrain_args, run_cycle_here
+from .helpers import PARAMS, cycle_command, pretrain_args, run_cycle_here
 
 NO_MLFLOW = "mlflow.enabled=false"
 

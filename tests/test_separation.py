@@ -20,7 +20,7 @@ import torch
 
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, ROOT, cycle_command
+from .helpers import PARAMS, ROOT, cycle_command
 
 pytestmark = [
     pytest.mark.long,

@@ -17,7 +17,7 @@ from cycle_pkg.pretrain import loop
 from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, pretrain
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 PER_SHARD = 20  # the test scale's data.shard_videos
 VIDEOS = load_config(PARAMS, "test").world.videos  # the test world's train split

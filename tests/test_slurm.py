@@ -14,7 +14,7 @@ from cycle_pkg.jobs import slurm
 from cycle_pkg.pretrain.loop import PREEMPTION_EVERY
 from cycle_pkg.pretrain.state import load_checkpoint
 
-from .conftest import pretrain_args, run_cycle
+from .helpers import pretrain_args, run_cycle
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from cycle_pkg.eval.features import ImageFiles
 from cycle_pkg.eval.linear import val_transform
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, pretrain_args, run_cycle_here
+from .helpers import PARAMS, pretrain_args, run_cycle_here
 
 pytestmark = pytest.mark.long(minutes=2)  # a pretraining run and three probes: about 90 CPU s
 

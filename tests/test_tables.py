@@ -17,7 +17,7 @@ from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.reproduction.tables import ablation_figure, knn_figure, mark, metrics_path, seeds_mark, write_table
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 
 def write_records(results, table, grid, settings, metrics_of):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from cycle_pkg.eval.tracking.tracker import SiamFCTracker, upsampled_size
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS
+from .helpers import PARAMS
 
 START = np.array([200.5, 200.5])  # the target's centre in frame 0 (0-based y, x)
 MOTION = np.array([40.0, 56.0])  # its displacement in frame 1, px

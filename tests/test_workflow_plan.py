@@ -15,7 +15,7 @@ from cycle_pkg.reproduction.grid import Grid, grid_tags, run_name
 from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.settings.config import Config, json_schema, load_config
 
-from .conftest import PARAMS, ROOT
+from .helpers import PARAMS, ROOT
 from .test_workflow_run import project_copy
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]

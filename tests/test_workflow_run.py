@@ -23,7 +23,7 @@ import yaml
 from cycle_pkg.reproduction.grid import Grid
 from cycle_pkg.reproduction.paper import paper_tables
 
-from .conftest import ROOT
+from .helpers import ROOT
 
 PROJECT_FILES = ["Snakefile", "workflow", "cycle_pkg", "params.yaml", "dvc.yaml", ".dvc/config", ".dvcignore", "slurm"]
 BIN = Path(sys.executable).parent
@@ -185,7 +185,7 @@ def slurm_cluster(tmp_path_factory):
     """A one-node SLURM cluster on this machine, started from Debian's packages; the test fails
     (it does not skip) when SLURM cannot be brought up."""
     state = tmp_path_factory.mktemp("slurm")
-    scripts = ROOT / "tests" / "slurm"
+    scripts = ROOT / "tests" / "helpers" / "slurm"
     started = subprocess.run(
         ["bash", str(scripts / "start.sh"), str(state)], capture_output=True, text=True, timeout=600
     )

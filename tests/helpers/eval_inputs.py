@@ -15,7 +15,7 @@ from cycle_pkg.model import CycleContrast, build_backbone
 from cycle_pkg.pretrain.state import save_checkpoint
 from cycle_pkg.settings.config import WorldConfig, load_config
 
-from .conftest import PARAMS
+from . import PARAMS
 
 
 def latent(shape: str, pattern: str):
