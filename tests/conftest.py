@@ -1,5 +1,6 @@
-"""Shared fixtures: the test scale's synthetic world (written once per session) and settings, a
-random frozen backbone, and an isolated MLflow store per test."""
+"""Shared fixtures: the test scale's synthetic world (written once per session) and an isolated MLflow
+store per test. The evaluations' own (the test scale's settings, a random frozen backbone) are in
+tests/eval/conftest.py; what tests share besides fixtures is in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import pytest
 import torch
 
 from cycle_pkg.data.synthetic import generate_world
-from cycle_pkg.eval.checkpoints import load_backbone
-from cycle_pkg.eval.features import FrozenBackbone
 from cycle_pkg.settings.config import load_config
 
 from .helpers import PARAMS
@@ -44,19 +43,6 @@ def world(tmp_path_factory) -> Path:
     """The test scale's synthetic world, in a temporary folder."""
     config = load_config(PARAMS, "test", [f"world.root={tmp_path_factory.mktemp('world')}"])
     return generate_world(config.world)
-
-
-@pytest.fixture(scope="module")
-def config():
-    """The test scale's settings."""
-    return load_config(PARAMS, "test")
-
-
-@pytest.fixture(scope="module")
-def frozen():
-    """A seeded random ResNet-18, frozen, on the CPU."""
-    backbone = load_backbone("random", arch="resnet18", seed=0)
-    return FrozenBackbone(backbone.net, backbone.width, torch.device("cpu"))
 
 
 @pytest.fixture(scope="session")

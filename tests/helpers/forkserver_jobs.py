@@ -1,4 +1,4 @@
-"""Jobs for the fork server's tests (tests/test_forkserver.py): a child runs ``run(argv)``."""
+"""Jobs for the fork server's tests (tests/jobs/test_forkserver.py): a child runs ``run(argv)``."""
 
 from __future__ import annotations
 
