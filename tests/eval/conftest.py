@@ -18,8 +18,9 @@ def config():
     return load_config(PARAMS, "test")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def frozen():
-    """A seeded random ResNet-18, frozen, on the CPU."""
+    """A seeded random ResNet-18, frozen, on the CPU: a fresh one for each test (some change it, to
+    see that the change is caught)."""
     backbone = load_backbone("random", arch="resnet18", seed=0)
     return FrozenBackbone(backbone.net, backbone.width, torch.device("cpu"))

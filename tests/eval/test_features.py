@@ -10,13 +10,6 @@ from cycle_pkg.eval.features import FeatureCache, FrozenBackbone, files_digest, 
 from cycle_pkg.model import build_backbone
 
 
-@pytest.fixture
-def frozen():
-    torch.manual_seed(0)
-    net, width = build_backbone("resnet18")
-    return FrozenBackbone(net, width, torch.device("cpu"))
-
-
 def test_features_come_without_gradients_and_with_running_statistics(frozen):
     images = torch.randn(4, 3, 32, 32)
     features = frozen(images)
