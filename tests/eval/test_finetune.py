@@ -14,9 +14,11 @@ from cycle_pkg.eval.action import clip_accuracy, schedule, video_accuracy
 from cycle_pkg.eval.checkpoints import load_backbone
 from cycle_pkg.eval.finetune import STATE, ClipClassifier, FinetuneEvalConfig, Finetuning, finetune
 
-from ..helpers.eval_inputs import draw_video
-
 CLASSES = 3
+# The `videos` fixture's (tests/eval/conftest.py): two training videos and one test video per class,
+# whose files exist (runs are identified by them).
+TRAINING_VIDEOS = 2
+VIDEO_FILES = True
 # CPU sizes: 2-frame clips at 32 px, one warm-up and two main epochs.
 CPU_SIZES = dict(
     clip_frames=2,
@@ -36,20 +38,6 @@ CPU_SIZES = dict(
 @pytest.fixture(scope="module")
 def cfg():
     return FinetuneEvalConfig(**CPU_SIZES)
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory):
-    """Two training videos and one test video per class (files exist: runs are identified by them),
-    and a reader serving the drawn frames by file name."""
-    folder = tmp_path_factory.mktemp("ucf")
-    train = [(folder / f"v_{label}_g{g}.avi", label) for label in range(CLASSES) for g in range(2)]
-    test = [(folder / f"v_{label}_g9.avi", label) for label in range(CLASSES)]
-    store = {}
-    for n, (path, label) in enumerate(train + test):
-        path.write_bytes(b"")
-        store[path.name] = draw_video(label, seed=n)
-    return train, test, lambda path: store[path.name]
 
 
 def fresh_backbone():

@@ -16,18 +16,9 @@ from cycle_pkg.eval.video import VideoClips
 from cycle_pkg.settings.config import load_config
 
 from ..helpers import PARAMS
-from ..helpers.eval_inputs import draw_video
 
 CLASSES = 6
-
-
-@pytest.fixture(scope="module")
-def videos():
-    """Three training and one test video per class, and a reader serving them by name."""
-    train = [(f"v_{label}_g{g}.avi", label) for label in range(CLASSES) for g in range(3)]
-    test = [(f"v_{label}_g9.avi", label) for label in range(CLASSES)]
-    store = {name: draw_video(label, seed=n) for n, (name, label) in enumerate(train + test)}
-    return train, test, store.__getitem__
+TRAINING_VIDEOS = 3  # a class, and one test video: the `videos` fixture's (tests/eval/conftest.py)
 
 
 def test_samplers_give_the_protocols_shapes(config, videos):
