@@ -13,11 +13,11 @@ from cycle_pkg.data import shards as shards_module
 from cycle_pkg.data.r2v2 import read_id_list, select_subset, subset_rank
 from cycle_pkg.data.shards import read_index, read_samples, shard_dir, write_shards
 from cycle_pkg.errors import ConfigError, DatasetError
-from cycle_pkg.pretrain import loop
 from cycle_pkg.pretrain.loop import Runtime, build_dataset, build_loader, pretrain
 from cycle_pkg.settings.config import load_config
 
 from ..helpers import PARAMS
+from ..helpers.crash import crash_at_step
 
 PER_SHARD = 20  # the test scale's data.shard_videos
 VIDEOS = load_config(PARAMS, "test").world.videos  # the test world's train split
@@ -250,17 +250,8 @@ def test_pretraining_on_shards_resumes_to_the_same_weights(
     whole = pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 6 and whole["skipped_frames"] == 0
 
-    original = loop.cosine_lr
-
-    def crash_at_step_5(base, step, total):
-        if step == 5:
-            raise RuntimeError("simulated crash")
-        return original(base, step, total)
-
-    monkeypatch.setattr(loop, "cosine_lr", crash_at_step_5)
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with crash_at_step(monkeypatch, 5):
         pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 4
-    monkeypatch.setattr(loop, "cosine_lr", original)
     resumed = pretrain(config, "resumed", tmp_path / "resumed")
     assert resumed["steps"] == 6
     weights = [

@@ -18,6 +18,7 @@ from cycle_pkg.pretrain.state import load_checkpoint
 from cycle_pkg.settings.config import load_config
 
 from ..helpers import PARAMS, ROOT, cycle_command, pretrain_args, run_cycle, run_cycle_here
+from ..helpers.crash import crash_at_step
 
 
 def weights(run_dir):
@@ -260,17 +261,8 @@ def test_device_data_path_resumes_to_the_same_weights(world, tmp_path, monkeypat
     config = load_config(PARAMS, "test", [*sets, "pretrain.max_steps=4", "pretrain.checkpoint_every=2"])
     whole = loop.pretrain(config, "whole", tmp_path / "whole")
     assert whole["steps"] == 4 and whole["skipped_frames"] == 0 and whole["final_metrics"]["loss"] > 0
-    original = loop.cosine_lr
-
-    def crash_at_step_3(base, step, total):
-        if step == 3:
-            raise RuntimeError("simulated crash")
-        return original(base, step, total)
-
-    monkeypatch.setattr(loop, "cosine_lr", crash_at_step_3)
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with crash_at_step(monkeypatch, 3):
         loop.pretrain(config, "resumed", tmp_path / "resumed")  # a checkpoint is written at step 2
-    monkeypatch.setattr(loop, "cosine_lr", original)
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 2
     loop.pretrain(config, "resumed", tmp_path / "resumed")
     assert_same_weights(weights(tmp_path / "resumed"), weights(tmp_path / "whole"))
