@@ -73,9 +73,9 @@ if has eval; then
 fi
 
 # 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
-#    demo epochs (default 400: 10000 steps, tests/test_separation.py's budget), on the demo world with
+#    demo epochs (default 400: 10000 steps, tests/eval/test_separation.py's budget), on the demo world with
 #    384 UCF101 test queries, with a backbone trained on the world's latent classes beside them.
-# The sizes of the separation results (the demo scale's 64 px before it moved to 32; tests/test_separation.py reads them too)
+# The sizes of the separation results (the demo scale's 64 px before it moved to 32; tests/eval/test_separation.py reads them too)
 MEASURED_SIZES=()
 while IFS= read -r setting; do MEASURED_SIZES+=(--set "$setting"); done < benchmarks/separation_sizes.txt
 if has separation; then
