@@ -35,7 +35,7 @@ science: $(STAMP)
 
 # One pytest worker per core: the workflow tests run beside the rest instead of after it.
 test: $(STAMP)
-	tests/system-packages.sh
+	tests/helpers/system-packages.sh
 	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: $(STAMP)

@@ -74,7 +74,7 @@ if has eval; then
 fi
 
 # The world of the separation and science steps: the demo world with 384 UCF101 test queries, at the sizes
-# of the separation results (the demo scale's 64 px before it moved to 32; tests/test_separation.py reads them too).
+# of the separation results (the demo scale's 64 px before it moved to 32; tests/eval/test_separation.py reads them too).
 MEASURED_SIZES=()
 while IFS= read -r setting; do MEASURED_SIZES+=(--set "$setting"); done < benchmarks/separation_sizes.txt
 QUERIES=(--set world.root=/tmp/world-demo --set world.ucf101_groups=12 --set world.ucf101_clips=4
@@ -84,7 +84,7 @@ for name in imagenet ucf101; do QUERIES+=(--set "data.${name}_root=/tmp/world-de
 if has separation || has science; then python3 -m cycle_pkg.cli world --scale demo "${QUERIES[@]}" --jobs 8; fi
 
 # 6. Do the evaluations tell a pretrained backbone from a random one at a GPU budget? SEPARATION_EPOCHS
-#    demo epochs (default 400: 10000 steps, tests/test_separation.py's budget), on that world, with a
+#    demo epochs (default 400: 10000 steps, tests/eval/test_separation.py's budget), on that world, with a
 #    backbone trained on the world's latent classes beside them.
 if has separation; then
   EPOCHS=${SEPARATION_EPOCHS:-400}

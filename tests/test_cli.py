@@ -10,7 +10,7 @@ from cycle_pkg.errors import ConfigError
 from cycle_pkg.eval.registry import tasks
 from cycle_pkg.settings.config import load_config
 
-from .conftest import PARAMS, pretrain_args, run_cycle_here
+from .helpers import PARAMS, pretrain_args, run_cycle_here
 
 
 def test_every_data_command_has_its_functions_options():

@@ -8,7 +8,7 @@ classes at the paper's scale, the synthetic world's ImageNet at the small scales
 resized and centre-cropped once, when training starts, and kept as uint8; each look at the model
 then costs one forward pass per image in eval mode without gradients. Looking changes nothing: the
 modules go back to the mode they were in, BatchNorm reads its running statistics and updates none,
-and every random number generator is forked around the call (``tests/test_monitor.py`` checks it).
+and every random number generator is forked around the call (``tests/pretrain/test_monitor.py`` checks it).
 """
 
 from __future__ import annotations
