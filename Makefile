@@ -26,11 +26,13 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores all
 
 # The science scale (docs/science.md): Table 4's claim over seeds, then its report and figure under
-# benchmarks/results/ (a pre-registered run names them, e.g. `make science SCIENCE_RUN=run2`; `local` otherwise).
+# benchmarks/results/ (a pre-registered run names them and its scale, e.g.
+# `make science SCIENCE_RUN=run3 SCIENCE_SCALE=science_long`; `local` and `science` otherwise).
 SCIENCE_RUN ?= local
+SCIENCE_SCALE ?= science
 science: $(STAMP)
-	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=science && \
-	  $(BIN)/python -m benchmarks.science_report --scale science --started $$started \
+	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=$(SCIENCE_SCALE) && \
+	  $(BIN)/python -m benchmarks.science_report --scale $(SCIENCE_SCALE) --started $$started \
 	  --out benchmarks/results/science_$(SCIENCE_RUN)_cpu.json --figure benchmarks/results/science_$(SCIENCE_RUN)_cpu.png
 
 # One pytest worker per core: the workflow tests run beside the rest instead of after it.
