@@ -9,7 +9,7 @@ sampler) or derived from (seed, epoch, index) (the data).
 ``_pretrain`` is the job's outline, in the manner of MoCo's ``main_worker``: restore (``run_folder``),
 the dataset and its feed (``data.pretrain_input``: the data path, ``pretrain.augment_on``, chosen
 once), the steps (``schedule``) and the loader (``loader``), the :class:`Training` with its
-representation monitor on rank 0 (``training``), the MLflow run (``mlflow_run``), the step loop
+representation monitor on rank 0 (``training``), the MLflow run (``mlflow_log``), the step loop
 (``steps.train_steps``, MoCo's ``train``), the summary and the last writes (``finish``). The processes
 and their stopping are ``runtime``'s.
 """
