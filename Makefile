@@ -33,6 +33,7 @@ SCIENCE_SCALE ?= science
 science: $(STAMP)
 	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=$(SCIENCE_SCALE) && \
 	  $(BIN)/python -m benchmarks.science_report --scale $(SCIENCE_SCALE) --started $$started \
+	  --command 'make science SCIENCE_RUN=$(SCIENCE_RUN) SCIENCE_SCALE=$(SCIENCE_SCALE)' \
 	  --out benchmarks/results/science_$(SCIENCE_RUN)_cpu.json --figure benchmarks/results/science_$(SCIENCE_RUN)_cpu.png
 
 # One pytest worker per core: the workflow tests run beside the rest instead of after it.
