@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import inspect
 import json
 import logging
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .data import commands as data_commands
-from .errors import CheckpointError, ConfigError, DatasetError, MlflowUnavailable, Preempted, RunLocked
+from .errors import ConfigError, report
 from .eval import registry
 from .jobs import attempts, forkserver, layout, lock
 from .reproduction.grid import run_name
@@ -26,16 +25,6 @@ from .settings.typed_yaml import parse_override
 
 if TYPE_CHECKING:
     from .eval.checkpoints import Backbone
-
-
-# The file system refusing a job's writes, and what to do; a rerun resumes from the last checkpoint.
-AFTERWARDS = "then rerun the same command: it resumes from its last checkpoint"
-CANNOT_WRITE = {
-    errno.ENOSPC: f"free space on its file system, {AFTERWARDS}",
-    errno.EDQUOT: f"free space within your quota, {AFTERWARDS}",
-    errno.EROFS: f"its file system is read-only: point the results or logs elsewhere, or remount it, {AFTERWARDS}",
-    errno.EACCES: f"make its folder writable for this user, {AFTERWARDS}",
-}
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -328,33 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     return run(argv)
 
 
-# The errors a job reports in one line (what went wrong and what to do), and its exit status
-EXPECTED: dict[type[Exception], tuple[str, int]] = {
-    ConfigError: ("configuration error", 2),
-    DatasetError: ("data error", 2),
-    CheckpointError: ("checkpoint error", 2),
-    RunLocked: ("busy", 2),
-    MlflowUnavailable: ("MLflow unavailable", 1),
-}
-
-
 def run(argv: list[str] | None = None) -> int:
     """The command itself, in this process; its exit status."""
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except tuple(EXPECTED) as err:
-        label, status = next(EXPECTED[kind] for kind in EXPECTED if isinstance(err, kind))
-        print(f"cycle: {label}: {err}", file=sys.stderr)
-        return status
-    except Preempted as err:
-        print(f"cycle: preempted: {err}", file=sys.stderr)
-        return err.exit_status
-    except OSError as err:
-        if err.errno not in CANNOT_WRITE or err.filename is None:
+    except Exception as err:
+        reported = report(err)
+        if reported is None:
             raise
-        print(f"cycle: cannot write {err.filename}: {err.strerror}; {CANNOT_WRITE[err.errno]}", file=sys.stderr)
-        return 1
+        message, status = reported
+        print(f"cycle: {message}", file=sys.stderr)
+        return status
     return 0
 
 

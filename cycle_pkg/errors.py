@@ -1,4 +1,9 @@
-"""The errors the ``cycle`` command reports as a clear message instead of a traceback."""
+"""The errors the ``cycle`` command reports as a clear message instead of a traceback, and how it
+reports them: one line (what went wrong and what to do) and an exit status."""
+
+from __future__ import annotations
+
+import errno
 
 
 class ConfigError(ValueError):
@@ -42,3 +47,34 @@ class MlflowUnavailable(RuntimeError):
 
 class RunLocked(RuntimeError):
     """Another live job writes the same run folder; the message names it (host, process, start time)."""
+
+
+# The file system refusing a job's writes, and what to do; a rerun resumes from the last checkpoint.
+AFTERWARDS = "then rerun the same command: it resumes from its last checkpoint"
+CANNOT_WRITE = {
+    errno.ENOSPC: f"free space on its file system, {AFTERWARDS}",
+    errno.EDQUOT: f"free space within your quota, {AFTERWARDS}",
+    errno.EROFS: f"its file system is read-only: point the results or logs elsewhere, or remount it, {AFTERWARDS}",
+    errno.EACCES: f"make its folder writable for this user, {AFTERWARDS}",
+}
+# Each expected error's label in the one line, and the exit status
+EXPECTED: dict[type[Exception], tuple[str, int]] = {
+    ConfigError: ("configuration error", 2),
+    DatasetError: ("data error", 2),
+    CheckpointError: ("checkpoint error", 2),
+    RunLocked: ("busy", 2),
+    MlflowUnavailable: ("MLflow unavailable", 1),
+}
+
+
+def report(err: Exception) -> tuple[str, int] | None:
+    """The line (after ``cycle: ``) and exit status the command reports ``err`` with; None for an error
+    it does not expect, which keeps its traceback."""
+    for kind, (label, status) in EXPECTED.items():
+        if isinstance(err, kind):
+            return f"{label}: {err}", status
+    if isinstance(err, Preempted):
+        return f"preempted: {err}", err.exit_status
+    if isinstance(err, OSError) and err.errno in CANNOT_WRITE and err.filename is not None:
+        return f"cannot write {err.filename}: {err.strerror}; {CANNOT_WRITE[err.errno]}", 1
+    return None
