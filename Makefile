@@ -28,13 +28,15 @@ demo: $(STAMP)
 # The science scale (docs/science.md): Table 4's claim over seeds, then its report and figure under
 # benchmarks/results/ (a pre-registered run names them and its scale, e.g.
 # `make science SCIENCE_RUN=run3 SCIENCE_SCALE=science_long`; `local` and `science` otherwise).
+# Both reach the recipe through its environment, quoted there: never as shell text.
 SCIENCE_RUN ?= local
 SCIENCE_SCALE ?= science
+export SCIENCE_RUN SCIENCE_SCALE
 science: $(STAMP)
-	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale=$(SCIENCE_SCALE) && \
-	  $(BIN)/python -m benchmarks.science_report --scale $(SCIENCE_SCALE) --started $$started \
-	  --command 'make science SCIENCE_RUN=$(SCIENCE_RUN) SCIENCE_SCALE=$(SCIENCE_SCALE)' \
-	  --out benchmarks/results/science_$(SCIENCE_RUN)_cpu.json --figure benchmarks/results/science_$(SCIENCE_RUN)_cpu.png
+	started=$$(date +%s) && $(BIN)/snakemake --cores all --config scale="$$SCIENCE_SCALE" && \
+	  $(BIN)/python -m benchmarks.science_report --scale "$$SCIENCE_SCALE" --started $$started \
+	  --command "make science SCIENCE_RUN=$$SCIENCE_RUN SCIENCE_SCALE=$$SCIENCE_SCALE" \
+	  --out "benchmarks/results/science_$${SCIENCE_RUN}_cpu.json" --figure "benchmarks/results/science_$${SCIENCE_RUN}_cpu.png"
 
 # One pytest worker per core: the workflow tests run beside the rest instead of after it.
 test: $(STAMP)

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.record import arguments, write_result
+from benchmarks.record import ROOT, arguments, write_result
 from cycle_pkg.jobs.plots import pyplot, save_png
 from cycle_pkg.pretrain.monitor import MECHANISM
 from cycle_pkg.reproduction.figures import run_summary
@@ -23,7 +23,6 @@ from cycle_pkg.reproduction.grid import Grid
 from cycle_pkg.reproduction.paper import paper_tables
 from cycle_pkg.reproduction.stats import t_interval
 from cycle_pkg.reproduction.tables import table_frame
-from cycle_pkg.settings.config import load_config
 
 TABLE, METRIC = "table4", "top1"
 AT_THE_END = ("knn_top1", *MECHANISM)
@@ -130,11 +129,7 @@ def figure(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
     steps.set_xticks(range(len(stepped)), [f"{r['method']}\nover the row above" for r in stepped], fontsize=8)
     steps.set_ylabel("step in top-1 (points)")
     steps.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.25))  # below the 2-line ticks
-    keys = [
-        k
-        for k in ("cycle_nn_same_class", "backbone_nn_same_class", "backbone_nn_own_video", "cycle_back_video")
-        if all(k in r["at_the_end"] for r in rows)
-    ]
+    keys = [k for k in MECHANISM_LABELS if all(k in r["at_the_end"] for r in rows)]
     width = 0.8 / max(len(rows), 1)
     for j, r in enumerate(rows):
         values = [r["at_the_end"][k]["mean"] for k in keys]
@@ -157,23 +152,23 @@ def figure(rows: list[dict[str, Any]], title: str, path: Path) -> Path:
 
 def main() -> None:
     parser = arguments(__doc__, required=True)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--scale", default="science")
     parser.add_argument("--figure", help="the figure's PNG (beside the result: its name, ending .png)")
     parser.add_argument("--started", type=float, help="when the run started (seconds since the epoch)")
     parser.add_argument("--command", default="make science", help="the command that produced the metrics")
     args = parser.parse_args()
 
-    config = load_config(args.params, args.scale)
     grid = Grid(args.params, args.scale)
-    rows = rows_of(grid, config.results)
+    rows = rows_of(grid, grid.base.results)
     result = {
         "what": "Table 4's ResNet-18 rows on the synthetic world over seeds (docs/science.md)",
         "scale": args.scale,
         "seeds": grid.seeds,
         "rows": rows,
         "ordering": "shown"
-        if all(r["step_over_row_above"] and r["step_over_row_above"]["verdict"] == "shown" for r in rows[1:])
+        if len(rows) > 1
+        and all(r["step_over_row_above"] and r["step_over_row_above"]["verdict"] == "shown" for r in rows[1:])
         else "not shown",
     }
     write_result(result, args.out, args.started, command=args.command, unprinted=["rows"])

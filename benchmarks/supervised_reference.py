@@ -9,12 +9,16 @@ format (classifier included), which `cycle eval --format torchvision` reads.
 Example (the world's R2V2 frames at the scale's pretraining size; 44 s an epoch on 2 CPU cores at the demo's):
     python -m benchmarks.supervised_reference --scale demo --epochs 10 --weights supervised.pth \\
         --out benchmarks/results/supervised_reference_demo_10ep_cpu.json
-    python -m benchmarks.supervised_reference --scale science --set world.pattern_scale=[1.0,2.0] --weights s.pth
+    python -m benchmarks.supervised_reference --scale science --set world.pattern_scale=[1.0,2.0] --weights s.pth \\
+        --probe --out result.json   # then the scale's own linear probe of it (science run 2's calibration)
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,11 +112,44 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--weights", required=True, help="where to write the weights (torchvision's format)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--probe", action="store_true", help="then the scale's linear probe (`cycle eval linear`)")
     args = parser.parse_args()
     config = load_config(args.params, args.scale, args.overrides)
     generate_world(config.world)
     result = train_for(config, args.epochs, Path(args.weights))
+    if args.probe:
+        result["linear"] = probe(args.params, args.scale, args.overrides, Path(args.weights))
     write_result({"scale": args.scale, "overrides": args.overrides, "epochs": args.epochs, **result}, args.out, began)
+
+
+def probe(params: str, scale: str, overrides: list[str], weights: Path) -> dict[str, float]:
+    """The scale's linear probe of the weights, as the workflow runs it (MLflow left out): its metrics."""
+    metrics = weights.with_suffix(".linear.json")
+    sets = [*overrides, "mlflow.enabled=false"]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cycle_pkg.cli",
+            "eval",
+            "linear",
+            "--params",
+            params,
+            "--scale",
+            scale,
+            *(a for s in sets for a in ("--set", s)),
+            "--checkpoint",
+            str(weights),
+            "--format",
+            "torchvision",
+            "--output",
+            str(metrics),
+            "--log",
+            str(weights.with_suffix(".linear.log")),
+        ],
+        check=True,
+    )
+    return json.loads(metrics.read_text())["metrics"]
 
 
 if __name__ == "__main__":

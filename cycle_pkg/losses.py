@@ -79,6 +79,11 @@ def soft_nearest_neighbor(
     return torch.einsum("nk,nkc->nc", weights, chosen)
 
 
+def forward_temperature(temperature: float, nn_temperature: float | None) -> float:
+    """The cycle's forward step's temperature: ``loss.nn_temperature``, or T where it is not set (the paper's)."""
+    return temperature if nn_temperature is None else nn_temperature
+
+
 @_in_float32
 def cycle_loss(
     query: Tensor,
@@ -93,6 +98,7 @@ def cycle_loss(
 ) -> Tensor:
     """Eq. 5: the soft nearest neighbour q_hat of the query in U (forward step) must pick the
     positive, another frame of the query's video, out of the negatives (backward step)."""
-    nn_temperature = temperature if nn_temperature is None else nn_temperature
-    q_hat = soft_nearest_neighbor(query, neighbors, nn_temperature, topk, query_view, kpp_embedding)
+    q_hat = soft_nearest_neighbor(
+        query, neighbors, forward_temperature(temperature, nn_temperature), topk, query_view, kpp_embedding
+    )
     return info_nce(q_hat, positive, negatives, temperature)

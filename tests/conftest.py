@@ -67,6 +67,7 @@ def mlflow_uri(tmp_path, monkeypatch, empty_mlflow_store) -> str:
 @pytest.fixture
 def saved_figures(monkeypatch) -> list:
     """The figures that :func:`cycle_pkg.jobs.plots.save_png` writes in the test, as they were written."""
+    from benchmarks import science_report
     from cycle_pkg.jobs import plots
     from cycle_pkg.pretrain import monitor_figures
     from cycle_pkg.reproduction import figures as table_figures
@@ -77,6 +78,6 @@ def saved_figures(monkeypatch) -> list:
         figures.append(figure)
         return save_png(figure, path, **kwargs)
 
-    for module in (monitor_figures, table_figures):
+    for module in (monitor_figures, table_figures, science_report):
         monkeypatch.setattr(module, "save_png", keep)
     return figures

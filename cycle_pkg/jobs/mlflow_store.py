@@ -110,8 +110,8 @@ def wait_for_server(uri: str) -> None:
 
 
 def with_retries(call: Callable[..., T]) -> Callable[..., T]:
-    """Retry MLflow calls that fail because many jobs write the same store at once, or because its
-    server is restarting."""
+    """Retry MLflow calls that fail because many jobs write the same store at once (a busy SQLite store);
+    a server that does not answer is :class:`.mlflow_job.MlflowRun`'s to wait for."""
 
     @functools.wraps(call)
     def wrapper(*args, **kwargs):

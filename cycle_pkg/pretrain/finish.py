@@ -37,6 +37,7 @@ def summarize(
     """The finished run's summary.json: its length, speed, memory, final metrics, the loader's share
     of its time and the monitor's curve and cost (a cost above 5% of training time is flagged)."""
     p, total_steps, monitor = training.config.pretrain, training.total_steps, training.monitor
+    planned = planned_steps(training.steps_per_epoch, p.epochs)
     seconds = max(training.counters["train_seconds"], 1e-9)
     monitor_fraction = None if monitor is None else monitor.seconds / seconds
     if monitor_fraction is not None and monitor_fraction > MONITOR_BUDGET:
@@ -53,8 +54,8 @@ def summarize(
         "steps": total_steps,
         "steps_per_epoch": training.steps_per_epoch,
         "epochs": total_steps / training.steps_per_epoch,
-        "planned_steps": planned_steps(training.steps_per_epoch, p.epochs),
-        "complete": total_steps >= planned_steps(training.steps_per_epoch, p.epochs),
+        "planned_steps": planned,
+        "complete": total_steps >= planned,
         "pairs_seen": total_steps * p.batch_size,
         "processes": runtime.world,
         "device": str(runtime.device),

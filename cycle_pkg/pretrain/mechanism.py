@@ -47,7 +47,8 @@ def cycle_steps(embeddings: Tensor, videos: Tensor, classes: Tensor, temperature
     own = videos[:, None] == videos[None, :]
     in_u = (videos % 2 == 0)[None, :] & ~own
     negative = (videos % 2 == 1)[None, :] & ~own
-    weights = torch.softmax(similarity.masked_fill(~in_u, float("-inf")) / temperature, dim=1)
+    u_similarity = similarity.masked_fill(~in_u, float("-inf"))
+    weights = torch.softmax(u_similarity / temperature, dim=1)
     q_hat = F.normalize(weights @ e, dim=1)
     back = (q_hat @ e.T).masked_fill(~(own | negative), float("-inf")).argmax(dim=1)
     rows = torch.arange(len(e))
@@ -55,7 +56,7 @@ def cycle_steps(embeddings: Tensor, videos: Tensor, classes: Tensor, temperature
     known = classes != NO_CLASS
     if known.any():
         same = (classes[:, None] == classes[None, :]) & known[:, None]
-        nearest = similarity.masked_fill(~in_u, float("-inf")).argmax(dim=1)
+        nearest = u_similarity.argmax(dim=1)
         metrics["nn_same_class"] = _percent(same[rows, nearest][known])
         metrics["nn_class_weight"] = 100.0 * (weights * same).sum(dim=1)[known].mean().item()
         metrics["same_class_chance"] = 100.0 * ((same & in_u).sum(1) / in_u.sum(1))[known].mean().item()

@@ -33,6 +33,7 @@ from ..errors import DatasetError
 from ..eval.features import ImageFiles, eval_mode
 from ..eval.knn import knn_accuracy
 from ..jobs.atomic import write_bytes_atomic
+from ..losses import forward_temperature
 from ..settings.config import Config
 from .mechanism import NO_CLASS, FrameSet, cycle_steps, nearest_frames
 
@@ -268,8 +269,7 @@ def build_monitor(config: Config, device: torch.device, memory_format: torch.mem
         "monitor: the cycle's mechanism on %s",
         "the labelled set" if frames is None else f"{len(frames.videos)} frames of {m.videos} val videos",
     )
-    loss = config.loss
-    nn_temperature = loss.temperature if loss.nn_temperature is None else loss.nn_temperature
+    nn_temperature = forward_temperature(config.loss.temperature, config.loss.nn_temperature)
     return Monitor(
         labelled,
         m.k,

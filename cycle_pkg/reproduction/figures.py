@@ -58,7 +58,7 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
         if paper:
             axis.plot(*zip(*paper, strict=True), "s--", label="paper")
         if marked:  # off the curve: these numbers do not measure the representation
-            axis.plot(*zip(*marked, strict=True), "rx", label="ours, marked in the table (diverged / chance)")
+            axis.plot(*zip(*marked, strict=True), "rx", label="ours, marked in the table")
         axis.set_xlabel(table.curve["label"] + " (paper's units)")
         axis.set_ylabel(table.metrics[metric])
         if table.curve.get("log_x"):
@@ -71,8 +71,8 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
 
 
 def knn_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Path:
-    """The monitor's kNN top-1 curves of the table's pretraining runs on one plot, a curve per row
-    (the mean over its seeds, with a 95% band when there are several)."""
+    """The monitor's curves of the table's pretraining runs (:func:`table_knn_figure`: a panel per metric, kNN
+    top-1 and the cycle's mechanism), a curve per row (the mean over its seeds, a 95% band when there are several)."""
     runs: dict[str, list[dict[str, Any]]] = {}
     seen = False
     for index, row in enumerate(table.rows):

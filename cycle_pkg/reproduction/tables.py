@@ -269,10 +269,8 @@ def protocol_lines(table: Table, grid: Grid, results: str | Path) -> list[str]:
 
 
 # What a scale's numbers can say (the small scales' only test the pipeline)
-SCALE_CLAIMS = {
-    "paper": "",
-    "science": "They test the paper's ordering on the synthetic world over seeds (docs/science.md), not its numbers.",
-}
+SCIENCE_CLAIM = "They test the paper's ordering on the synthetic world over seeds (docs/science.md), not its numbers."
+SCALE_CLAIMS = {"paper": "", "science": SCIENCE_CLAIM, "science_long": SCIENCE_CLAIM}
 
 
 def describe_scale(config: Config) -> str:

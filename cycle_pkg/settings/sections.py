@@ -2,7 +2,7 @@
 method (model, loss), its pretraining, MLflow, the evaluations and the workflow; :mod:`.config`
 composes them into one configuration. Each evaluation's own section, with its ranges, checks and
 protocol in words, lives beside the evaluation (``cycle_pkg/eval/<task>_settings.py``); ``EvalConfig``
-gathers them under ``eval``. Free of torch, as the whole package."""
+gathers them under ``eval``. Free of torch, as the whole ``settings`` package."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ layer and the key; the layers are then merged in order and built into the datacl
 hints give the file's JSON schema, and a table of :class:`Range` by dataclass and field gives both
 the schema's bounds and :func:`check_ranges`. A setting is addressed by its dotted key (``loss.lambda_cycle``):
 on the command line (:func:`overrides_to_dict`), in flat records (:func:`flatten`) and in code
-(:func:`get_setting`). Nothing here knows the project's settings (``config.py``).
+(:func:`get_setting`). Nothing here knows the project's settings (:mod:`.sections`, :mod:`.ranges`).
 """
 
 from __future__ import annotations

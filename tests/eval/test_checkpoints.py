@@ -130,7 +130,10 @@ def test_unknown_format_and_unreadable_files(tmp_path):
     with pytest.raises(CheckpointError, match=r"odd.pt: unknown checkpoint format \(top level: \['weights'\]\)"):
         load_backbone(tmp_path / "odd.pt")
     (tmp_path / "notes.txt").write_text("not a checkpoint")
-    with pytest.raises(CheckpointError, match=r"notes.txt: cannot be read .* \(neither a zip archive nor a pickle\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"notes.txt: cannot be read as a PyTorch checkpoint \(neither a zip archive nor a pickle\)",
+    ):
         load_backbone(tmp_path / "notes.txt")
     with pytest.raises(CheckpointError, match="missing.pt: checkpoint not found"):
         load_backbone(tmp_path / "missing.pt")

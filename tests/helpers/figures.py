@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 
-def legend_overlaps(figure) -> list[str]:
-    """The figure's legends that lie over one of its (visible) axes, drawn as it was laid out when saved;
-    an error if it has no legend."""
+def _drawn(figure) -> tuple:
+    """The figure drawn as it was laid out when saved: its renderer and its legends."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = FigureCanvasAgg(figure)  # pyplot's was let go when the figure was closed
     canvas.draw()
-    renderer = canvas.get_renderer()
     legends = [*figure.legends, *(axis.get_legend() for axis in figure.axes if axis.get_legend())]
+    return canvas.get_renderer(), legends
+
+
+def legend_overlaps(figure) -> list[str]:
+    """The figure's legends that lie over one of its (visible) axes; an error if it has no legend."""
+    renderer, legends = _drawn(figure)
     assert legends, "the figure has no legend"
     return [
         f"legend {[t.get_text() for t in legend.get_texts()]} over axes {axis.get_ylabel()!r}"
@@ -23,12 +27,7 @@ def legend_overlaps(figure) -> list[str]:
 
 def label_overlaps(figure) -> list[str]:
     """Tick labels of one axis that run into each other, and legends over an axis's tick labels."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    legends = [*figure.legends, *(axis.get_legend() for axis in figure.axes if axis.get_legend())]
+    renderer, legends = _drawn(figure)
     found = []
     for axis in figure.axes:
         ticks = [t for t in axis.get_xticklabels() if t.get_text()]

@@ -8,13 +8,10 @@ from ..helpers import ROOT
 from ..helpers.figures import label_overlaps, legend_overlaps
 
 
-def test_the_science_figure_keeps_its_labels_and_legends_apart(tmp_path, monkeypatch):
+def test_the_science_figure_keeps_its_labels_and_legends_apart(tmp_path, saved_figures):
     rows = json.loads((ROOT / "benchmarks" / "results" / "science_run1_cpu.json").read_text())["rows"]
-    drawn = []
-    monkeypatch.setattr(science_report, "save_png", lambda figure, path: drawn.append(figure) or path)
     science_report.figure(rows, "Table 4", tmp_path / "science.png")
-    (figure,) = drawn
-    figure.tight_layout()
+    (figure,) = saved_figures
     assert len(figure.axes) == 3
     assert legend_overlaps(figure) == []
     assert label_overlaps(figure) == []
