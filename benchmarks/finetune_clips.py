@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.record import arguments, write_result
+from benchmarks.record import arguments, device_name, write_result
 from cycle_pkg.data.synthetic import latent_classes, new_instance
 from cycle_pkg.data.synthetic.action import FPS, write_avi
 from cycle_pkg.data.synthetic.motion import action_path, draw
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.cuda.synchronize()
 
         result["seconds_per_clip_one_thread"]["colour_jitter_and_normalize_cuda"] = best(args.repeats, jitter_on_gpu)
-        result["device"] = torch.cuda.get_device_name()
+        result["device"] = device_name("cuda")
     loader_cost = decode + loader
     result["loader_clips_per_second_per_core"] = 1 / loader_cost
     result["loader_clips_per_second_per_core_with_cpu_jitter"] = 1 / (loader_cost + on_cpu)

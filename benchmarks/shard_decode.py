@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 from torchvision.io import decode_jpeg, read_file
 
-from benchmarks.record import arguments, write_result
+from benchmarks.record import arguments, device_name, write_result
 from cycle_pkg.data.augment import moco_v2
 from cycle_pkg.data.batch_augment import decode_and_augment
 from cycle_pkg.data.pairs import PairMaker, VideoPairs
@@ -171,7 +171,7 @@ def gpu_decode(files: list[Path], index, device: str, repeats: int, batch: int =
             seconds[name].append(time.perf_counter() - start)
     rates = {"loose": len(loose) / min(seconds["loose"]), "shard": len(sharded) / min(seconds["shard"])}
     return {
-        "device": torch.cuda.get_device_name(device),
+        "device": device_name(device),
         "frames_per_second": rates,
         "ratio": rates["shard"] / rates["loose"],
     }

@@ -55,41 +55,53 @@ class DataInput:
     path: str
     context: str  # MLflow's mlflow.data.context: training or evaluation
     manifest: str | None = None  # a file in ``path`` that lists its content with checksums (the shards' index)
+    parts: tuple[str, ...] = ()  # the entries of ``path`` the job reads (one split of several); () all
 
     def digest(self) -> tuple[str, str]:
         """The digest (32 hex characters, under the 36 that MLflow's stores keep) and what it is a digest of:
-        the manifest's sha256, else that of the folder's listing (every file's relative path and size)."""
+        the manifest's sha256, else that of the listing of the folder or of its parts (every file's relative
+        path and size)."""
         if self.manifest is not None:
             manifest = Path(self.path) / self.manifest
             return hashlib.sha256(manifest.read_bytes()).hexdigest()[:32], f"sha256 of {self.manifest}"
-        return listing_digest(Path(self.path)), "sha256 of the listing (relative path and size of every file)"
+        of = f" of {', '.join(self.parts)}" if self.parts else ""
+        return listing_digest(
+            Path(self.path), self.parts
+        ), f"sha256 of the listing{of} (relative path and size of every file)"
 
 
-def listing_digest(root: Path) -> str:
-    """A digest of what ``root`` holds, read from its listing (names and sizes, never the files' content): a
-    stat per file, about 5 s per million files in the page cache. Folders linked in are followed, once."""
+def listing_digest(root: Path, parts: tuple[str, ...] = ()) -> str:
+    """A digest of what ``root`` holds, or the entries ``parts`` of it, read from its listing (names and sizes,
+    never the files' content): a stat per file, about 5 s per million files in the page cache. Folders linked
+    in are followed, once."""
     digest, seen = hashlib.sha256(), set()
 
-    def walk(folder: str, prefix: str) -> None:
+    def add(entry: os.DirEntry, prefix: str) -> None:
+        if entry.is_dir():
+            walk(entry.path, f"{prefix}{entry.name}/")
+            return
+        try:
+            size = entry.stat().st_size
+        except OSError:  # a broken link
+            size = -1
+        digest.update(f"{prefix}{entry.name}\t{size}\n".encode("utf-8", "surrogateescape"))
+
+    def walk(folder: str, prefix: str, only: tuple[str, ...] = ()) -> None:
         stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen:
             return
         seen.add((stat.st_dev, stat.st_ino))
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
+            entries = sorted((e for e in listing if not only or e.name in only), key=lambda entry: entry.name)
+        if only and len(entries) < len(set(only)):
+            missing = sorted(set(only) - {e.name for e in entries})
+            raise FileNotFoundError(f"{folder}: no {', '.join(missing)} here")
         for entry in entries:
-            if entry.is_dir():
-                walk(entry.path, f"{prefix}{entry.name}/")
-                continue
-            try:
-                size = entry.stat().st_size
-            except OSError:  # a broken link
-                size = -1
-            digest.update(f"{prefix}{entry.name}\t{size}\n".encode("utf-8", "surrogateescape"))
+            add(entry, prefix)
 
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
-    walk(str(root), "")
+    walk(str(root), "", parts)
     return digest.hexdigest()[:32]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..data.layout import SHARD_INDEX, shard_dir, subset_videos
+from ..data.r2v2 import id_list_path
 from ..jobs import slurm
 from ..jobs.atomic import write_text_atomic
 from ..jobs.layout import MLFLOW_RUN_ID
@@ -23,12 +24,14 @@ def pretrain_tags(config: Config, run: str) -> dict[str, str]:
 
 def pretrain_inputs(config: Config) -> list[DataInput]:
     """The R2V2 that pretraining reads, as its MLflow dataset: the shards' folder, digested by their index
-    (which holds each shard's sha256), or the JPEG copy's folder, digested by its listing."""
+    (which holds each shard's sha256), or the JPEG copy's folder, digested by the listing of what the run
+    reads there: its split's frames and id list (not the other split's)."""
     data, subset = config.data, subset_videos(config.data)
     name = f"r2v2/{data.r2v2_split}" + (f"-s{subset}" if subset is not None else "")
     if data.r2v2_format == "shards":
         return [DataInput(f"{name} shards", str(shard_dir(data)), "training", manifest=SHARD_INDEX)]
-    return [DataInput(name, data.r2v2_root, "training")]
+    parts = (data.r2v2_split, id_list_path(data.r2v2_root, data.r2v2_split).name)
+    return [DataInput(name, data.r2v2_root, "training", parts=parts)]
 
 
 def start_mlflow_run(training: Training, run_dir: Path, runtime: Runtime, extra_tags: dict[str, str]) -> MlflowRun:

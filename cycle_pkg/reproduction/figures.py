@@ -14,13 +14,12 @@ from typing import Any
 from ..errors import DatasetError
 from ..jobs.layout import summary_path
 from ..jobs.plots import legend_below, pyplot, save_png
+from ..pretrain.monitor_figures import Curve
 from ..settings.config import Config
 from .grid import Grid
 from .paper import Table
 from .stats import t_interval
-from .tables import _missing, table_frame
-
-Curve = Mapping[str, Any]  # a monitor summary: steps, knn_top1, knn_top5, ...
+from .tables import missing, table_frame
 
 
 def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) -> Path:
@@ -41,7 +40,7 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
     for axis, metric in zip(axes[0], metrics, strict=True):
         shown = sorted((x, i) for x, i in points if table.rows[i].paper.get(metric) is not None)
         paper = [(x, frame.loc[i, f"{metric}_paper"]) for x, i in shown]
-        ours = [(x, i) for x, i in shown if not _missing(frame.loc[i, f"{metric}_ours"])]
+        ours = [(x, i) for x, i in shown if not missing(frame.loc[i, f"{metric}_ours"])]
         marked = [(x, frame.loc[i, f"{metric}_ours"]) for x, i in ours if frame.loc[i, f"{metric}_mark"]]
         ours = [(x, i) for x, i in ours if not frame.loc[i, f"{metric}_mark"]]
         if ours:
@@ -51,7 +50,7 @@ def ablation_figure(table: Table, grid: Grid, config: Config, path: str | Path) 
             if seeded:
                 low = [y - frame.loc[i, f"{metric}_low"] for y, (_, i) in zip(ys, ours, strict=True)]
                 high = [frame.loc[i, f"{metric}_high"] - y for y, (_, i) in zip(ys, ours, strict=True)]
-                yerr = [[0.0 if _missing(v) else v for v in low], [0.0 if _missing(v) else v for v in high]]
+                yerr = [[0.0 if missing(v) else v for v in low], [0.0 if missing(v) else v for v in high]]
                 axis.errorbar(xs, ys, yerr=yerr, fmt="o-", capsize=3, label=f"{label}, mean, 95% CI")
             else:
                 axis.plot(xs, ys, "o-", label=label)

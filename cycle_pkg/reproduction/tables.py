@@ -165,20 +165,20 @@ def add_paired_steps(lines: list[dict[str, Any]], table: Table, grid: Grid) -> N
             if line[f"{key}_mark"] or above[f"{key}_mark"]:
                 continue
             pairs = [(line.get(f"{key}_seed{seed}"), above.get(f"{key}_seed{seed}")) for seed in grid.seeds]
-            if len(pairs) < 2 or any(_missing(a) or _missing(b) for a, b in pairs):
+            if len(pairs) < 2 or any(missing(a) or missing(b) for a, b in pairs):
                 continue
             step = t_interval([a - b for a, b in pairs])
             line[f"{key}_step"], line[f"{key}_step_low"], line[f"{key}_step_high"] = step.mean, step.low, step.high
 
 
 def _step(line: pd.Series, key: str) -> str:
-    if f"{key}_step" not in line or _missing(line[f"{key}_step"]):
+    if f"{key}_step" not in line or missing(line[f"{key}_step"]):
         return "-"
     return f"{line[f'{key}_step']:+.1f} [{line[f'{key}_step_low']:+.1f}, {line[f'{key}_step_high']:+.1f}]"
 
 
 def _cell(value: Any, signed: bool = False) -> str:
-    if _missing(value):
+    if missing(value):
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -187,7 +187,8 @@ def _cell(value: Any, signed: bool = False) -> str:
     return str(value)
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """No number: None, or NaN (a cell pandas left empty)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -197,7 +198,7 @@ def _ours(line: pd.Series, key: str, seeded: bool) -> str:
     text = _cell(line[f"{key}_ours"])
     if seeded and text != "-":
         low, high, n = line[f"{key}_low"], line[f"{key}_high"], int(line[f"{key}_n"])
-        text += f" (n={n})" if _missing(low) else f" [{low:.1f}, {high:.1f}] (n={n})"
+        text += f" (n={n})" if missing(low) else f" [{low:.1f}, {high:.1f}] (n={n})"
     return text + (f" ({line[f'{key}_mark']})" if line[f"{key}_mark"] else "")
 
 
@@ -233,7 +234,7 @@ def markdown(table: Table, frame: pd.DataFrame, grid: Grid, config: Config) -> s
             cells += [_ours(line, key, seeded), _cell(line[f"{key}_paper"])]
             if seeded:
                 inside = line[f"{key}_paper_inside"]
-                cells.append(_cell(None if _missing(inside) else bool(inside)))
+                cells.append(_cell(None if missing(inside) else bool(inside)))
             cells.append(_cell(line[f"{key}_diff"], signed=True))
             if seeded:
                 cells.append(_step(line, key))

@@ -5,7 +5,10 @@ value outside them. The cross-field checks (a queue of whole batches, top-K with
 
 from __future__ import annotations
 
-from ..eval import action_settings, finetune_settings, linear_settings, retrieval_settings, track_settings
+import dataclasses
+import importlib
+import typing
+
 from .sections import (
     DataConfig,
     EvalConfig,
@@ -97,12 +100,19 @@ RANGES: dict[type, dict[str, Range]] = {
         "requeue_margin": AT_LEAST_0,
     },
     EvalConfig: {"batch_size": AT_LEAST_1, "workers": AT_LEAST_0},
-    # each evaluation's, beside it (cycle_pkg/eval/<task>_settings.py)
-    **linear_settings.RANGES,
-    **track_settings.RANGES,
-    **action_settings.RANGES,
-    **finetune_settings.RANGES,
-    **retrieval_settings.RANGES,
     WorkflowConfig: {"seeds": AT_LEAST_0},
     MlflowConfig: {"outage_seconds": AT_LEAST_0},
 }
+
+
+def _evaluations() -> dict[type, dict[str, Range]]:
+    """Each evaluation's ranges, beside it (the RANGES of cycle_pkg/eval/<task>_settings.py), found
+    from the sections under ``eval`` as their checks are (checks.check_eval)."""
+    ranges: dict[type, dict[str, Range]] = {}
+    for section in typing.get_type_hints(EvalConfig).values():
+        if dataclasses.is_dataclass(section):
+            ranges.update(importlib.import_module(section.__module__).RANGES)
+    return ranges
+
+
+RANGES.update(_evaluations())

@@ -8,25 +8,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from cycle_pkg.jobs import forkserver
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..helpers import ROOT, wait_for
+
 CLIENT = (
     "import sys; from cycle_pkg.jobs.forkserver import call; s = call(sys.argv[1], ['job', *sys.argv[2:]]); "
     "sys.exit(99 if s is None else s)"
 )
-
-
-def wait_for(condition, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -264,3 +264,22 @@ def test_a_server_away_longer_than_mlflow_outage_seconds_fails_the_job_or_is_lef
     going_on.log_metrics({"loss": 1.0}, step=2)  # given up: the job trains on without MLflow
     going_on.end()
     assert not going_on.active and server.logged == [] and server.ended is None
+
+
+def test_a_listing_of_parts_sees_only_those_parts(tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "a.jpg").write_bytes(b"jpeg")
+        (tmp_path / f"r2v2_ids_{split}.txt").write_text("a,1\n")
+    parts = ("train", "r2v2_ids_train.txt")
+    data = DataInput("r2v2/train", str(tmp_path), "training", parts=parts)
+    digest, of_what = data.digest()
+    assert of_what == "sha256 of the listing of train, r2v2_ids_train.txt (relative path and size of every file)"
+    assert digest == listing_digest(tmp_path, parts) != listing_digest(tmp_path)
+    (tmp_path / "val" / "b.jpg").write_bytes(b"jpeg")  # the other split: not read, not seen
+    (tmp_path / "r2v2_ids_val.txt").write_text("a,1\nb,1\n")
+    assert data.digest()[0] == digest
+    (tmp_path / "r2v2_ids_train.txt").write_text("a,1\nb,1\n")  # its id list: seen
+    assert data.digest()[0] != digest
+    with pytest.raises(FileNotFoundError, match="no r2v2_ids_test.txt here"):
+        listing_digest(tmp_path, ("train", "r2v2_ids_test.txt"))

@@ -3,23 +3,14 @@ they run: every run ends FINISHED with all its metrics, nothing acknowledged is 
 
 import os
 import subprocess
-import time
 
 import mlflow
 import pytest
 
 from cycle_pkg.settings.config import load_config
 
-from ..helpers import PARAMS, cycle_command, pretrain_args
+from ..helpers import PARAMS, cycle_command, pretrain_args, wait_for
 from ..helpers.mlflow_server import MlflowServer
-
-
-def wait_for(condition, what: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.mark.long(minutes=2)
@@ -50,7 +41,9 @@ def test_concurrent_jobs_survive_a_server_restart(world, tmp_path):
     }
     try:
         logs = [tmp_path / "logs" / "pretrain" / f"{name}.log" for name in pretrainings]
-        wait_for(lambda: all(log.is_file() and "step 2/12" in log.read_text() for log in logs), "logged steps")
+        wait_for(
+            lambda: all(log.is_file() and "step 2/12" in log.read_text() for log in logs), "logged steps", timeout=300
+        )
         assert all(jobs[name].poll() is None for name in pretrainings)  # the restart happens while they train
         server.restart()
         errors = {name: job.communicate(timeout=600)[1] for name, job in jobs.items()}

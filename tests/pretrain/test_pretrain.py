@@ -67,10 +67,11 @@ def test_pretrain_writes_checkpoint_summary_and_mlflow_run(world, tmp_path, mlfl
     assert run.data.params["loss.lambda_cycle"] == "0.1" and run.data.params["pretrain.batch_size"] == "16"
     assert run.data.tags["grid.components"] == "intra_video+cycle" and run.data.tags["cycle.scale"] == "test"
     assert len(run.data.tags["mlflow.source.git.commit"]) >= 7
-    # what it read: R2V2 (the test scale trains on its R2V2-S of 96 videos), digested by its folder's listing,
-    # in an experiment that the UI opens on its runs
+    # what it read: R2V2 (the test scale trains on its R2V2-S of 96 videos), digested by the listing of its
+    # split and id list, in an experiment that the UI opens on its runs
     (read,) = run.inputs.dataset_inputs
-    assert (read.dataset.name, read.dataset.digest) == ("r2v2/train-s96", listing_digest(world / "r2v2"))
+    read_parts = ("train", "r2v2_ids_train.txt")
+    assert (read.dataset.name, read.dataset.digest) == ("r2v2/train-s96", listing_digest(world / "r2v2", read_parts))
     assert {t.key: t.value for t in read.tags}["mlflow.data.context"] == "training"
     kind = mlflow.MlflowClient().get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"]
     assert kind == "custom_model_development"
@@ -103,7 +104,8 @@ def test_pretraining_names_the_r2v2_it_reads_as_its_mlflow_dataset():
     expected = DataInput("r2v2/train-s96 shards", "/data/shards/train-s96", "training", manifest="index.json")
     assert mlflow_log.pretrain_inputs(shards) == [expected]  # digested by the index, which has every shard's sha256
     jpeg = load_config(PARAMS, "test", ["data.r2v2_subset=false", "data.r2v2_root=/data/r2v2"])
-    assert mlflow_log.pretrain_inputs(jpeg) == [DataInput("r2v2/train", "/data/r2v2", "training")]
+    parts = ("train", "r2v2_ids_train.txt")  # what it reads there: its split, not the other one
+    assert mlflow_log.pretrain_inputs(jpeg) == [DataInput("r2v2/train", "/data/r2v2", "training", parts=parts)]
 
 
 def test_killed_run_resumes_to_identical_weights(world, tmp_path):
