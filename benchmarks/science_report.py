@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.record import ROOT, arguments, write_result
+from cycle_pkg.jobs.attempts import NAME as ATTEMPTS_LOG
+from cycle_pkg.jobs.attempts import attempt_spans, busy_seconds
+from cycle_pkg.jobs.layout import run_dir
 from cycle_pkg.jobs.plots import pyplot, save_png
 from cycle_pkg.pretrain.monitor import MECHANISM
 from cycle_pkg.reproduction.figures import run_summary
@@ -88,6 +91,22 @@ def rows_of(grid: Grid, results: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def pretraining_time(results: str, runs: list[str]) -> dict[str, Any]:
+    """When the runs pretrained, from their attempts logs: a run stopped with its session and resumed
+    by a later `make science` has several attempts, and the wall time of that last command alone
+    leaves the earlier ones out. ``busy_seconds``: how long at least one run was training, across
+    every invocation, the time between them not counted."""
+    attempts = {run: attempt_spans(run_dir(results, run) / ATTEMPTS_LOG) for run in runs}
+    spans = [span for run_spans in attempts.values() for span in run_spans]
+    return {
+        "attempts": len(spans),
+        "resumed_runs": sorted(run for run, run_spans in attempts.items() if len(run_spans) > 1),
+        "busy_seconds": round(busy_seconds(spans)),
+        "from": min(start for start, _ in spans).isoformat(sep=" ", timespec="seconds"),
+        "to": max(stop for _, stop in spans).isoformat(sep=" ", timespec="seconds"),
+    }
 
 
 # The mechanism's bars (cycle_pkg.pretrain.mechanism's metrics), named for a reader
@@ -183,6 +202,9 @@ def main() -> None:
         and all(r["step_over_row_above"] and r["step_over_row_above"]["verdict"] == "shown" for r in rows[1:])
         else "not shown",
     }
+    result["pretraining"] = pretraining_time(grid.base.results, [run for row in rows for run in row["runs"]])
+    if result["pretraining"]["resumed_runs"]:
+        result["wall_seconds_of"] = "the last invocation of the command only: runs were resumed (see pretraining)"
     write_result(result, args.out, args.started, command=args.command, unprinted=["rows"])
     if args.figure:
         seeds = ", ".join(map(str, grid.seeds))

@@ -8,14 +8,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 from . import slurm
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+TIME = "%Y-%m-%d %H:%M:%S,%f"  # logging's asctime, which FORMAT puts first on each line
 NAME = "attempts.log"
+STARTED = "attempt on "
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +37,7 @@ def attempts_log(folder: Path) -> Iterator[Path]:
     root = logging.getLogger()
     root.addHandler(handler)
     job = slurm.job_id()
-    log.info("attempt on %s, process %d%s", socket.gethostname(), os.getpid(), f", SLURM job {job}" if job else "")
+    log.info(STARTED + "%s, process %d%s", socket.gethostname(), os.getpid(), f", SLURM job {job}" if job else "")
     try:
         yield path
     except BaseException as err:
@@ -45,3 +48,31 @@ def attempts_log(folder: Path) -> Iterator[Path]:
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def attempt_spans(path: Path) -> list[tuple[datetime, datetime]]:
+    """Each attempt of an attempts log, from its first line to its last (a killed attempt ends at the
+    last line it wrote); lines without a time (a traceback's) are part of the attempt above them."""
+    spans: list[tuple[datetime, datetime]] = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            when = datetime.strptime(line[:23], TIME)
+        except ValueError:
+            continue
+        if STARTED in line or not spans:
+            spans.append((when, when))
+        else:
+            spans[-1] = (spans[-1][0], when)
+    return spans
+
+
+def busy_seconds(spans: Iterable[tuple[datetime, datetime]]) -> float:
+    """How long at least one of ``spans`` was running: their union's length (overlaps counted once,
+    the time between them not at all)."""
+    total, end = 0.0, None
+    for start, stop in sorted(spans):
+        if end is None or start > end:
+            total, end = total + (stop - start).total_seconds(), stop
+        elif stop > end:
+            total, end = total + (stop - end).total_seconds(), stop
+    return total
