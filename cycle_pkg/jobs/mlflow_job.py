@@ -65,9 +65,8 @@ class DataInput:
             manifest = Path(self.path) / self.manifest
             return hashlib.sha256(manifest.read_bytes()).hexdigest()[:32], f"sha256 of {self.manifest}"
         of = f" of {', '.join(self.parts)}" if self.parts else ""
-        return listing_digest(
-            Path(self.path), self.parts
-        ), f"sha256 of the listing{of} (relative path and size of every file)"
+        digest = listing_digest(Path(self.path), self.parts)
+        return digest, f"sha256 of the listing{of} (relative path and size of every file)"
 
 
 def listing_digest(root: Path, parts: tuple[str, ...] = ()) -> str:
@@ -76,16 +75,6 @@ def listing_digest(root: Path, parts: tuple[str, ...] = ()) -> str:
     in are followed, once."""
     digest, seen = hashlib.sha256(), set()
 
-    def add(entry: os.DirEntry, prefix: str) -> None:
-        if entry.is_dir():
-            walk(entry.path, f"{prefix}{entry.name}/")
-            return
-        try:
-            size = entry.stat().st_size
-        except OSError:  # a broken link
-            size = -1
-        digest.update(f"{prefix}{entry.name}\t{size}\n".encode("utf-8", "surrogateescape"))
-
     def walk(folder: str, prefix: str, only: tuple[str, ...] = ()) -> None:
         stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen:
@@ -93,11 +82,18 @@ def listing_digest(root: Path, parts: tuple[str, ...] = ()) -> str:
         seen.add((stat.st_dev, stat.st_ino))
         with os.scandir(folder) as listing:
             entries = sorted((e for e in listing if not only or e.name in only), key=lambda entry: entry.name)
-        if only and len(entries) < len(set(only)):
-            missing = sorted(set(only) - {e.name for e in entries})
-            raise FileNotFoundError(f"{folder}: no {', '.join(missing)} here")
+        absent = sorted(set(only) - {entry.name for entry in entries}) if only else []
+        if absent:
+            raise FileNotFoundError(f"{folder}: no {', '.join(absent)} here")
         for entry in entries:
-            add(entry, prefix)
+            if entry.is_dir():
+                walk(entry.path, f"{prefix}{entry.name}/")
+                continue
+            try:
+                size = entry.stat().st_size
+            except OSError:  # a broken link
+                size = -1
+            digest.update(f"{prefix}{entry.name}\t{size}\n".encode("utf-8", "surrogateescape"))
 
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
